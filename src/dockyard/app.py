@@ -1,0 +1,122 @@
+"""The composition root: ``create_app(config)`` builds every object and wires them together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from dockyard.config import Config
+from dockyard.http.observe import Metrics, ObserveMiddleware
+from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
+from dockyard.jobs.scheduler import Job, Scheduler
+from dockyard.jobs.uploads_purge import purge_uploads
+from dockyard.services.blobs import BlobService
+from dockyard.services.listing import ListingService
+from dockyard.services.manifests import ManifestService
+from dockyard.services.uploads import UploadService
+from dockyard.storage.blobstore import BlobStore
+from dockyard.storage.driver import StorageDriver
+from dockyard.storage.filesystem import FilesystemDriver
+from dockyard.storage.memory import MemoryDriver
+from dockyard.store import migrate
+from dockyard.store.db import Database
+
+log = logging.getLogger("dockyard")
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """Everything ``create_app`` built, for the CLI and tests that need a piece of it."""
+
+    config: Config
+    db: Database
+    store: BlobStore
+    services: RegistryServices
+    metrics: Metrics
+    scheduler: Scheduler
+
+
+def build_driver(config: Config) -> StorageDriver:
+    if config.storage.driver == "memory":
+        return MemoryDriver()
+    return FilesystemDriver(config.storage_root, fsync=config.storage.fsync)
+
+
+def build_components(config: Config) -> Components:
+    db = Database(config.database_url, config.database)
+    store = BlobStore(build_driver(config))
+    services = RegistryServices(
+        uploads=UploadService(db, store),
+        blobs=BlobService(db, store),
+        manifests=ManifestService(db, max_bytes=config.registry.manifest_max_bytes),
+        listing=ListingService(db, page_max=config.registry.list_page_max),
+    )
+    expiry = timedelta(seconds=config.registry.upload_expiry_seconds)
+    scheduler = Scheduler(db, [
+        Job("uploads-purge", config.registry.upload_purge_interval_seconds,
+            lambda: purge_uploads(db, store, expiry=expiry)),
+    ])
+    return Components(config, db, store, services, Metrics(), scheduler)
+
+
+class Dispatcher:
+    """Sends ``/v2`` to the registry API and everything else to the Starlette app."""
+
+    def __init__(self, registry: RegistryApp, other: Starlette) -> None:
+        self.registry = registry
+        self.other = other
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (scope["path"] == "/v2" or scope["path"].startswith("/v2/")):
+            await self.registry(scope, receive, send)
+        else:
+            await self.other(scope, receive, send)
+
+
+def create_app(config: Config, components: Components | None = None) -> ObserveMiddleware:
+    parts = components or build_components(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if not await migrate.is_current(parts.db):
+            raise RuntimeError("the database schema is not current: run `dockyard migrate`")
+        parts.scheduler.start()
+        try:
+            yield
+        finally:
+            await parts.scheduler.stop()
+            await parts.db.dispose()
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        try:
+            async with parts.db.read() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # readiness reports any failure, it never raises
+            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics(_request: Request) -> Response:
+        return PlainTextResponse(parts.metrics.render(),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    other = Starlette(routes=[
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ], lifespan=lifespan)
+    handlers = RegistryHandlers(parts.services, manifest_max_bytes=config.registry.manifest_max_bytes)
+    return ObserveMiddleware(Dispatcher(RegistryApp(handlers), other), parts.metrics,
+                             log_requests=config.log.access_log)

@@ -1,0 +1,179 @@
+"""The ``dockyard`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dockyard.config import Config, load_config
+from dockyard.errors import ConfigError
+
+CONFIG_HELP = "TOML configuration file (default: none; DOCKYARD_* environment variables still apply)"
+DATA_DIR_HELP = "directory for the SQLite database and blob storage (default ./data)"
+
+
+def _load(config_file: Path | None, data_dir: Path | None, **server: Any) -> Config:
+    try:
+        config = load_config(config_file)
+        if data_dir is not None:
+            config = config.with_overrides(data_dir=data_dir)
+        overrides = {k: v for k, v in server.items() if v is not None}
+        return config.with_overrides(server=overrides) if overrides else config
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+
+
+def config_options(func: Any) -> Any:
+    func = click.option("--data-dir", type=click.Path(path_type=Path), help=DATA_DIR_HELP)(func)
+    return click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+                        help=CONFIG_HELP)(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dockyard")
+def main() -> None:
+    """dockyard: a self-hosted OCI / Docker container registry.
+
+    Start with `dockyard serve`; see docs/configuration.md for every setting.
+    """
+
+
+@main.command()
+@config_options
+@click.option("--host", help="address to listen on (default 127.0.0.1)")
+@click.option("--port", type=int, help="port to listen on (default 5000)")
+@click.option("--workers", type=click.IntRange(min=0), help="worker processes (default: one per CPU core)")
+def serve(config_file: Path | None, data_dir: Path | None, host: str | None, port: int | None,
+          workers: int | None) -> None:
+    """Serve the registry API under granian until SIGTERM or Ctrl-C.
+
+    The schema is migrated first (unless database.auto_migrate is false, in which case a stale
+    schema is refused). SIGTERM finishes requests in flight, then exits.
+    """
+    from granian.constants import Interfaces, Loops
+    from granian.server import Server
+
+    from dockyard.serving import EFFECTIVE_CONFIG, configure_logging
+
+    config = _load(config_file, data_dir, host=host, port=port, workers=workers)
+    configure_logging(config)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_database(config)
+    _prepare_metrics_dir(config)
+    os.environ[EFFECTIVE_CONFIG] = config.model_dump_json()
+    count = config.server.workers or os.cpu_count() or 1
+    click.echo(f"dockyard listening on http://{config.server.host}:{config.server.port} "
+               f"({count} worker(s), data in {config.data_dir.resolve()})")
+    Server(
+        "dockyard.serving:app_factory", factory=True, address=config.server.host, port=config.server.port,
+        interface=Interfaces.ASGI, workers=count, loop=Loops.uvloop, backlog=config.server.backlog,
+        log_access=False, respawn_failed_workers=True,
+        workers_kill_timeout=int(config.server.graceful_timeout),
+    ).serve()
+
+
+def _prepare_database(config: Config) -> None:
+    from dockyard.store import migrate
+    from dockyard.store.db import Database
+
+    async def run() -> None:
+        db = Database(config.database_url, config.database)
+        try:
+            if config.database.auto_migrate:
+                await migrate.upgrade(db)
+            elif not await migrate.is_current(db):
+                raise click.ClickException(
+                    f"the database schema is at {await migrate.current_revision(db)}, the code needs "
+                    f"{migrate.head_revision()}: run `dockyard migrate` first")
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def _prepare_metrics_dir(config: Config) -> None:
+    metrics_dir = config.data_dir / "run" / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+
+
+@main.command()
+@config_options
+def migrate(config_file: Path | None, data_dir: Path | None) -> None:
+    """Bring the database schema up to date (safe to run again)."""
+    from dockyard.store import migrate as migrations
+    from dockyard.store.db import Database
+
+    config = _load(config_file, data_dir)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> tuple[str | None, str]:
+        db = Database(config.database_url, config.database)
+        try:
+            return await migrations.upgrade(db)
+        finally:
+            await db.dispose()
+
+    before, after = asyncio.run(run())
+    click.echo(f"schema at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@main.group()
+def config() -> None:
+    """Inspect and validate configuration."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def config_check(file: Path) -> None:
+    """Validate FILE (with DOCKYARD_* overrides applied); name the bad key if any."""
+    try:
+        load_config(file)
+    except ConfigError as exc:
+        click.echo(f"{file}: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{file}: ok")
+
+
+@config.command("show")
+@config_options
+def config_show(config_file: Path | None, data_dir: Path | None) -> None:
+    """Print the effective configuration as JSON."""
+    click.echo(json.dumps(json.loads(_load(config_file, data_dir).model_dump_json()), indent=2))
+
+
+@main.group()
+def uploads() -> None:
+    """Manage in-flight blob uploads."""
+
+
+@uploads.command("purge")
+@config_options
+@click.option("--dry-run", is_flag=True, help="report what would be removed, remove nothing")
+@click.option("--older-than", type=int, help="seconds since last activity (default registry.upload_expiry_seconds)")
+def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool, older_than: int | None) -> None:
+    """Remove abandoned upload sessions and their bytes now."""
+    from dockyard.app import build_components
+    from dockyard.jobs.uploads_purge import purge_uploads
+
+    config = _load(config_file, data_dir)
+    parts = build_components(config)
+    expiry = timedelta(seconds=older_than if older_than is not None else config.registry.upload_expiry_seconds)
+
+    async def run() -> str:
+        try:
+            report = await purge_uploads(parts.db, parts.store, expiry=expiry, dry_run=dry_run)
+            return report.summary()
+        finally:
+            await parts.db.dispose()
+
+    click.echo(asyncio.run(run()))

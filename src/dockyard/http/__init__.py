@@ -1,0 +1,1 @@
+"""HTTP: the route table, middleware and thin handlers."""

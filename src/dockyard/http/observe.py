@@ -1,0 +1,121 @@
+"""Metrics and the access log: one middleware that sees every request.
+
+Prometheus metrics work across granian's worker processes through prometheus_client's
+multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set (``dockyard serve`` sets it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("dockyard.access")
+UPLOAD_ROUTES = frozenset({"uploads", "upload"})
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.registry = CollectorRegistry()
+        target = None if self.multiprocess else self.registry
+        self.requests = Counter("dockyard_http_requests_total", "HTTP requests by route and status",
+                                ["method", "route", "status"], registry=target)
+        self.latency = Histogram("dockyard_http_request_duration_seconds", "Request latency by route",
+                                 ["method", "route"], registry=target,
+                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5,
+                                          10, 30, 60))
+        self.bytes_in = Counter("dockyard_http_request_bytes_total", "Request body bytes received",
+                                ["route"], registry=target)
+        self.bytes_out = Counter("dockyard_http_response_bytes_total", "Response body bytes sent",
+                                 ["route"], registry=target)
+        self.uploads_in_flight = Gauge("dockyard_uploads_in_flight", "Blob upload requests in progress",
+                                       registry=target, multiprocess_mode="livesum")
+
+    def render(self) -> bytes:
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return bytes(generate_latest(registry))
+        return bytes(generate_latest(self.registry))
+
+
+class ObserveMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, log_requests: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state: dict[str, Any] = {"status": 500, "out": 0, "in": 0}
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["in"] += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                for key, value in message.get("headers", ()):
+                    if key == b"content-length":
+                        state["length"] = int(value)
+            elif message["type"] == "http.response.body":
+                state["out"] += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":
+                state["out"] += state.get("length", 0)
+            await send(message)
+
+        is_upload = scope["method"] in ("POST", "PATCH", "PUT") and "/blobs/uploads" in scope["path"]
+        if is_upload:
+            self.metrics.uploads_in_flight.inc()
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            if is_upload:
+                self.metrics.uploads_in_flight.dec()
+            self._observe(scope, state, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, state: dict[str, Any], elapsed: float) -> None:
+        route = scope.get("dockyard.route") or _route_label(scope["path"])
+        method = scope["method"]
+        status = state["status"]
+        self.metrics.requests.labels(method, route, str(status)).inc()
+        self.metrics.latency.labels(method, route).observe(elapsed)
+        self.metrics.bytes_in.labels(route).inc(state["in"])
+        self.metrics.bytes_out.labels(route).inc(state["out"])
+        if self.log_requests:
+            client = scope.get("client")
+            access_log.info(json.dumps({
+                "method": method, "path": scope["path"][:512], "route": route, "status": status,
+                "duration_ms": round(elapsed * 1000, 3), "bytes_in": state["in"], "bytes_out": state["out"],
+                "remote": client[0] if client else None,
+                "user_agent": _header(scope, b"user-agent"),
+            }, separators=(",", ":")))
+
+
+_OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _route_label(path: str) -> str:
+    if path.startswith("/v2"):
+        return "v2_unmatched"
+    return path if path in _OPS_PATHS else "other"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1")[:200])
+    return None

@@ -1,0 +1,1 @@
+"""Background work: periodic jobs run under a database lease, so one node runs each at a time."""

@@ -1,0 +1,55 @@
+"""Expire abandoned upload sessions and remove their bytes.
+
+A session untouched for ``registry.upload_expiry_seconds`` is over: its row and its files go.
+Upload directories in storage with no row (left by a crash) go too. ``dry_run`` reports without
+deleting.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from dockyard.storage.blobstore import BlobStore
+from dockyard.store import uploads
+from dockyard.store.clock import utcnow
+from dockyard.store.db import Database
+
+log = logging.getLogger("dockyard.jobs.uploads_purge")
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    expired: list[str] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        return f"{verb} {len(self.expired)} expired upload(s) and {len(self.orphaned)} orphaned upload dir(s)"
+
+
+async def purge_uploads(db: Database, store: BlobStore, *, expiry: timedelta,
+                        dry_run: bool = False) -> PurgeReport:
+    report = PurgeReport(dry_run=dry_run)
+    async with db.read() as conn:
+        report.expired = await uploads.expired(conn, utcnow() - expiry, limit=10_000)
+    for upload_id in report.expired:
+        if dry_run:
+            continue
+        async with db.write() as conn:
+            await uploads.delete(conn, upload_id)
+        await store.cancel(upload_id)
+    # Read the rows after listing storage: an upload started in between has its row by then.
+    in_storage = await store.upload_ids()
+    async with db.read() as conn:
+        known = await uploads.all_ids(conn)
+    report.orphaned = [upload_id for upload_id in in_storage
+                       if upload_id not in known and upload_id not in report.expired]
+    if not dry_run:
+        for upload_id in report.orphaned:
+            await store.cancel(upload_id)
+    if report.expired or report.orphaned:
+        log.info(report.summary())
+    return report

@@ -1,0 +1,1 @@
+"""Pure knowledge of the OCI specifications: grammar, digests, media types, manifests, ranges."""

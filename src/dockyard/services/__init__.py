@@ -1,0 +1,1 @@
+"""The registry's behaviour: each method orders its storage and database steps."""

@@ -1,0 +1,141 @@
+"""Manifests, tags and referrers of a repository."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard import events
+from dockyard.errors import DigestInvalid, ManifestBlobUnknown, ManifestTooLarge, ManifestUnknown
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.digests import algorithm_of, digest_of, looks_like_digest, parse_digest
+from dockyard.oci.manifests import Manifest, parse_manifest
+from dockyard.oci.names import validate_name, validate_tag
+from dockyard.store import blobs as blob_rows
+from dockyard.store import manifests as manifest_rows
+from dockyard.store import repositories
+from dockyard.store import tags as tag_rows
+from dockyard.store.db import Database
+from dockyard.store.manifests import NewManifest, StoredManifest
+
+
+@dataclass(frozen=True, slots=True)
+class PushedManifest:
+    digest: str
+    subject: str | None
+    tags: tuple[str, ...]
+
+
+class ManifestService:
+    def __init__(self, db: Database, *, max_bytes: int) -> None:
+        self.db = db
+        self.max_bytes = max_bytes
+
+    async def get(self, repository: str, reference: str) -> StoredManifest:
+        validate_name(repository)
+        by_digest = looks_like_digest(reference)
+        if by_digest:
+            parse_digest(reference)
+        else:
+            validate_tag(reference)
+        async with self.db.read() as conn:
+            if by_digest:
+                found = await manifest_rows.by_digest(conn, repository, reference)
+            else:
+                found = await manifest_rows.by_tag(conn, repository, reference)
+        if found is None:
+            raise ManifestUnknown(detail={"reference": reference})
+        return found
+
+    async def put(self, repository: str, reference: str, body: bytes, content_type: str,
+                  extra_tags: list[str]) -> PushedManifest:
+        """Validate and store a manifest, then point the tags at it, in one transaction."""
+        validate_name(repository)
+        if len(body) > self.max_bytes:
+            raise ManifestTooLarge(f"manifest is {len(body)} bytes; the limit is {self.max_bytes}")
+        tags = [] if looks_like_digest(reference) else [validate_tag(reference)]
+        tags += [validate_tag(tag) for tag in extra_tags if tag not in tags]
+        manifest = parse_manifest(body, content_type)
+        digest = self._digest_for(reference, body)
+        new = _new_manifest(digest, manifest, body)
+        async with self.db.write() as conn:
+            repo_id = await repositories.ensure(conn, repository)
+            await self._require_references(conn, repo_id, manifest)
+            manifest_id = await manifest_rows.insert(conn, repo_id, new)
+            for tag in tags:
+                await tag_rows.point(conn, repo_id, tag, manifest_id)
+            await events.record(conn, events.ManifestPushed(repository, digest, new.media_type, tuple(tags)))
+        subject = manifest.subject.digest if manifest.subject else None
+        return PushedManifest(digest=digest, subject=subject, tags=tuple(tags))
+
+    async def delete(self, repository: str, reference: str) -> None:
+        """By tag: remove the tag only. By digest: remove the manifest and its tags."""
+        validate_name(repository)
+        by_digest = looks_like_digest(reference)
+        if by_digest:
+            parse_digest(reference)
+        else:
+            validate_tag(reference)
+        async with self.db.write() as conn:
+            repo_id = await repositories.find_id(conn, repository)
+            if repo_id is None:
+                raise ManifestUnknown(detail={"reference": reference})
+            if by_digest:
+                deleted = await manifest_rows.delete(conn, repo_id, reference)
+                event: events.Event = events.ManifestDeleted(repository, reference)
+            else:
+                deleted = await tag_rows.delete(conn, repo_id, reference)
+                event = events.TagDeleted(repository, reference)
+            if not deleted:
+                raise ManifestUnknown(detail={"reference": reference})
+            await events.record(conn, event)
+
+    async def referrers(self, repository: str, subject: str, artifact_type: str | None) -> bytes:
+        """The OCI image index listing manifests whose subject is ``subject`` (empty if none)."""
+        validate_name(repository)
+        parse_digest(subject)
+        async with self.db.read() as conn:
+            found = await manifest_rows.referrers(conn, repository, subject, artifact_type)
+        descriptors = []
+        for ref in found:
+            descriptor: dict[str, object] = {"mediaType": ref.media_type, "digest": ref.digest, "size": ref.size}
+            if ref.artifact_type:
+                descriptor["artifactType"] = ref.artifact_type
+            if ref.annotations:
+                descriptor["annotations"] = ref.annotations
+            descriptors.append(descriptor)
+        index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
+        return json.dumps(index, separators=(",", ":")).encode()
+
+    @staticmethod
+    def _digest_for(reference: str, body: bytes) -> str:
+        if not looks_like_digest(reference):
+            return digest_of(body)
+        parse_digest(reference)
+        actual = digest_of(body, algorithm_of(reference))
+        if actual != reference:
+            raise DigestInvalid(f"manifest body has digest {actual}, not {reference}",
+                                detail={"expected": reference, "actual": actual})
+        return actual
+
+    @staticmethod
+    async def _require_references(conn: AsyncConnection, repo_id: int, manifest: Manifest) -> None:
+        blob_digests = [d.digest for d in manifest.blob_references]
+        missing = await blob_rows.missing_in_repository(conn, repo_id, blob_digests)
+        children = [d.digest for d in manifest.manifests]
+        missing += await manifest_rows.missing_in_repository(conn, repo_id, children)
+        if missing:
+            raise ManifestBlobUnknown(
+                f"manifest references {len(missing)} blob(s) or manifest(s) this repository does not "
+                f"have, first {missing[0]}; push them before the manifest", detail={"missing": missing[:20]})
+
+
+def _new_manifest(digest: str, manifest: Manifest, body: bytes) -> NewManifest:
+    return NewManifest(
+        digest=digest, media_type=manifest.media_type, artifact_type=manifest.referrer_artifact_type(),
+        content=body, subject_digest=manifest.subject.digest if manifest.subject else None,
+        annotations=manifest.annotations or None,
+        blob_digests=tuple(d.digest for d in manifest.blob_references),
+        child_digests=tuple(d.digest for d in manifest.manifests))

@@ -1,0 +1,129 @@
+"""Blob uploads: sessions, chunks, completion, single-request pushes and cross-repository mounts.
+
+Order of steps on completion (DESIGN.md invariant 1): the bytes are verified and durably moved
+into place first, then one transaction records the blob, links it and ends the session. A crash
+between the two leaves an unreferenced file that nobody can see, never a visible half-blob.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from dockyard import events
+from dockyard.errors import BlobUploadUnknown, DigestInvalid
+from dockyard.oci.digests import parse_digest
+from dockyard.oci.names import validate_name
+from dockyard.oci.ranges import ByteRange
+from dockyard.storage.blobstore import BlobStore
+from dockyard.storage.driver import PathNotFound
+from dockyard.store import blobs as blob_rows
+from dockyard.store import repositories, uploads
+from dockyard.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    upload_id: str
+    size: int
+
+
+def new_upload_id() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class UploadService:
+    def __init__(self, db: Database, store: BlobStore) -> None:
+        self.db = db
+        self.store = store
+
+    async def start(self, repository: str) -> UploadStatus:
+        validate_name(repository)
+        upload_id = new_upload_id()
+        # The row comes first: storage without a row is debris the purge job may remove at once.
+        async with self.db.write() as conn:
+            repo_id = await repositories.ensure(conn, repository)
+            await uploads.create(conn, upload_id, repo_id)
+        await self.store.begin(upload_id)
+        return UploadStatus(upload_id, 0)
+
+    async def status(self, repository: str, upload_id: str) -> UploadStatus:
+        await self._check(repository, upload_id)
+        try:
+            return UploadStatus(upload_id, await self.store.size(upload_id))
+        except PathNotFound:
+            raise BlobUploadUnknown() from None
+
+    async def append(self, repository: str, upload_id: str, body: AsyncIterator[bytes],
+                     claimed: ByteRange | None) -> UploadStatus:
+        """Append one chunk; ``claimed`` (from Content-Range) must continue the upload."""
+        await self._check(repository, upload_id)
+        size = await self._append(upload_id, body, claimed.first if claimed else None)
+        async with self.db.write() as conn:
+            await uploads.touch(conn, upload_id)
+        return UploadStatus(upload_id, size)
+
+    async def complete(self, repository: str, upload_id: str, digest: str,
+                       body: AsyncIterator[bytes] | None, claimed: ByteRange | None) -> int:
+        """Append the optional last chunk, verify the digest and publish the blob."""
+        parse_digest(digest)
+        await self._check(repository, upload_id)
+        if body is not None:
+            await self._append(upload_id, body, claimed.first if claimed else None)
+        try:
+            size = await self.store.finish(upload_id, digest)
+        except DigestInvalid:
+            await self.cancel(repository, upload_id, missing_ok=True)
+            raise
+        async with self.db.write() as conn:
+            repo_id = await repositories.ensure(conn, repository)
+            await blob_rows.record(conn, digest, size)
+            await blob_rows.link(conn, repo_id, digest)
+            await uploads.delete(conn, upload_id)
+            await events.record(conn, events.BlobPushed(repository, digest, size))
+        return size
+
+    async def push(self, repository: str, digest: str, body: AsyncIterator[bytes]) -> int:
+        """A whole blob in one request (POST with ``?digest=``)."""
+        parse_digest(digest)
+        status = await self.start(repository)
+        try:
+            return await self.complete(repository, status.upload_id, digest, body, None)
+        except BaseException:
+            await self.cancel(repository, status.upload_id, missing_ok=True)
+            raise
+
+    async def cancel(self, repository: str, upload_id: str, *, missing_ok: bool = False) -> None:
+        async with self.db.write() as conn:
+            deleted = await uploads.delete(conn, upload_id)
+        if not deleted and not missing_ok:
+            raise BlobUploadUnknown()
+        await self.store.cancel(upload_id)
+
+    async def mount(self, repository: str, digest: str, source: str | None) -> bool:
+        """Link a blob another repository has; False when it cannot (the caller then uploads)."""
+        validate_name(repository)
+        parse_digest(digest)
+        async with self.db.write() as conn:
+            if source is None:
+                candidates = await blob_rows.repositories_linking(conn, digest, limit=1)
+                source = candidates[0] if candidates else None
+            if source is None or await blob_rows.linked_size(conn, source, digest) is None:
+                return False
+            repo_id = await repositories.ensure(conn, repository)
+            await blob_rows.link(conn, repo_id, digest)
+            await events.record(conn, events.BlobMounted(repository, digest, source))
+        return True
+
+    async def _check(self, repository: str, upload_id: str) -> None:
+        validate_name(repository)
+        async with self.db.read() as conn:
+            if not await uploads.exists(conn, upload_id, repository):
+                raise BlobUploadUnknown()
+
+    async def _append(self, upload_id: str, body: AsyncIterator[bytes], start: int | None) -> int:
+        try:
+            return await self.store.append(upload_id, body, start)
+        except PathNotFound:
+            raise BlobUploadUnknown() from None

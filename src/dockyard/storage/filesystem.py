@@ -1,0 +1,189 @@
+"""Filesystem driver: fsync before rename, rename into place, fsync the directory.
+
+Blocking calls run in worker threads so the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import anyio.to_thread
+
+from dockyard.storage.driver import PathNotFound
+
+T = TypeVar("T")
+READ_CHUNK = 1024 * 1024
+
+
+async def _run(func: Callable[..., T], *args: object) -> T:
+    return await anyio.to_thread.run_sync(func, *args)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileWriter:
+    """Appends to one file through a raw descriptor; ``commit`` fsyncs it."""
+
+    def __init__(self, path: Path, fd: int, size: int, fsync: bool) -> None:
+        self._path = path
+        self._fd: int | None = fd
+        self._size = size
+        self._fsync = fsync
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
+        assert self._fd is not None, "writer is closed"
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        await _run(self._write_all, data)
+        self._size += len(data)
+
+    async def commit(self) -> None:
+        if self._fd is not None and self._fsync:
+            await _run(os.fsync, self._fd)
+
+    async def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    async def cancel(self) -> None:
+        await self.close()
+        await _run(lambda: self._path.unlink(missing_ok=True))
+
+
+class FilesystemDriver:
+    name = "filesystem"
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _full(self, path: str) -> Path:
+        if path.startswith("/") or ".." in path.split("/"):
+            raise ValueError(f"invalid storage path {path!r}")
+        return self.root / path
+
+    async def stat(self, path: str) -> int:
+        try:
+            return (await _run(os.stat, self._full(path))).st_size
+        except FileNotFoundError:
+            raise PathNotFound(path) from None
+
+    async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        try:
+            handle = await _run(open, self._full(path), "rb")
+        except FileNotFoundError:
+            raise PathNotFound(path) from None
+        try:
+            handle.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                chunk = await _run(handle.read, size)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
+
+    async def get_content(self, path: str) -> bytes:
+        try:
+            return await _run(self._full(path).read_bytes)
+        except FileNotFoundError:
+            raise PathNotFound(path) from None
+
+    def _put_sync(self, path: str, data: bytes) -> None:
+        target = self._full(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+        with temp.open("wb") as handle:
+            handle.write(data)
+            if self.fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temp, target)
+        if self.fsync:
+            _fsync_dir(target.parent)
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        await _run(self._put_sync, path, data)
+
+    def _open_writer(self, path: str, resume: bool) -> FileWriter:
+        target = self._full(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        if not resume:
+            flags |= os.O_TRUNC
+        fd = os.open(target, flags, 0o644)
+        return FileWriter(target, fd, os.fstat(fd).st_size, self.fsync)
+
+    async def writer(self, path: str, *, resume: bool = False) -> FileWriter:
+        return await _run(self._open_writer, path, resume)
+
+    def _move_sync(self, source: str, destination: str) -> None:
+        src, dst = self._full(source), self._full(destination)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(src, dst)
+        except FileNotFoundError:
+            raise PathNotFound(source) from None
+        if self.fsync:
+            _fsync_dir(dst.parent)
+
+    async def move(self, source: str, destination: str) -> None:
+        await _run(self._move_sync, source, destination)
+
+    def _delete_sync(self, path: str) -> None:
+        target = self._full(path)
+        try:
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+
+    async def delete(self, path: str) -> None:
+        await _run(self._delete_sync, path)
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
+        base = self._full(prefix)
+
+        def walk() -> list[str]:
+            found = []
+            for directory, _dirs, files in os.walk(base):
+                rel = Path(directory).relative_to(self.root).as_posix()
+                found.extend(f"{rel}/{name}" for name in files if not name.endswith(".tmp"))
+            return found
+
+        for path in await _run(walk):
+            yield path
+
+    def local_path(self, path: str) -> str | None:
+        return str(self._full(path))

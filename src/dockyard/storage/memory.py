@@ -1,0 +1,83 @@
+"""In-memory driver for tests: the same contract as the filesystem, nothing on disk."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from dockyard.storage.driver import PathNotFound
+
+READ_CHUNK = 1024 * 1024
+
+
+class MemoryWriter:
+    def __init__(self, driver: MemoryDriver, path: str, data: bytearray) -> None:
+        self._driver = driver
+        self._path = path
+        self._data = data
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._data += data
+
+    async def commit(self) -> None:
+        self._driver.files[self._path] = self._data
+
+    async def close(self) -> None:
+        self._driver.files[self._path] = self._data
+
+    async def cancel(self) -> None:
+        self._driver.files.pop(self._path, None)
+
+
+class MemoryDriver:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytearray] = {}
+
+    def _get(self, path: str) -> bytearray:
+        try:
+            return self.files[path]
+        except KeyError:
+            raise PathNotFound(path) from None
+
+    async def stat(self, path: str) -> int:
+        return len(self._get(path))
+
+    async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        data = self._get(path)
+        end = len(data) if length is None else min(len(data), offset + length)
+        for start in range(offset, end, READ_CHUNK):
+            yield bytes(data[start:min(end, start + READ_CHUNK)])
+
+    async def get_content(self, path: str) -> bytes:
+        return bytes(self._get(path))
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        self.files[path] = bytearray(data)
+
+    async def writer(self, path: str, *, resume: bool = False) -> MemoryWriter:
+        data = self.files.get(path, bytearray()) if resume else bytearray()
+        self.files[path] = data
+        return MemoryWriter(self, path, data)
+
+    async def move(self, source: str, destination: str) -> None:
+        self.files[destination] = self._get(source)
+        del self.files[source]
+
+    async def delete(self, path: str) -> None:
+        prefix = path.rstrip("/") + "/"
+        for key in [k for k in self.files if k == path or k.startswith(prefix)]:
+            del self.files[key]
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
+        base = prefix.rstrip("/") + "/"
+        for key in list(self.files):
+            if key.startswith(base):
+                yield key
+
+    def local_path(self, path: str) -> str | None:
+        return None

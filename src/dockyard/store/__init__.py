@@ -1,0 +1,1 @@
+"""The metadata database: schema, migrations and typed query functions taking a connection."""

@@ -1,0 +1,50 @@
+"""Blobs known to the registry and their links to repositories."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.store.clock import utcnow
+from dockyard.store.schema import blobs, repositories, repository_blobs
+from dockyard.store.statements import insert_ignore
+
+
+async def linked_size(conn: AsyncConnection, repository: str, digest: str) -> int | None:
+    """The blob's size if ``repository`` links it, else None."""
+    query = (sa.select(blobs.c.size)
+             .select_from(repository_blobs.join(blobs).join(repositories))
+             .where(repositories.c.name == repository, repository_blobs.c.digest == digest))
+    return await conn.scalar(query)
+
+
+async def record(conn: AsyncConnection, digest: str, size: int) -> None:
+    await insert_ignore(conn, blobs, [{"digest": digest, "size": size, "created_at": utcnow()}])
+
+
+async def link(conn: AsyncConnection, repository_id: int, digest: str) -> None:
+    await insert_ignore(conn, repository_blobs,
+                        [{"repository_id": repository_id, "digest": digest, "created_at": utcnow()}])
+
+
+async def unlink(conn: AsyncConnection, repository_id: int, digest: str) -> bool:
+    result = await conn.execute(sa.delete(repository_blobs).where(
+        repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest == digest))
+    return result.rowcount > 0
+
+
+async def repositories_linking(conn: AsyncConnection, digest: str, limit: int = 100) -> list[str]:
+    """Names of repositories that link the blob (for a mount without ``from``)."""
+    query = (sa.select(repositories.c.name).select_from(repository_blobs.join(repositories))
+             .where(repository_blobs.c.digest == digest).order_by(repositories.c.name).limit(limit))
+    return list((await conn.scalars(query)).all())
+
+
+async def missing_in_repository(conn: AsyncConnection, repository_id: int, digests: list[str]) -> list[str]:
+    """Which of ``digests`` the repository does not link."""
+    if not digests:
+        return []
+    query = sa.select(repository_blobs.c.digest).where(
+        repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(digests))
+    present = set((await conn.scalars(query)).all())
+    return [d for d in digests if d not in present]

@@ -1,0 +1,24 @@
+"""Job leases: with several nodes, each periodic job runs on one of them at a time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.store.clock import utcnow
+from dockyard.store.schema import job_leases
+from dockyard.store.statements import insert_ignore
+
+
+async def acquire(conn: AsyncConnection, name: str, holder: str, ttl: timedelta) -> bool:
+    """Take or renew the lease ``name`` for ``holder``; False if someone else holds it."""
+    now = utcnow()
+    await insert_ignore(conn, job_leases, [{"name": name, "holder": holder, "expires_at": now + ttl}])
+    result = await conn.execute(
+        sa.update(job_leases)
+        .where(job_leases.c.name == name,
+               sa.or_(job_leases.c.holder == holder, job_leases.c.expires_at < now))
+        .values(holder=holder, expires_at=now + ttl))
+    return result.rowcount > 0

@@ -1,0 +1,115 @@
+"""Manifests (bytes in the row), their references, and referrers by subject."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.store.clock import utcnow
+from dockyard.store.schema import manifest_references, manifests, repositories, tags
+from dockyard.store.statements import insert_ignore
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    id: int
+    digest: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewManifest:
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    content: bytes
+    subject_digest: str | None
+    annotations: dict[str, str] | None
+    blob_digests: tuple[str, ...]
+    child_digests: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    annotations: dict[str, str] | None
+
+
+_COLUMNS = (manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.content)
+
+
+def _stored(row: sa.Row[Any] | None) -> StoredManifest | None:
+    return None if row is None else StoredManifest(row.id, row.digest, row.media_type, bytes(row.content))
+
+
+async def by_tag(conn: AsyncConnection, repository: str, tag: str) -> StoredManifest | None:
+    query = (sa.select(*_COLUMNS)
+             .select_from(repositories.join(tags).join(manifests, manifests.c.id == tags.c.manifest_id))
+             .where(repositories.c.name == repository, tags.c.name == tag))
+    return _stored((await conn.execute(query)).first())
+
+
+async def by_digest(conn: AsyncConnection, repository: str, digest: str) -> StoredManifest | None:
+    query = (sa.select(*_COLUMNS).select_from(manifests.join(repositories))
+             .where(repositories.c.name == repository, manifests.c.digest == digest))
+    return _stored((await conn.execute(query)).first())
+
+
+async def find_id(conn: AsyncConnection, repository_id: int, digest: str) -> int | None:
+    return await conn.scalar(sa.select(manifests.c.id).where(
+        manifests.c.repository_id == repository_id, manifests.c.digest == digest))
+
+
+async def missing_in_repository(conn: AsyncConnection, repository_id: int, digests: list[str]) -> list[str]:
+    if not digests:
+        return []
+    present = set((await conn.scalars(sa.select(manifests.c.digest).where(
+        manifests.c.repository_id == repository_id, manifests.c.digest.in_(digests)))).all())
+    return [d for d in digests if d not in present]
+
+
+async def insert(conn: AsyncConnection, repository_id: int, new: NewManifest) -> int:
+    """Store the manifest (a no-op if the repository has it) and return its id."""
+    await insert_ignore(conn, manifests, [{
+        "repository_id": repository_id, "digest": new.digest, "media_type": new.media_type,
+        "artifact_type": new.artifact_type, "size": len(new.content), "content": new.content,
+        "subject_digest": new.subject_digest, "annotations": new.annotations, "created_at": utcnow(),
+    }])
+    manifest_id = await find_id(conn, repository_id, new.digest)
+    assert manifest_id is not None
+    references = [{"manifest_id": manifest_id, "kind": "blob", "digest": d} for d in set(new.blob_digests)]
+    references += [{"manifest_id": manifest_id, "kind": "manifest", "digest": d}
+                   for d in set(new.child_digests)]
+    await insert_ignore(conn, manifest_references, references)
+    return manifest_id
+
+
+async def delete(conn: AsyncConnection, repository_id: int, digest: str) -> bool:
+    """Delete the manifest; its tags and references go with it."""
+    manifest_id = await find_id(conn, repository_id, digest)
+    if manifest_id is None:
+        return False
+    await conn.execute(sa.delete(tags).where(tags.c.manifest_id == manifest_id))
+    await conn.execute(sa.delete(manifest_references).where(manifest_references.c.manifest_id == manifest_id))
+    await conn.execute(sa.delete(manifests).where(manifests.c.id == manifest_id))
+    return True
+
+
+async def referrers(conn: AsyncConnection, repository: str, subject: str,
+                    artifact_type: str | None) -> list[Referrer]:
+    query = (sa.select(manifests.c.digest, manifests.c.media_type, manifests.c.size,
+                       manifests.c.artifact_type, manifests.c.annotations)
+             .select_from(manifests.join(repositories))
+             .where(repositories.c.name == repository, manifests.c.subject_digest == subject)
+             .order_by(manifests.c.digest))
+    if artifact_type is not None:
+        query = query.where(manifests.c.artifact_type == artifact_type)
+    return [Referrer(r.digest, r.media_type, r.size, r.artifact_type, r.annotations)
+            for r in (await conn.execute(query)).all()]

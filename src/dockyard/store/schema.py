@@ -1,0 +1,109 @@
+"""Tables. The database is the single source of truth (DESIGN.md decision 1).
+
+Alembic migrations in ``store/migrations`` create exactly this schema; a test compares them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+def _ascii_string(length: int) -> sa.types.TypeEngine[str]:
+    """A string compared and sorted byte-wise on every backend (tag lists are ASCII-sorted)."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+Timestamp = sa.DateTime(timezone=True)
+
+repositories = sa.Table(
+    "repositories", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", _ascii_string(255), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+blobs = sa.Table(
+    "blobs", metadata,
+    sa.Column("digest", sa.String(160), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+repository_blobs = sa.Table(
+    "repository_blobs", metadata,
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("digest", sa.String(160), sa.ForeignKey("blobs.digest"), primary_key=True, index=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+manifests = sa.Table(
+    "manifests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("digest", sa.String(160), nullable=False),
+    sa.Column("media_type", sa.String(255), nullable=False),
+    sa.Column("artifact_type", sa.String(255), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("subject_digest", sa.String(160), nullable=True),
+    sa.Column("annotations", sa.JSON, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
+    sa.Index("ix_manifests_subject", "repository_id", "subject_digest"),
+)
+
+manifest_references = sa.Table(
+    "manifest_references", metadata,
+    sa.Column("manifest_id", sa.Integer, sa.ForeignKey("manifests.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # "blob" or "manifest"
+    sa.Column("digest", sa.String(160), primary_key=True, index=True),
+)
+
+tags = sa.Table(
+    "tags", metadata,
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("name", _ascii_string(128), primary_key=True),
+    sa.Column("manifest_id", sa.Integer, sa.ForeignKey("manifests.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+uploads = sa.Table(
+    "uploads", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False, index=True),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("created_at", Timestamp, nullable=False, index=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("repository", sa.String(255), nullable=True),
+    sa.Column("digest", sa.String(160), nullable=True),
+    sa.Column("tag", sa.String(128), nullable=True),
+    sa.Column("actor", sa.String(255), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=True),
+)
+
+job_leases = sa.Table(
+    "job_leases", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+)

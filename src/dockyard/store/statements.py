@@ -1,0 +1,29 @@
+"""Dialect-aware statement builders shared by the query modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def insert_ignore(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows, skipping any that collide with an existing key."""
+    if rows:
+        await conn.execute(_insert(conn, table).on_conflict_do_nothing(), list(rows))
+
+
+async def upsert(conn: AsyncConnection, table: sa.Table, row: dict[str, Any], keys: Sequence[str]) -> None:
+    """Insert a row, or update the non-key columns of the row with the same keys."""
+    statement = _insert(conn, table).values(**row)
+    updates = {name: statement.excluded[name] for name in row if name not in keys}
+    await conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates))
