@@ -1,0 +1,56 @@
+# dockyard — the two commands a newcomer needs are `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# Debian packages the test suite drives (real clients, the reference registry).
+TEST_DEBS := skopeo podman docker-registry
+BENCH_DEBS := docker-registry wrk apache2-utils curl
+
+.PHONY: serve test lint typecheck unit integration e2e bench stress system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/dockyard serve --host 127.0.0.1 --port 5000 --data-dir ./data
+
+# Install missing Debian packages when running as root (CI, fresh machines); otherwise say what is missing.
+system-deps:
+	@missing=""; for pkg in $(DEBS); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing Debian packages (tests needing them are skipped outside CI):$$missing"; fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory system-deps DEBS="$(TEST_DEBS)"
+	$(MAKE) --no-print-directory lint typecheck
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+unit integration e2e: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider tests/$@ $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(MAKE) --no-print-directory system-deps DEBS="$(BENCH_DEBS)"
+	$(BIN)/python -m bench
+
+# Longer fuzz and stress runs than CI affords.
+stress: $(STAMP)
+	DOCKYARD_STRESS=1 DOCKYARD_TEST_BIG_BLOB_MB=8192 $(BIN)/pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,60 @@
+"""Health, readiness, metrics and the access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dockyard.app import create_app
+
+from tests.integration.conftest import Registry, make_config, open_registry
+from tests.support.content import push_blob, random_bytes
+
+
+async def test_base_endpoint(registry: Registry) -> None:
+    response = await registry.client.get("/v2/")
+    assert response.status_code == 200
+    assert response.headers["docker-distribution-api-version"] == "registry/2.0"
+
+
+async def test_health_and_readiness(registry: Registry) -> None:
+    assert (await registry.client.get("/healthz")).json() == {"status": "ok"}
+    assert (await registry.client.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_readiness_fails_without_database(tmp_path: Path) -> None:
+    config = make_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/missing/dir/dockyard.db")
+    app = create_app(config)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+async def test_metrics_count_requests_and_bytes(registry: Registry) -> None:
+    data = random_bytes(12345)
+    await push_blob(registry.client, "team/app", data)
+    await registry.client.get("/v2/team/app/manifests/missing")
+    text = (await registry.client.get("/metrics")).text
+    assert 'dockyard_http_requests_total{method="GET",route="manifest",status="404"} 1.0' in text
+    assert 'dockyard_http_requests_total{method="PUT",route="upload",status="201"} 1.0' in text
+    assert 'dockyard_http_request_bytes_total{route="upload"} 12345.0' in text
+    assert "dockyard_http_request_duration_seconds_bucket" in text
+    assert "dockyard_uploads_in_flight 0.0" in text
+
+
+async def test_one_access_log_line_per_request(tmp_path, database_url, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    config = make_config(tmp_path, database_url).with_overrides(log={"access_log": True})
+    async with open_registry(config) as registry:
+        with caplog.at_level(logging.INFO, logger="dockyard.access"):
+            await registry.client.get("/v2/team/app/tags/list")
+            await registry.client.get("/v2/")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "dockyard.access"]
+    assert [(line["path"], line["status"], line["route"]) for line in lines] == [
+        ("/v2/team/app/tags/list", 404, "tags"), ("/v2/", 200, "base")]
+    assert all(line["duration_ms"] >= 0 for line in lines)

@@ -1,0 +1,27 @@
+"""The Alembic migrations create exactly the schema the code declares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection
+
+from dockyard.store import migrate
+from dockyard.store.schema import metadata
+from tests.integration.conftest import Registry
+
+
+async def test_migrations_match_schema(registry: Registry) -> None:
+    def diff(connection: Connection) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+    async with registry.parts.db.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_migrate_is_idempotent_and_current(registry: Registry) -> None:
+    before, after = await migrate.upgrade(registry.parts.db)
+    assert before == after == migrate.head_revision()
+    assert await migrate.is_current(registry.parts.db)
