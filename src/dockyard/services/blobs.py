@@ -21,8 +21,7 @@ class BlobService:
         """Where to read a blob the repository links; BlobUnknown otherwise."""
         validate_name(repository)
         parse_digest(digest)
-        async with self.db.read() as conn:
-            size = await blob_rows.linked_size(conn, repository, digest)
+        size = await blob_rows.linked_size_now(self.db, repository, digest)
         if size is None:
             raise BlobUnknown(detail={"digest": digest})
         location = await self.store.locate(digest)

@@ -40,11 +40,10 @@ class ManifestService:
             parse_digest(reference)
         else:
             validate_tag(reference)
-        async with self.db.read() as conn:
-            if by_digest:
-                found = await manifest_rows.by_digest(conn, repository, reference)
-            else:
-                found = await manifest_rows.by_tag(conn, repository, reference)
+        if by_digest:
+            found = await manifest_rows.by_digest(self.db, repository, reference)
+        else:
+            found = await manifest_rows.by_tag(self.db, repository, reference)
         if found is None:
             raise ManifestUnknown(detail={"reference": reference})
         return found

@@ -6,16 +6,26 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.store.clock import utcnow
+from dockyard.store.db import Database
 from dockyard.store.schema import blobs, repositories, repository_blobs
 from dockyard.store.statements import insert_ignore
 
 
+LINKED_SIZE = (sa.select(blobs.c.size)
+               .select_from(repository_blobs.join(blobs).join(repositories))
+               .where(repositories.c.name == sa.bindparam("repository"),
+                      repository_blobs.c.digest == sa.bindparam("digest")))
+
+
 async def linked_size(conn: AsyncConnection, repository: str, digest: str) -> int | None:
-    """The blob's size if ``repository`` links it, else None."""
-    query = (sa.select(blobs.c.size)
-             .select_from(repository_blobs.join(blobs).join(repositories))
-             .where(repositories.c.name == repository, repository_blobs.c.digest == digest))
-    return await conn.scalar(query)
+    """The blob's size if ``repository`` links it, else None (inside the caller's transaction)."""
+    return await conn.scalar(LINKED_SIZE, {"repository": repository, "digest": digest})
+
+
+async def linked_size_now(db: Database, repository: str, digest: str) -> int | None:
+    """The same, as a hot-path read outside any transaction (blob GET and HEAD)."""
+    row = await db.first(LINKED_SIZE, repository=repository, digest=digest)
+    return None if row is None else int(row[0])
 
 
 async def record(conn: AsyncConnection, digest: str, size: int) -> None:

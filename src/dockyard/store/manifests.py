@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.store.clock import utcnow
+from dockyard.store.db import Database
 from dockyard.store.schema import manifest_references, manifests, repositories, tags
 from dockyard.store.statements import insert_ignore
 
@@ -44,22 +45,25 @@ class Referrer:
 
 _COLUMNS = (manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.content)
 
-
-def _stored(row: sa.Row[Any] | None) -> StoredManifest | None:
-    return None if row is None else StoredManifest(row.id, row.digest, row.media_type, bytes(row.content))
-
-
-async def by_tag(conn: AsyncConnection, repository: str, tag: str) -> StoredManifest | None:
-    query = (sa.select(*_COLUMNS)
-             .select_from(repositories.join(tags).join(manifests, manifests.c.id == tags.c.manifest_id))
-             .where(repositories.c.name == repository, tags.c.name == tag))
-    return _stored((await conn.execute(query)).first())
+# The two hot reads, built once with named parameters so the database layer can compile them once.
+BY_TAG = (sa.select(*_COLUMNS)
+          .select_from(repositories.join(tags).join(manifests, manifests.c.id == tags.c.manifest_id))
+          .where(repositories.c.name == sa.bindparam("repository"), tags.c.name == sa.bindparam("tag")))
+BY_DIGEST = (sa.select(*_COLUMNS).select_from(manifests.join(repositories))
+             .where(repositories.c.name == sa.bindparam("repository"),
+                    manifests.c.digest == sa.bindparam("digest")))
 
 
-async def by_digest(conn: AsyncConnection, repository: str, digest: str) -> StoredManifest | None:
-    query = (sa.select(*_COLUMNS).select_from(manifests.join(repositories))
-             .where(repositories.c.name == repository, manifests.c.digest == digest))
-    return _stored((await conn.execute(query)).first())
+def _stored(row: tuple[Any, ...] | None) -> StoredManifest | None:
+    return None if row is None else StoredManifest(row[0], row[1], row[2], bytes(row[3]))
+
+
+async def by_tag(db: Database, repository: str, tag: str) -> StoredManifest | None:
+    return _stored(await db.first(BY_TAG, repository=repository, tag=tag))
+
+
+async def by_digest(db: Database, repository: str, digest: str) -> StoredManifest | None:
+    return _stored(await db.first(BY_DIGEST, repository=repository, digest=digest))
 
 
 async def find_id(conn: AsyncConnection, repository_id: int, digest: str) -> int | None:
