@@ -151,7 +151,8 @@ def resolve_media_type(document: dict[str, Any], content_type: str) -> str:
     header = mt.bare(content_type)
     if header in ("", "application/octet-stream", "application/json"):
         header = ""
-    if header in mt.SCHEMA1 or declared in mt.SCHEMA1 or document.get("schemaVersion") == 1:
+    version = document.get("schemaVersion")
+    if header in mt.SCHEMA1 or declared in mt.SCHEMA1 or (type(version) is int and version == 1):
         raise _fail("Docker schema1 manifests are not supported: push with a current client "
                     "(docker ≥ 1.10, skopeo, podman) or convert with `skopeo copy --format v2s2`")
     if declared and header and declared != header:
@@ -173,7 +174,8 @@ def parse_manifest(body: bytes, content_type: str) -> Manifest:
     if media_type not in mt.MANIFESTS:
         raise _fail(f"unsupported manifest media type {media_type!r}: push an OCI image manifest or "
                     "index, or a Docker schema2 manifest or manifest list")
-    if document.get("schemaVersion") != 2:
+    version = document.get("schemaVersion")
+    if type(version) is not int or version != 2:
         raise _fail("schemaVersion must be 2")
     if "layers" in document and "manifests" in document:
         raise _fail("a manifest cannot have both layers and manifests")

@@ -20,7 +20,12 @@ class PathNotFound(Exception):
 
 
 class Writer(Protocol):
-    """An append-only handle on one path; what it writes is visible only after ``commit``."""
+    """An append-only handle on one path.
+
+    Opening without ``resume`` truncates the path. Written bytes may be readable before
+    ``commit``; only ``commit`` makes them durable. Callers publish a blob by moving a committed
+    upload to its final path, so nothing half-written is ever under a blob's name.
+    """
 
     @property
     def size(self) -> int:

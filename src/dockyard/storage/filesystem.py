@@ -9,6 +9,7 @@ import errno
 import os
 import secrets
 import shutil
+import stat as stat_mode
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -19,6 +20,8 @@ from dockyard.storage.driver import PathNotFound
 
 T = TypeVar("T")
 READ_CHUNK = 1024 * 1024
+# What the OS says when a path is missing, runs through a file, or names a directory.
+_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 async def _run(func: Callable[..., T], *args: object) -> T:
@@ -86,14 +89,17 @@ class FilesystemDriver:
 
     async def stat(self, path: str) -> int:
         try:
-            return (await _run(os.stat, self._full(path))).st_size
-        except FileNotFoundError:
+            result = await _run(os.stat, self._full(path))
+        except _MISSING:
             raise PathNotFound(path) from None
+        if not stat_mode.S_ISREG(result.st_mode):
+            raise PathNotFound(path)
+        return result.st_size
 
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:
             handle = await _run(open, self._full(path), "rb")
-        except FileNotFoundError:
+        except _MISSING:
             raise PathNotFound(path) from None
         try:
             handle.seek(offset)
@@ -112,7 +118,7 @@ class FilesystemDriver:
     async def get_content(self, path: str) -> bytes:
         try:
             return await _run(self._full(path).read_bytes)
-        except FileNotFoundError:
+        except _MISSING:
             raise PathNotFound(path) from None
 
     def _put_sync(self, path: str, data: bytes) -> None:
@@ -148,7 +154,7 @@ class FilesystemDriver:
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(src, dst)
-        except FileNotFoundError:
+        except _MISSING:
             raise PathNotFound(source) from None
         if self.fsync:
             _fsync_dir(dst.parent)
@@ -163,10 +169,10 @@ class FilesystemDriver:
                 shutil.rmtree(target)
             else:
                 target.unlink()
-        except FileNotFoundError:
+        except _MISSING:
             pass
         except OSError as exc:
-            if exc.errno != errno.ENOENT:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 raise
 
     async def delete(self, path: str) -> None:
@@ -179,7 +185,8 @@ class FilesystemDriver:
             found = []
             for directory, _dirs, files in os.walk(base):
                 rel = Path(directory).relative_to(self.root).as_posix()
-                found.extend(f"{rel}/{name}" for name in files if not name.endswith(".tmp"))
+                prefix = "" if rel == "." else f"{rel}/"
+                found.extend(f"{prefix}{name}" for name in files if not name.endswith(".tmp"))
             return found
 
         for path in await _run(walk):

@@ -23,10 +23,10 @@ class MemoryWriter:
         self._data += data
 
     async def commit(self) -> None:
-        self._driver.files[self._path] = self._data
+        """Nothing to do: the bytes are in the driver's map from the first write."""
 
     async def close(self) -> None:
-        self._driver.files[self._path] = self._data
+        """Nothing to do; a cancelled or deleted path must stay gone."""
 
     async def cancel(self) -> None:
         self._driver.files.pop(self._path, None)
@@ -65,8 +65,9 @@ class MemoryDriver:
         return MemoryWriter(self, path, data)
 
     async def move(self, source: str, destination: str) -> None:
-        self.files[destination] = self._get(source)
+        data = self._get(source)
         del self.files[source]
+        self.files[destination] = data
 
     async def delete(self, path: str) -> None:
         prefix = path.rstrip("/") + "/"
