@@ -1,0 +1,111 @@
+"""Side-by-side benchmark of dockyard and CNCF distribution (``make bench``).
+
+Usage: python -m bench [--help]        (run from the repository root, in its virtualenv)
+
+Starts each registry on 127.0.0.1 with an empty data directory and measures, per registry:
+  * pushing a 1 GiB blob monolithically (POST + PUT ?digest=) and in 64 MiB PATCH chunks   [MB/s]
+  * pulling it with 1 stream, and with 8 concurrent streams (aggregate)                  [MB/s]
+  * manifest GET (wrk) and HEAD (ab -i -k) under 64 connections                   [req/s, p99 ms]
+  * peak RSS of the server's whole process tree                                             [MB]
+Repetitions interleave the two registries (dockyard, distribution, dockyard, ...). Prints the
+machine, then one markdown table of medians with the ratio dockyard/distribution, and writes
+it to bench/results/latest.md. A full run takes about 4 minutes on a 2-core machine.
+
+Needs: curl, wrk, ab (apache2-utils) and docker-registry on PATH (Debian packages), and dockyard
+installed in this Python environment.
+
+Environment (defaults in brackets; a quick run: BENCH_BLOB_MB=64 BENCH_REPS=1 BENCH_SECONDS=3):
+  BENCH_BLOB_MB      size of the test blob in MiB [1024]
+  BENCH_CHUNK_MB     chunk size of the chunked push in MiB [64]
+  BENCH_STREAMS      concurrent streams of the multi-stream pull [8]
+  BENCH_CONNECTIONS  connections of the manifest load tests [64]
+  BENCH_SECONDS      duration of each manifest load test [10]
+  BENCH_REPS         repetitions [3]
+  BENCH_SUBJECT      dockyard, or distribution to test the harness with two distributions [dockyard]
+  TMPDIR             where the test blob and both registries' data live [/tmp]
+
+Exit status: 0 done, 1 a registry or tool failed, 2 bad settings or missing tools, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from bench.client import ProtocolError
+from bench.curl import CurlError
+from bench.loadgen import LoadError
+from bench.machine import describe_machine
+from bench.registries import RegistryError, distribution_version
+from bench.report import Results, median_table, samples_table, settings_line, write_latest
+from bench.runner import missing_packages, run_benchmark
+from bench.settings import Settings, SettingsError, load_settings
+from bench.suite import Log, metrics_for
+
+FAILURES = (RegistryError, ProtocolError, CurlError, LoadError, OSError)
+
+
+def stderr_log() -> Log:
+    """Progress lines on stderr, stamped with the seconds since the start."""
+    start = time.monotonic()
+
+    def log(line: str) -> None:
+        print(f"{time.monotonic() - start:7.1f}s  {line}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through every cleanup, like Ctrl-C
+
+
+def render(results: Results, settings: Settings, header: str) -> tuple[str, str]:
+    """(what stdout shows, what latest.md holds): both carry the machine and the median table."""
+    metrics = metrics_for(settings)
+    table = median_table(results, metrics)
+    shown = f"{header}\n\n{table}\n"
+    saved = (f"# dockyard benchmark\n\n{header}\n\n{table}\n\n"
+             f"## Every repetition\n\n{samples_table(results, metrics)}\n")
+    return shown, saved
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    if missing := missing_packages():
+        print(f"bench: missing tools; install them with: apt-get install -y {' '.join(missing)}",
+              file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    header = "\n".join([
+        f"- machine: {describe_machine().describe()}",
+        f"- baseline: {distribution_version()}",
+        f"- settings: {settings_line(settings)}",
+    ])
+    log = stderr_log()
+    log(f"settings: {settings_line(settings)}")
+    try:
+        results = run_benchmark(settings, log)
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
+        return 130
+    except FAILURES as exc:
+        print(f"bench: failed: {exc}", file=sys.stderr)
+        return 1
+    shown, saved = render(results, settings, header)
+    print(shown, end="")
+    print(f"written to {write_latest(saved)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

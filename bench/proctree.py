@@ -1,0 +1,101 @@
+"""A server's process tree and its peak memory, read from ``/proc``.
+
+A server is "the process we started and all its descendants" (granian's workers, for dockyard).
+Its peak RSS is the sum, over every process that was ever part of the tree, of that process's
+``VmHWM`` (the kernel's per-process high-water mark of resident memory). The sampler only has to
+see each process once before it exits; a spike between two samples is not missed.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import TracebackType
+
+PROC = Path("/proc")
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after its last ")".
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[1])
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its living descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            parent = _parent_pid(int(entry.name))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def high_water_kib(pid: int) -> int | None:
+    """The process's peak resident set (``VmHWM``) in KiB, or None if it is gone."""
+    try:
+        status = (PROC / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return None
+
+
+class PeakMemory:
+    """Samples a process tree in a background thread; ``peak_mb`` is the sum of per-process peaks.
+
+    Use as a context manager around everything the server should be measured for.
+    """
+
+    def __init__(self, root_pid: int, interval: float = 0.1) -> None:
+        self._root = root_pid
+        self._interval = interval
+        self._peaks_kib: dict[int, int] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stopping.set()
+        self._thread.join()
+        self.sample()
+
+    def sample(self) -> None:
+        """Record the current high-water mark of every process in the tree."""
+        for pid in tree_pids(self._root):
+            kib = high_water_kib(pid)
+            if kib is not None:
+                self._peaks_kib[pid] = max(kib, self._peaks_kib.get(pid, 0))
+
+    @property
+    def peak_mb(self) -> float:
+        """Sum of the peaks of every process seen, in MB (10^6 bytes)."""
+        return sum(self._peaks_kib.values()) * 1024 / 1e6
+
+    @property
+    def process_count(self) -> int:
+        """How many processes of the tree were seen."""
+        return len(self._peaks_kib)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            self.sample()
+

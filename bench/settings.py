@@ -1,0 +1,79 @@
+"""The benchmark's knobs, read once from ``BENCH_*`` environment variables.
+
+| variable          | default    | meaning                                                        |
+|-------------------|------------|----------------------------------------------------------------|
+| BENCH_BLOB_MB     | 1024       | size of the test blob, in MiB                                  |
+| BENCH_CHUNK_MB    | 64         | PATCH chunk size of the chunked push, in MiB (at most the blob) |
+| BENCH_STREAMS     | 8          | concurrent pulls of the blob in the multi-stream test          |
+| BENCH_CONNECTIONS | 64         | open connections of the manifest GET/HEAD load tests           |
+| BENCH_SECONDS     | 10         | duration of each manifest load test                            |
+| BENCH_REPS        | 3          | repetitions; subject and baseline alternate within each one    |
+| BENCH_SUBJECT     | dockyard   | what to compare with distribution: ``dockyard``, or            |
+|                   |            | ``distribution`` (a second instance: checks the harness itself) |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+SUBJECTS = ("dockyard", "distribution")
+
+
+class SettingsError(ValueError):
+    """A ``BENCH_*`` variable has a value the benchmark cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Sizes, counts and durations of one benchmark run."""
+
+    blob_mib: int = 1024
+    chunk_mib: int = 64
+    streams: int = 8
+    connections: int = 64
+    seconds: int = 10
+    reps: int = 3
+    subject: str = "dockyard"
+
+    @property
+    def blob_bytes(self) -> int:
+        return self.blob_mib * MIB
+
+    @property
+    def chunk_bytes(self) -> int:
+        return self.chunk_mib * MIB
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r}: expected a number of at least 1")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``env`` (default: ``os.environ``); raise SettingsError on bad values."""
+    env = os.environ if env is None else env
+    defaults = Settings()
+    subject = env.get("BENCH_SUBJECT", "").strip() or defaults.subject
+    if subject not in SUBJECTS:
+        raise SettingsError(f"BENCH_SUBJECT={subject!r}: expected one of {', '.join(SUBJECTS)}")
+    blob_mib = _positive_int(env, "BENCH_BLOB_MB", defaults.blob_mib)
+    return Settings(
+        blob_mib=blob_mib,
+        chunk_mib=min(blob_mib, _positive_int(env, "BENCH_CHUNK_MB", defaults.chunk_mib)),
+        streams=_positive_int(env, "BENCH_STREAMS", defaults.streams),
+        connections=_positive_int(env, "BENCH_CONNECTIONS", defaults.connections),
+        seconds=_positive_int(env, "BENCH_SECONDS", defaults.seconds),
+        reps=_positive_int(env, "BENCH_REPS", defaults.reps),
+        subject=subject,
+    )

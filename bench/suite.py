@@ -1,0 +1,99 @@
+"""The metrics, and one pass of all of them against one running registry.
+
+A pass pushes the big blob twice (monolithic into ``bench/mono``, chunked into ``bench/chunked``),
+pulls it with one stream and with several, pushes a small image tagged ``bench`` and loads its
+manifest with GET (wrk) and HEAD (ab), while sampling the server's process tree for peak RSS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench import transfers
+from bench.client import RegistryClient
+from bench.loadgen import LoadResult, get_load, head_load
+from bench.proctree import PeakMemory
+from bench.registries import Registry
+from bench.settings import Settings
+from bench.testdata import MANIFEST_ACCEPT, BigBlob, SmallImage
+
+IMAGE_REPO, IMAGE_TAG = "bench/image", "bench"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One row of the result table."""
+
+    key: str
+    label: str
+    decimals: int = 1
+    lower_is_better: bool = False
+
+
+def _size(mib: int) -> str:
+    return f"{mib // 1024} GiB" if mib % 1024 == 0 else f"{mib} MiB"
+
+
+def metrics_for(settings: Settings) -> tuple[Metric, ...]:
+    """The table's rows, labelled with this run's sizes and counts."""
+    blob, conns = _size(settings.blob_mib), settings.connections
+    return (
+        Metric("push_mono", f"push {blob} blob, monolithic (MB/s)"),
+        Metric("push_chunked", f"push {blob} blob, {_size(settings.chunk_mib)} chunks (MB/s)"),
+        Metric("pull_one", f"pull {blob} blob, 1 stream (MB/s)"),
+        Metric("pull_many", f"pull {blob} blob, {settings.streams} streams (aggregate MB/s)"),
+        Metric("get_rps", f"manifest GET, {conns} connections (req/s)", decimals=0),
+        Metric("get_p99", "manifest GET p99 latency (ms, lower is better)", 2, lower_is_better=True),
+        Metric("head_rps", f"manifest HEAD, {conns} connections (req/s)", decimals=0),
+        Metric("head_p99", "manifest HEAD p99 latency (ms, lower is better)", 0, lower_is_better=True),
+        Metric("peak_rss", "peak RSS, whole process tree (MB, lower is better)", 0, lower_is_better=True),
+    )
+
+
+Log = Callable[[str], None]
+
+
+def _load_line(kind: str, result: LoadResult) -> str:
+    line = f"manifest {kind}: {result.requests_per_second:.0f} req/s, p99 {result.p99_ms:.2f} ms"
+    if result.socket_errors:
+        line += f" (WARNING: {result.socket_errors} socket errors / failed requests)"
+    return line
+
+
+def _blob_tests(client: RegistryClient, blob: BigBlob, streams: int, log: Log) -> dict[str, float]:
+    values = {
+        "push_mono": transfers.push_monolithic(client, "bench/mono", blob),
+        "push_chunked": transfers.push_chunked(client, "bench/chunked", blob),
+    }
+    log(f"push: monolithic {values['push_mono']:.0f} MB/s, chunked {values['push_chunked']:.0f} MB/s")
+    values["pull_one"] = transfers.pull(client, "bench/mono", blob, 1)
+    values["pull_many"] = transfers.pull(client, "bench/mono", blob, streams)
+    log(f"pull: 1 stream {values['pull_one']:.0f} MB/s, {streams} streams {values['pull_many']:.0f} MB/s")
+    return values
+
+
+def _manifest_tests(client: RegistryClient, image: SmallImage, settings: Settings, log: Log
+                    ) -> dict[str, float]:
+    client.push_image(IMAGE_REPO, IMAGE_TAG, image)
+    client.check_manifest(IMAGE_REPO, IMAGE_TAG, image)
+    url = client.resolve(f"/v2/{IMAGE_REPO}/manifests/{IMAGE_TAG}")
+    get = get_load(url, MANIFEST_ACCEPT, settings.connections, settings.seconds)
+    log(_load_line("GET", get))
+    head = head_load(url, MANIFEST_ACCEPT, settings.connections, settings.seconds)
+    log(_load_line("HEAD", head))
+    return {"get_rps": get.requests_per_second, "get_p99": get.p99_ms,
+            "head_rps": head.requests_per_second, "head_p99": head.p99_ms}
+
+
+def run_pass(registry: Registry, blob: BigBlob, image: SmallImage, settings: Settings, log: Log
+             ) -> dict[str, float]:
+    """Measure every metric once against a started, empty ``registry``."""
+    client = RegistryClient(registry.url)
+    with PeakMemory(registry.pid) as memory:
+        values = _blob_tests(client, blob, settings.streams, log)
+        values.update(_manifest_tests(client, image, settings, log))
+    values["peak_rss"] = memory.peak_mb
+    log(f"peak RSS {memory.peak_mb:.0f} MB, summed over {memory.process_count} processes")
+    return values
+
