@@ -79,7 +79,7 @@ class Config(Section):
     def database_url(self) -> str:
         return self.database.url or f"sqlite+aiosqlite:///{(self.data_dir / 'dockyard.db').resolve()}"
 
-    def with_overrides(self, **sections: Mapping[str, Any]) -> Config:
+    def with_overrides(self, **sections: Any) -> Config:
         """A copy with some keys replaced, validated again (CLI flags use this)."""
         data = self.model_dump()
         for key, value in sections.items():

@@ -66,7 +66,7 @@ async def registry(tmp_path: Path, database_url: str) -> AsyncIterator[Registry]
         yield opened
 
 
-class open_registry:  # noqa: N801 - used as `async with open_registry(config)`
+class open_registry:
     """The app on the given config, schema migrated, with an httpx client bound to it."""
 
     def __init__(self, config: Config) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.conftest import Registry
-from tests.support.content import error_codes, push_blob, push_image, make_image, random_bytes, sha256
+from tests.support.content import error_codes, make_image, push_blob, push_image, random_bytes, sha256
 
 NAME = "team/app"
 

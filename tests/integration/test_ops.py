@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-
 from pathlib import Path
 
 import httpx
 import pytest
 
 from dockyard.app import create_app
-
 from tests.integration.conftest import Registry, make_config, open_registry
 from tests.support.content import push_blob, random_bytes
 

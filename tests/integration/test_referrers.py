@@ -35,7 +35,8 @@ async def test_referrers_list_and_filter(registry: Registry) -> None:
     assert listed.status_code == 200
     assert listed.headers["content-type"] == OCI_INDEX
     index = listed.json()
-    assert index["schemaVersion"] == 2 and index["mediaType"] == OCI_INDEX
+    assert index["schemaVersion"] == 2
+    assert index["mediaType"] == OCI_INDEX
     by_digest = {d["digest"]: d for d in index["manifests"]}
     assert set(by_digest) == {sbom.digest, sig.digest}
     assert by_digest[sbom.digest]["artifactType"] == SBOM

@@ -6,7 +6,6 @@ and every database this run created is dropped at the end.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ async def postgres_unavailable_reason() -> str | None:
         return f"{POSTGRES_ENV} is not set"
     try:
         conn = await asyncpg.connect(_dsn(url), timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return f"PostgreSQL at {POSTGRES_ENV} is unreachable: {exc}"
     await conn.close()
     return None

@@ -10,9 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.errors import ManifestInvalid
+from dockyard.errors import DigestInvalid, ManifestInvalid
 from dockyard.oci import mediatypes as mt
-from dockyard.oci.digests import DigestInvalid, parse_digest
+from dockyard.oci.digests import parse_digest
 
 MAX_JSON_DEPTH = 64
 _MEDIA_TYPE_MAX = 255

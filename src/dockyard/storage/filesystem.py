@@ -12,7 +12,7 @@ import shutil
 import stat as stat_mode
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import anyio.to_thread
 
@@ -26,6 +26,10 @@ _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 async def _run(func: Callable[..., T], *args: object) -> T:
     return await anyio.to_thread.run_sync(func, *args)
+
+
+def _open_for_reading(path: Path) -> BinaryIO:
+    return path.open("rb")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -98,7 +102,7 @@ class FilesystemDriver:
 
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:
-            handle = await _run(open, self._full(path), "rb")
+            handle = await _run(_open_for_reading, self._full(path))
         except _MISSING:
             raise PathNotFound(path) from None
         try:
@@ -182,7 +186,7 @@ class FilesystemDriver:
         base = self._full(prefix)
 
         def walk() -> list[str]:
-            found = []
+            found: list[str] = []
             for directory, _dirs, files in os.walk(base):
                 rel = Path(directory).relative_to(self.root).as_posix()
                 prefix = "" if rel == "." else f"{rel}/"

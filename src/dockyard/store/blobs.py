@@ -10,7 +10,6 @@ from dockyard.store.db import Database
 from dockyard.store.schema import blobs, repositories, repository_blobs
 from dockyard.store.statements import insert_ignore
 
-
 LINKED_SIZE = (sa.select(blobs.c.size)
                .select_from(repository_blobs.join(blobs).join(repositories))
                .where(repositories.c.name == sa.bindparam("repository"),

@@ -1,0 +1,120 @@
+"""Run end-to-end tests against dockyard or, for comparison, the reference registry.
+
+`registry_process(data_dir, workers)` returns a `ServerProcess` (dockyard) by default. With
+`DOCKYARD_E2E_TARGET=distribution` it returns a `DistributionProcess` instead: CNCF distribution
+(`docker-registry`, Debian package) on the same kind of free loopback port and data directory,
+with the same `start` / `stop` / `kill` / `url` surface. That lets a test be checked against
+a registry that is known to work, and lets tests that are about dockyard's own extras (for example
+its error bodies) ask `is_dockyard()`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from tests.support.server import ServerProcess, free_port
+
+TARGET_ENV = "DOCKYARD_E2E_TARGET"
+
+
+class RegistryProcess(Protocol):
+    """What e2e tests need from a registry process."""
+
+    proc: subprocess.Popen[bytes] | None
+
+    @property
+    def url(self) -> str: ...
+
+    def start(self, timeout: float = 30.0) -> RegistryProcess: ...
+
+    def stop(self, timeout: float = 15.0) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+
+def is_dockyard() -> bool:
+    """True unless the tests were pointed at the reference registry."""
+    return os.environ.get(TARGET_ENV, "dockyard") == "dockyard"
+
+
+def registry_process(data_dir: Path, workers: int = 1) -> RegistryProcess:
+    """A not-yet-started registry process for the selected target."""
+    if is_dockyard():
+        return ServerProcess(data_dir=data_dir, workers=workers)
+    return DistributionProcess(data_dir=data_dir)
+
+
+_CONFIG = """\
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+@dataclass
+class DistributionProcess:
+    """One `docker-registry serve` process; `start()` waits until `/v2/` answers 200."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> DistributionProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir.parent / f"distribution-{self.port}.yml"
+        config.write_text(_CONFIG.format(root=self.data_dir, port=self.port))
+        log = (self.data_dir.parent / f"distribution-{self.port}.log").open("ab")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("docker-registry exited early")
+            try:
+                if httpx.get(f"{self.url}/v2/", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"docker-registry did not become ready in {timeout}s")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
