@@ -58,7 +58,8 @@ def build_components(config: Config) -> Components:
     services = RegistryServices(
         uploads=UploadService(db, store),
         blobs=BlobService(db, store),
-        manifests=ManifestService(db, max_bytes=config.registry.manifest_max_bytes),
+        manifests=ManifestService(db, max_bytes=config.registry.manifest_max_bytes,
+                                  cache_entries=config.registry.manifest_cache_entries),
         listing=ListingService(db, page_max=config.registry.list_page_max),
     )
     expiry = timedelta(seconds=config.registry.upload_expiry_seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,25 +29,52 @@ class PushedManifest:
     tags: tuple[str, ...]
 
 
+class ContentCache:
+    """Manifest bytes by digest, least recently used first out. Bytes under a digest never change."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+
+    def get(self, digest: str) -> bytes | None:
+        found = self._items.get(digest)
+        if found is not None:
+            self._items.move_to_end(digest)
+        return found
+
+    def put(self, digest: str, content: bytes) -> None:
+        if self.entries == 0:
+            return
+        self._items[digest] = content
+        self._items.move_to_end(digest)
+        while len(self._items) > self.entries:
+            self._items.popitem(last=False)
+
+
 class ManifestService:
-    def __init__(self, db: Database, *, max_bytes: int) -> None:
+    def __init__(self, db: Database, *, max_bytes: int, cache_entries: int) -> None:
         self.db = db
         self.max_bytes = max_bytes
+        self.cache = ContentCache(cache_entries)
 
     async def get(self, repository: str, reference: str) -> StoredManifest:
+        """One indexed lookup says whether (and which) manifest the reference names right now;
+        its bytes come from the cache when this worker has seen them."""
         validate_name(repository)
-        by_digest = looks_like_digest(reference)
-        if by_digest:
+        if looks_like_digest(reference):
             parse_digest(reference)
+            found = await manifest_rows.ref_by_digest(self.db, repository, reference)
         else:
             validate_tag(reference)
-        if by_digest:
-            found = await manifest_rows.by_digest(self.db, repository, reference)
-        else:
-            found = await manifest_rows.by_tag(self.db, repository, reference)
-        if found is None:
+            found = await manifest_rows.ref_by_tag(self.db, repository, reference)
+        content = None if found is None else self.cache.get(found.digest)
+        if found is not None and content is None:
+            content = await manifest_rows.content(self.db, found.id)
+            if content is not None:
+                self.cache.put(found.digest, content)
+        if found is None or content is None:
             raise ManifestUnknown(detail={"reference": reference})
-        return found
+        return StoredManifest(found.id, found.digest, found.media_type, content)
 
     async def put(self, repository: str, reference: str, body: bytes, content_type: str,
                   extra_tags: list[str]) -> PushedManifest:

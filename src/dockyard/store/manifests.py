@@ -23,6 +23,15 @@ class StoredManifest:
 
 
 @dataclass(frozen=True, slots=True)
+class ManifestRef:
+    """Which manifest a reference names, without its bytes."""
+
+    id: int
+    digest: str
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewManifest:
     digest: str
     media_type: str
@@ -43,27 +52,33 @@ class Referrer:
     annotations: dict[str, str] | None
 
 
-_COLUMNS = (manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.content)
+_REF_COLUMNS = (manifests.c.id, manifests.c.digest, manifests.c.media_type)
 
-# The two hot reads, built once with named parameters so the database layer can compile them once.
-BY_TAG = (sa.select(*_COLUMNS)
-          .select_from(repositories.join(tags).join(manifests, manifests.c.id == tags.c.manifest_id))
-          .where(repositories.c.name == sa.bindparam("repository"), tags.c.name == sa.bindparam("tag")))
-BY_DIGEST = (sa.select(*_COLUMNS).select_from(manifests.join(repositories))
-             .where(repositories.c.name == sa.bindparam("repository"),
-                    manifests.c.digest == sa.bindparam("digest")))
-
-
-def _stored(row: tuple[Any, ...] | None) -> StoredManifest | None:
-    return None if row is None else StoredManifest(row[0], row[1], row[2], bytes(row[3]))
+# The hot reads, built once with named parameters so the database layer compiles each once.
+REF_BY_TAG = (sa.select(*_REF_COLUMNS)
+              .select_from(repositories.join(tags).join(manifests, manifests.c.id == tags.c.manifest_id))
+              .where(repositories.c.name == sa.bindparam("repository"), tags.c.name == sa.bindparam("tag")))
+REF_BY_DIGEST = (sa.select(*_REF_COLUMNS).select_from(manifests.join(repositories))
+                 .where(repositories.c.name == sa.bindparam("repository"),
+                        manifests.c.digest == sa.bindparam("digest")))
+CONTENT_BY_ID = sa.select(manifests.c.content).where(manifests.c.id == sa.bindparam("id"))
 
 
-async def by_tag(db: Database, repository: str, tag: str) -> StoredManifest | None:
-    return _stored(await db.first(BY_TAG, repository=repository, tag=tag))
+def _ref(row: tuple[Any, ...] | None) -> ManifestRef | None:
+    return None if row is None else ManifestRef(row[0], row[1], row[2])
 
 
-async def by_digest(db: Database, repository: str, digest: str) -> StoredManifest | None:
-    return _stored(await db.first(BY_DIGEST, repository=repository, digest=digest))
+async def ref_by_tag(db: Database, repository: str, tag: str) -> ManifestRef | None:
+    return _ref(await db.first(REF_BY_TAG, repository=repository, tag=tag))
+
+
+async def ref_by_digest(db: Database, repository: str, digest: str) -> ManifestRef | None:
+    return _ref(await db.first(REF_BY_DIGEST, repository=repository, digest=digest))
+
+
+async def content(db: Database, manifest_id: int) -> bytes | None:
+    row = await db.first(CONTENT_BY_ID, id=manifest_id)
+    return None if row is None else bytes(row[0])
 
 
 async def find_id(conn: AsyncConnection, repository_id: int, digest: str) -> int | None:
