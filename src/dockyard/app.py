@@ -28,7 +28,7 @@ from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.memory import MemoryDriver
-from dockyard.store import migrate
+from dockyard.store import revision
 from dockyard.store.db import Database
 
 log = logging.getLogger("dockyard")
@@ -89,7 +89,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        if not await migrate.is_current(parts.db):
+        if not await revision.is_current(parts.db):
             raise RuntimeError("the database schema is not current: run `dockyard migrate`")
         parts.scheduler.start()
         try:

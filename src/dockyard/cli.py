@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import click
 
-from dockyard.config import Config, load_config
+from dockyard.config import Config, build_config, load_config
 from dockyard.errors import ConfigError
 
 CONFIG_HELP = "TOML configuration file (default: none; DOCKYARD_* environment variables still apply)"
@@ -66,9 +67,9 @@ def serve(config_file: Path | None, data_dir: Path | None, host: str | None, por
     config = _load(config_file, data_dir, host=host, port=port, workers=workers)
     configure_logging(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[EFFECTIVE_CONFIG] = config.model_dump_json()
     _prepare_database(config)
     _prepare_metrics_dir(config)
-    os.environ[EFFECTIVE_CONFIG] = config.model_dump_json()
     count = config.server.workers or os.cpu_count() or 1
     click.echo(f"dockyard listening on http://{config.server.host}:{config.server.port} "
                f"({count} worker(s), data in {config.data_dir.resolve()})")
@@ -81,22 +82,16 @@ def serve(config_file: Path | None, data_dir: Path | None, host: str | None, por
 
 
 def _prepare_database(config: Config) -> None:
-    from dockyard.store import migrate
-    from dockyard.store.db import Database
+    """Migrate (or check) in a child process, so this supervisor, whose memory every forked
+    worker starts from, never loads SQLAlchemy and Alembic."""
+    from dockyard.serving import EFFECTIVE_CONFIG
 
-    async def run() -> None:
-        db = Database(config.database_url, config.database)
-        try:
-            if config.database.auto_migrate:
-                await migrate.upgrade(db)
-            elif not await migrate.is_current(db):
-                raise click.ClickException(
-                    f"the database schema is at {await migrate.current_revision(db)}, the code needs "
-                    f"{migrate.head_revision()}: run `dockyard migrate` first")
-        finally:
-            await db.dispose()
-
-    asyncio.run(run())
+    command = [sys.executable, "-m", "dockyard", "migrate", "--effective-config"]
+    if not config.database.auto_migrate:
+        command.append("--check")
+    env = {**os.environ, EFFECTIVE_CONFIG: config.model_dump_json()}
+    if subprocess.run(command, env=env, check=False).returncode != 0:
+        raise click.ClickException("the database is not ready; see the message above")
 
 
 def _prepare_metrics_dir(config: Config) -> None:
@@ -108,22 +103,38 @@ def _prepare_metrics_dir(config: Config) -> None:
 
 @main.command()
 @config_options
-def migrate(config_file: Path | None, data_dir: Path | None) -> None:
-    """Bring the database schema up to date (safe to run again)."""
+@click.option("--check", is_flag=True, help="change nothing; exit 1 if the schema is not current")
+@click.option("--effective-config", is_flag=True, hidden=True,
+              help="read the configuration `serve` resolved from DOCKYARD_EFFECTIVE_CONFIG")
+def migrate(config_file: Path | None, data_dir: Path | None, check: bool, effective_config: bool) -> None:
+    """Bring the database schema up to date (safe to run again, and from several nodes)."""
     from dockyard.store import migrate as migrations
     from dockyard.store.db import Database
 
-    config = _load(config_file, data_dir)
+    if effective_config:
+        from dockyard.serving import EFFECTIVE_CONFIG
+        config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
+    else:
+        config = _load(config_file, data_dir)
     config.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> tuple[str | None, str]:
         db = Database(config.database_url, config.database)
         try:
+            if check:
+                return await migrations.current_revision(db), migrations.head_revision()
             return await migrations.upgrade(db)
         finally:
             await db.dispose()
 
     before, after = asyncio.run(run())
+    if check:
+        if before != after:
+            click.echo(f"the database schema is at {before or 'nothing'}, this dockyard needs {after}: "
+                       "run `dockyard migrate`", err=True)
+            sys.exit(1)
+        click.echo(f"schema at {after}: current")
+        return
     click.echo(f"schema at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
 
 

@@ -10,10 +10,12 @@ import json
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from dockyard.app import create_app
 from dockyard.config import Config, build_config
-from dockyard.http.observe import ObserveMiddleware
+
+if TYPE_CHECKING:
+    from dockyard.http.observe import ObserveMiddleware
 
 EFFECTIVE_CONFIG = "DOCKYARD_EFFECTIVE_CONFIG"
 
@@ -25,6 +27,8 @@ def configure_logging(config: Config) -> None:
 
 def app_factory() -> ObserveMiddleware:
     """Granian calls this once per worker process."""
+    from dockyard.app import create_app  # here, not at import: the supervisor never loads the app
+
     config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
     configure_logging(config)
     return create_app(config)

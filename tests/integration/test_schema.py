@@ -25,3 +25,22 @@ async def test_migrate_is_idempotent_and_current(registry: Registry) -> None:
     before, after = await migrate.upgrade(registry.parts.db)
     assert before == after == migrate.head_revision()
     assert await migrate.is_current(registry.parts.db)
+
+
+def test_revision_head_names_the_newest_migration() -> None:
+    from dockyard.store import revision
+    assert revision.HEAD == migrate.head_revision()
+
+
+async def test_revision_check_sees_an_empty_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dockyard.config import DatabaseConfig
+    from dockyard.store import revision
+    from dockyard.store.db import Database
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db", DatabaseConfig())
+    try:
+        assert await revision.current(db) is None
+        assert not await revision.is_current(db)
+        await migrate.upgrade(db)
+        assert await revision.is_current(db)
+    finally:
+        await db.dispose()
