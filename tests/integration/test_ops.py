@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dockyard.app import create_app
+from dockyard.app import build_components, create_app
 from tests.integration.conftest import Registry, make_config, open_registry
 from tests.support.content import push_blob, random_bytes
 
@@ -27,9 +27,13 @@ async def test_health_and_readiness(registry: Registry) -> None:
 
 async def test_readiness_fails_without_database(tmp_path: Path) -> None:
     config = make_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/missing/dir/dockyard.db")
-    app = create_app(config)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
-        response = await client.get("/readyz")
+    parts = build_components(config)
+    app = create_app(config, parts)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
+            response = await client.get("/readyz")
+    finally:
+        await parts.db.dispose()
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
 

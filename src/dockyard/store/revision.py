@@ -15,7 +15,8 @@ HEAD = "0001"
 async def current(db: Database) -> str | None:
     try:
         async with db.read() as conn:
-            return await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+            found = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+            return None if found is None else str(found)
     except sa.exc.DBAPIError:
         return None  # no alembic_version table: an empty database
 
