@@ -1,0 +1,104 @@
+"""The server process: graceful SIGTERM, schema checks at start, and the CLI around it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def dockyard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dockyard", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60, check=False)
+
+
+def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path) -> None:
+    server = ServerProcess(data_dir=tmp_path / "data", workers=1).start()
+    data = os.urandom(6 << 20)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/").headers["location"]
+    halfway = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        for start in range(0, len(data), 1 << 20):
+            if start >= len(data) // 2:
+                halfway.set()
+            yield data[start:start + (1 << 20)]
+            time.sleep(0.15)
+
+    result: dict[str, httpx.Response] = {}
+    upload = threading.Thread(target=lambda: result.update(
+        response=httpx.put(f"{server.url}{location}?digest={digest}", content=slow_body(), timeout=30)))
+    upload.start()
+    assert halfway.wait(10)
+    assert server.proc is not None
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    upload.join(30)
+    assert result["response"].status_code == 201
+    assert server.proc.wait(30) == 0
+
+    restarted = ServerProcess(data_dir=tmp_path / "data", workers=1).start()
+    try:
+        assert httpx.get(f"{restarted.url}/v2/team/app/blobs/{digest}").content == data
+    finally:
+        restarted.stop()
+
+
+def test_serve_refuses_a_stale_schema_when_auto_migrate_is_off(tmp_path: Path) -> None:
+    env = {"DOCKYARD_DATABASE__AUTO_MIGRATE": "false"}
+    server = ServerProcess(data_dir=tmp_path / "data", env=env)
+    with pytest.raises(RuntimeError, match="run `dockyard migrate`"):
+        server.start(timeout=20)
+    check = dockyard("migrate", "--check", "--data-dir", str(tmp_path / "data"))
+    assert check.returncode == 1
+    migrated = dockyard("migrate", "--data-dir", str(tmp_path / "data"))
+    assert migrated.returncode == 0, migrated.stderr
+    assert "schema at" in migrated.stdout
+    assert dockyard("migrate", "--check", "--data-dir", str(tmp_path / "data")).returncode == 0
+    with ServerProcess(data_dir=tmp_path / "data", env=env) as started:
+        assert httpx.get(f"{started.url}/v2/").status_code == 200
+
+
+def test_config_check_names_the_bad_key(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[server]\nport = 5001\n[storage]\ndriver = "filesystem"\n')
+    assert dockyard("config", "check", str(good)).returncode == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[server]\nprot = 5001\n[registry]\nlist_page_max = "many"\n')
+    result = dockyard("config", "check", str(bad))
+    assert result.returncode == 1
+    assert "server.prot: unknown setting" in result.stderr
+    assert "registry.list_page_max" in result.stderr
+
+
+def test_environment_overrides_reach_the_server(tmp_path: Path) -> None:
+    env = {"DOCKYARD_REGISTRY__LIST_PAGE_MAX": "1"}
+    with ServerProcess(data_dir=tmp_path / "data", env=env) as server:
+        for name in ("a/one", "a/two"):
+            httpx.post(f"{server.url}/v2/{name}/blobs/uploads/?digest=sha256:{hashlib.sha256(b'').hexdigest()}")
+        page = httpx.get(f"{server.url}/v2/_catalog")
+        assert page.json() == {"repositories": ["a/one"]}
+        assert 'rel="next"' in page.headers["link"]
+
+
+def test_metrics_add_up_across_workers(tmp_path: Path) -> None:
+    with ServerProcess(data_dir=tmp_path / "data", workers=2) as server, httpx.Client() as client:
+        for _ in range(40):  # new connections land on either worker
+            client.get(f"{server.url}/v2/", headers={"Connection": "close"})
+        text = httpx.get(f"{server.url}/metrics").text
+    line = next(x for x in text.splitlines()
+                if x.startswith('dockyard_http_requests_total{method="GET",route="base",status="200"}'))
+    assert float(line.split()[-1]) == 40.0
