@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from dockyard.config import Config
-from dockyard.http.observe import Metrics, ObserveMiddleware
+from dockyard.http.observe import AccessLog, Metrics, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
 from dockyard.jobs.scheduler import Job, Scheduler
 from dockyard.jobs.uploads_purge import purge_uploads
@@ -44,6 +44,7 @@ class Components:
     services: RegistryServices
     metrics: Metrics
     scheduler: Scheduler
+    access_log: AccessLog
 
 
 def build_driver(config: Config) -> StorageDriver:
@@ -67,7 +68,7 @@ def build_components(config: Config) -> Components:
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),
     ])
-    return Components(config, db, store, services, Metrics(), scheduler)
+    return Components(config, db, store, services, Metrics(), scheduler, AccessLog())
 
 
 class Dispatcher:
@@ -96,6 +97,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
             yield
         finally:
             await parts.scheduler.stop()
+            parts.access_log.flush()
             await parts.db.dispose()
 
     async def healthz(_request: Request) -> Response:
@@ -119,5 +121,5 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
         Route("/metrics", metrics, methods=["GET"]),
     ], lifespan=lifespan)
     handlers = RegistryHandlers(parts.services, manifest_max_bytes=config.registry.manifest_max_bytes)
-    return ObserveMiddleware(Dispatcher(RegistryApp(handlers), other), parts.metrics,
-                             log_requests=config.log.access_log)
+    access_log = parts.access_log if config.log.access_log else None
+    return ObserveMiddleware(Dispatcher(RegistryApp(handlers), other), parts.metrics, access_log=access_log)

@@ -71,11 +71,12 @@ def serve(config_file: Path | None, data_dir: Path | None, host: str | None, por
     _prepare_database(config)
     _prepare_metrics_dir(config)
     count = config.server.workers or os.cpu_count() or 1
+    interface = Interfaces.RSGI if config.server.interface == "rsgi" else Interfaces.ASGI
     click.echo(f"dockyard listening on http://{config.server.host}:{config.server.port} "
                f"({count} worker(s), data in {config.data_dir.resolve()})")
     Server(
         "dockyard.serving:app_factory", factory=True, address=config.server.host, port=config.server.port,
-        interface=Interfaces.ASGI, workers=count, loop=Loops.uvloop, backlog=config.server.backlog,
+        interface=interface, workers=count, loop=Loops.uvloop, backlog=config.server.backlog,
         log_access=False, respawn_failed_workers=True,
         workers_kill_timeout=int(config.server.graceful_timeout),
     ).serve()

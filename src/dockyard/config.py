@@ -31,6 +31,7 @@ class ServerConfig(Section):
     workers: int = Field(0, ge=0, description="0 means one worker per CPU core")
     backlog: int = Field(1024, ge=16)
     graceful_timeout: float = Field(30.0, gt=0)
+    interface: Literal["rsgi", "asgi"] = "rsgi"
 
 
 class StorageConfig(Section):

@@ -16,6 +16,7 @@ from dockyard.config import Config, build_config
 
 if TYPE_CHECKING:
     from dockyard.http.observe import ObserveMiddleware
+    from dockyard.http.rsgi import RSGIBridge
 
 EFFECTIVE_CONFIG = "DOCKYARD_EFFECTIVE_CONFIG"
 
@@ -25,10 +26,12 @@ def configure_logging(config: Config) -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-def app_factory() -> ObserveMiddleware:
+def app_factory() -> ObserveMiddleware | RSGIBridge:
     """Granian calls this once per worker process."""
     from dockyard.app import create_app  # here, not at import: the supervisor never loads the app
+    from dockyard.http.rsgi import RSGIBridge
 
     config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
     configure_logging(config)
-    return create_app(config)
+    app = create_app(config)
+    return RSGIBridge(app) if config.server.interface == "rsgi" else app

@@ -1,7 +1,8 @@
 """Blob responses: zero-copy for whole files, large-block reads for ranges.
 
-A whole blob on a local filesystem goes out through the ASGI ``http.response.pathsend``
-extension (granian sends it from native code). A ``Range`` request is answered with 206 from
+A blob on a local filesystem goes out through the ASGI ``http.response.pathsend`` extension
+(granian sends it from native code); under the RSGI bridge a ``Range`` does too, through the
+bridge's ``dockyard.pathsend.range`` extension. Elsewhere a ``Range`` is answered from
 ``os.pread`` in a worker thread, in blocks of ``RANGE_BLOCK``. Without a local path the blob is
 streamed from the storage driver.
 """
@@ -13,6 +14,8 @@ from collections.abc import AsyncIterator, Callable
 
 import anyio.to_thread
 from starlette.types import Receive, Scope, Send
+
+from dockyard.http.rsgi import RANGE_EXTENSION
 
 RANGE_BLOCK = 4 * 1024 * 1024
 
@@ -36,9 +39,13 @@ class BlobResponse:
         if self.head or self.length == 0:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
+        extensions = scope.get("extensions") or {}
         whole = self.status == 200
-        if whole and self.local_path and "http.response.pathsend" in scope.get("extensions", {}):
+        if whole and self.local_path and "http.response.pathsend" in extensions:
             await send({"type": "http.response.pathsend", "path": self.local_path})
+        elif self.local_path and RANGE_EXTENSION in extensions:
+            span = (self.offset, self.offset + self.length - 1)
+            await send({"type": "http.response.pathsend", "path": self.local_path, "range": span})
         elif self.local_path:
             await self._send_file_range(send, self.local_path)
         else:

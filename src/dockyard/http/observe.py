@@ -6,18 +6,56 @@ multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set (``dockyard serve`` s
 
 from __future__ import annotations
 
+import asyncio
 import json
-import logging
 import os
+import sys
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-access_log = logging.getLogger("dockyard.access")
 UPLOAD_ROUTES = frozenset({"uploads", "upload"})
+FLUSH_LINES = 256
+FLUSH_SECONDS = 0.5
+
+
+class AccessLog:
+    """One JSON line per request, written in batches.
+
+    Going through ``logging`` with a flush per record cost a third of the registry's request
+    rate, so lines are buffered and written together: when 256 are waiting, or half a second after
+    the first of them. A crash loses at most that half second of access lines, never data.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._lines: list[str] = []
+        self._flush_scheduled = False
+
+    def write(self, entry: dict[str, Any]) -> None:
+        entry["time"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self._lines.append(json.dumps(entry, separators=(",", ":")))
+        if len(self._lines) >= FLUSH_LINES:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+            except RuntimeError:  # no running loop: write now
+                self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._lines:
+            return
+        stream = self.stream or sys.stdout
+        stream.write("\n".join(self._lines) + "\n")
+        stream.flush()
+        self._lines.clear()
 
 
 class Metrics:
@@ -47,10 +85,10 @@ class Metrics:
 
 
 class ObserveMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, log_requests: bool) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: AccessLog | None) -> None:
         self.app = app
         self.metrics = metrics
-        self.log_requests = log_requests
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,14 +133,14 @@ class ObserveMiddleware:
         self.metrics.latency.labels(method, route).observe(elapsed)
         self.metrics.bytes_in.labels(route).inc(state["in"])
         self.metrics.bytes_out.labels(route).inc(state["out"])
-        if self.log_requests:
+        if self.access_log is not None:
             client = scope.get("client")
-            access_log.info(json.dumps({
+            self.access_log.write({
                 "method": method, "path": scope["path"][:512], "route": route, "status": status,
                 "duration_ms": round(elapsed * 1000, 3), "bytes_in": state["in"], "bytes_out": state["out"],
                 "remote": client[0] if client else None,
                 "user_agent": _header(scope, b"user-agent"),
-            }, separators=(",", ":")))
+            })
 
 
 _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
