@@ -18,7 +18,7 @@ status and a message saying what to fix. Exactly one place renders them (``http/
     ├── NameUnknown                    NAME_UNKNOWN           404
     ├── SizeInvalid                    SIZE_INVALID           400
     ├── PaginationInvalid              PAGINATION_NUMBER_INVALID 400
-    ├── RangeNotSatisfiable            RANGE_NOT_SATISFIABLE  416
+    ├── RangeNotSatisfiable            RANGE_INVALID          416
     ├── Unsupported                    UNSUPPORTED            405 / 415
     ├── Unauthorized                   UNAUTHORIZED           401
     ├── Denied                         DENIED                 403
@@ -120,7 +120,8 @@ class PaginationInvalid(RegistryError):
 
 
 class RangeNotSatisfiable(RegistryError):
-    code, status, default_message = "RANGE_NOT_SATISFIABLE", 416, "requested range not satisfiable"
+    code, status = "RANGE_INVALID", 416
+    default_message = "requested range not satisfiable: the blob is shorter (see Content-Range for its size)"
 
 
 class Unsupported(RegistryError):

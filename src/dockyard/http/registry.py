@@ -244,7 +244,10 @@ class RegistryApp:
         except RegistryError as exc:
             response = render_error(exc, head=head)
         except ClientDisconnect:
-            return
+            # The body ended before Content-Length said it would; if the client still listens
+            # (it may only have closed its sending side) it gets an answer, not a 500.
+            response = render_error(SizeInvalid("the request body ended before Content-Length bytes arrived"),
+                                    head=head)
         await response(scope, receive, send)
 
     async def _call(self, request: Request, found: Match) -> ASGIApp:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
-from urllib.parse import unquote
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message
 
 RANGE_EXTENSION = "dockyard.pathsend.range"
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _EXTENSIONS: dict[str, dict[str, Any]] = {"http.response.pathsend": {}, RANGE_EXTENSION: {}}
 
 
@@ -120,13 +121,13 @@ class RSGIBridge:
             await self._lifespan
 
     async def __rsgi__(self, scope: RSGIScope, protocol: Any) -> None:
-        raw_path = scope.path
+        path = scope.path  # granian hands RSGI apps the path already percent-decoded
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in scope.headers.items()]
         asgi_scope = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": scope.http_version, "method": scope.method, "scheme": scope.scheme,
-            "path": unquote(raw_path) if "%" in raw_path else raw_path,
-            "raw_path": raw_path.encode("latin-1"), "query_string": scope.query_string.encode("latin-1"),
+            "path": path, "raw_path": quote(path, safe=_PATH_SAFE).encode("ascii"),
+            "query_string": scope.query_string.encode("latin-1"),
             "root_path": "", "headers": headers, "client": _address(scope.client),
             "server": _address(scope.server), "extensions": _EXTENSIONS, "state": dict(self.state),
         }
