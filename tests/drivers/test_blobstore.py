@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import DigestInvalid, RangeInvalid, SizeInvalid
-from dockyard.storage.blobstore import BlobStore
+from dockyard.storage.blobstore import BlobStore, SavedHash
 from dockyard.storage.driver import PathNotFound, StorageDriver
 
 BLOCK = 1024  # small blocks, so that a few KiB already take the pipelined write-and-hash path
@@ -47,11 +47,13 @@ async def assert_upload_gone(store: BlobStore, upload_id: str) -> None:
     assert [path async for path in store.driver.list(f"uploads/{upload_id}")] == []
 
 
-async def upload(store: BlobStore, upload_id: str, data: bytes, chunk: int = 1000) -> None:
+async def upload(store: BlobStore, upload_id: str, data: bytes, chunk: int = 1000) -> SavedHash | None:
+    """Append ``data`` in pieces, carrying the saved hash state the way the uploads table does."""
     await store.begin(upload_id)
-    offset = 0
+    offset, saved = 0, None
     for piece in pieces(data, chunk):
-        offset = await store.append(upload_id, stream(piece), start=offset)
+        offset, saved = await store.append(upload_id, stream(piece), start=offset, saved=saved)
+    return saved
 
 
 @pytest.fixture
@@ -64,9 +66,11 @@ def store(driver: StorageDriver) -> BlobStore:
 
 @pytest.mark.parametrize("chunk", [1, 100, BLOCK - 1, BLOCK, BLOCK + 1, 4000, len(DATA)])
 async def test_upload_in_several_appends_then_finish(store: BlobStore, chunk: int) -> None:
-    await upload(store, "upload-0001", DATA, chunk)
+    saved = await upload(store, "upload-0001", DATA, chunk)
+    assert saved is not None
+    assert saved.offset == len(DATA)
     assert await store.size("upload-0001") == len(DATA)
-    assert await store.finish("upload-0001", sha256(DATA)) == len(DATA)
+    assert await store.finish("upload-0001", sha256(DATA), saved) == len(DATA)
     location = await store.locate(sha256(DATA))
     assert location is not None
     assert location.size == len(DATA)
@@ -78,8 +82,8 @@ async def test_upload_in_several_appends_then_finish(store: BlobStore, chunk: in
 async def test_append_streams_many_small_chunks_and_reports_the_size(store: BlobStore) -> None:
     await store.begin("upload-0001")
     assert await store.size("upload-0001") == 0
-    assert await store.append("upload-0001", stream(*pieces(DATA[:5000], 7))) == 5000
-    assert await store.append("upload-0001", stream(*pieces(DATA[5000:], 3000)), start=5000) == len(DATA)
+    assert (await store.append("upload-0001", stream(*pieces(DATA[:5000], 7))))[0] == 5000
+    assert (await store.append("upload-0001", stream(*pieces(DATA[5000:], 3000)), start=5000))[0] == len(DATA)
     await store.finish("upload-0001", sha256(DATA), expected_size=len(DATA))
     assert await read_blob(store, sha256(DATA)) == DATA
 
@@ -203,16 +207,22 @@ HANDOFFS = ["AAAAA", "ABBBB", "AABAA", "AAABA", "AAAAB", "ABABA", "BAAAA", "BBBB
 
 @pytest.mark.parametrize("handlers", HANDOFFS)
 @pytest.mark.parametrize("digest_of", [sha256, sha512])
+@pytest.mark.parametrize("lost_state_after", [None, 0, 1, 2])
 async def test_chunks_received_by_different_processes(driver: StorageDriver, handlers: str,
-                                                      digest_of: Callable[[bytes], str]) -> None:
+                                                      digest_of: Callable[[bytes], str],
+                                                      lost_state_after: int | None) -> None:
+    """The saved state travels between processes; when one request's state is never saved (it
+    failed after writing), the next catches up from the older state or reads the upload."""
     stores = {"A": BlobStore(driver, block_size=BLOCK), "B": BlobStore(driver, block_size=BLOCK)}
     thirds = [DATA[:3000], DATA[3000:6500], DATA[6500:]]
     await stores[handlers[0]].begin("upload-0001")
-    offset = 0
-    for handler, third in zip(handlers[1:4], thirds, strict=True):
-        offset = await stores[handler].append("upload-0001", stream(*pieces(third, 700)), start=offset)
+    offset, saved = 0, None
+    for step, (handler, third) in enumerate(zip(handlers[1:4], thirds, strict=True)):
+        offset, new_saved = await stores[handler].append("upload-0001", stream(*pieces(third, 700)),
+                                                         start=offset, saved=saved)
+        saved = saved if step == lost_state_after else new_saved
     digest = digest_of(DATA)
-    assert await stores[handlers[4]].finish("upload-0001", digest) == len(DATA)
+    assert await stores[handlers[4]].finish("upload-0001", digest, saved) == len(DATA)
     for instance in stores.values():
         assert await read_blob(instance, digest) == DATA
         await assert_upload_gone(instance, "upload-0001")
@@ -221,12 +231,12 @@ async def test_chunks_received_by_different_processes(driver: StorageDriver, han
 async def test_a_stale_hash_state_is_not_trusted(driver: StorageDriver) -> None:
     first, second = BlobStore(driver, block_size=BLOCK), BlobStore(driver, block_size=BLOCK)
     await first.begin("upload-0001")
-    await first.append("upload-0001", stream(DATA[:4000]))
+    _, saved = await first.append("upload-0001", stream(DATA[:4000]))
     await second.cancel("upload-0001")  # another process cancels, then the id is used again
     await second.begin("upload-0001")
     await second.append("upload-0001", stream(b"other"))
     with pytest.raises(DigestInvalid):
-        await first.finish("upload-0001", sha256(DATA[:4000]))
+        await first.finish("upload-0001", sha256(DATA[:4000]), saved)
 
 
 # -- concurrency -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dockyard.errors import BlobUploadUnknown, DigestInvalid
 from dockyard.oci.digests import parse_digest
 from dockyard.oci.names import validate_name
 from dockyard.oci.ranges import ByteRange
-from dockyard.storage.blobstore import BlobStore
+from dockyard.storage.blobstore import BlobStore, SavedHash
 from dockyard.storage.driver import PathNotFound
 from dockyard.store import blobs as blob_rows
 from dockyard.store import repositories, uploads
@@ -49,7 +49,7 @@ class UploadService:
         return UploadStatus(upload_id, 0)
 
     async def status(self, repository: str, upload_id: str) -> UploadStatus:
-        await self._check(repository, upload_id)
+        await self._find(repository, upload_id)
         try:
             return UploadStatus(upload_id, await self.store.size(upload_id))
         except PathNotFound:
@@ -58,21 +58,23 @@ class UploadService:
     async def append(self, repository: str, upload_id: str, body: AsyncIterator[bytes],
                      claimed: ByteRange | None) -> UploadStatus:
         """Append one chunk; ``claimed`` (from Content-Range) must continue the upload."""
-        await self._check(repository, upload_id)
-        size = await self._append(upload_id, body, claimed.first if claimed else None)
+        upload = await self._find(repository, upload_id)
+        size, saved = await self._append(upload, body, claimed.first if claimed else None)
         async with self.db.write() as conn:
-            await uploads.touch(conn, upload_id)
+            await uploads.record_progress(conn, upload_id, saved.offset if saved else None,
+                                          saved.state if saved else None)
         return UploadStatus(upload_id, size)
 
     async def complete(self, repository: str, upload_id: str, digest: str,
                        body: AsyncIterator[bytes] | None, claimed: ByteRange | None) -> int:
         """Append the optional last chunk, verify the digest and publish the blob."""
         parse_digest(digest)
-        await self._check(repository, upload_id)
+        upload = await self._find(repository, upload_id)
+        saved = _saved(upload)
         if body is not None:
-            await self._append(upload_id, body, claimed.first if claimed else None)
+            _, saved = await self._append(upload, body, claimed.first if claimed else None)
         try:
-            size = await self.store.finish(upload_id, digest)
+            size = await self.store.finish(upload_id, digest, saved)
         except DigestInvalid:
             await self.cancel(repository, upload_id, missing_ok=True)
             raise
@@ -116,14 +118,23 @@ class UploadService:
             await events.record(conn, events.BlobMounted(repository, digest, source))
         return True
 
-    async def _check(self, repository: str, upload_id: str) -> None:
+    async def _find(self, repository: str, upload_id: str) -> uploads.Upload:
         validate_name(repository)
         async with self.db.read() as conn:
-            if not await uploads.exists(conn, upload_id, repository):
-                raise BlobUploadUnknown()
+            upload = await uploads.find(conn, upload_id, repository)
+        if upload is None:
+            raise BlobUploadUnknown()
+        return upload
 
-    async def _append(self, upload_id: str, body: AsyncIterator[bytes], start: int | None) -> int:
+    async def _append(self, upload: uploads.Upload, body: AsyncIterator[bytes],
+                      start: int | None) -> tuple[int, SavedHash | None]:
         try:
-            return await self.store.append(upload_id, body, start)
+            return await self.store.append(upload.id, body, start, _saved(upload))
         except PathNotFound:
             raise BlobUploadUnknown() from None
+
+
+def _saved(upload: uploads.Upload) -> SavedHash | None:
+    if upload.hash_offset is None or upload.hash_state is None:
+        return None
+    return SavedHash(upload.hash_offset, upload.hash_state)

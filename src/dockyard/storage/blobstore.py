@@ -1,17 +1,21 @@
 """Content-addressed blobs and in-flight uploads on top of a storage driver.
 
 Uploads stream to ``uploads/<id>/data`` while a sha256 is computed on the way, in blocks of
-``block_size`` so that hashing and writing of one block overlap with receiving the next. The hash
-state lives in this process; when a chunk arrives here for an upload whose earlier chunks another
-process received (or after a restart), the state is dropped and ``finish`` re-reads the upload
-once to hash it — correct, only slower. A blob appears at its final path only after its digest was
-verified and its bytes were fsync'd.
+``block_size`` so that hashing and writing of one block overlap with receiving the next.
+
+The running hash is not kept in this process: ``append`` returns it as a ``SavedHash`` (OpenSSL's
+112-byte SHA-256 state and the offset it covers) for the caller to store with the upload, and
+the next ``append`` or ``finish``, on whichever worker or node, resumes from it. Uploads are
+append-only, so a saved state stays valid: if bytes were appended after it was saved (a request
+that failed before its state was stored), only those bytes are read back to catch up. Without a
+state (sha512, or an OpenSSL without the low-level SHA-256 API) ``finish`` reads the upload once.
+A blob appears at its final path only after its digest was verified and its bytes were fsync'd.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+import mmap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,15 +25,17 @@ from dockyard.errors import DigestInvalid, RangeInvalid, SizeInvalid
 from dockyard.oci.digests import Hasher, algorithm_of, new_hasher
 from dockyard.storage import layout
 from dockyard.storage.driver import PathNotFound, StorageDriver, Writer
+from dockyard.storage.hashstate import ResumableSha256, resumable_sha256
 
 DEFAULT_BLOCK = 4 * 1024 * 1024
-MAX_HASH_STATES = 4096
 
 
-@dataclass(slots=True)
-class HashState:
+@dataclass(frozen=True, slots=True)
+class SavedHash:
+    """A running SHA-256 over the first ``offset`` bytes of an upload."""
+
     offset: int
-    hasher: Hasher
+    state: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +49,7 @@ class BlobStore:
     def __init__(self, driver: StorageDriver, *, block_size: int = DEFAULT_BLOCK) -> None:
         self.driver = driver
         self.block_size = block_size
-        self._states: OrderedDict[str, HashState] = OrderedDict()
+        self._buffers = BufferPool(block_size)
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -66,13 +72,17 @@ class BlobStore:
     async def begin(self, upload_id: str) -> None:
         writer = await self.driver.writer(layout.upload_data_path(upload_id))
         await writer.close()
-        self._remember(upload_id, HashState(0, new_hasher()))
 
     async def size(self, upload_id: str) -> int:
         return await self.driver.stat(layout.upload_data_path(upload_id))
 
-    async def append(self, upload_id: str, chunks: AsyncIterator[bytes], start: int | None = None) -> int:
-        """Append a stream to the upload; ``start`` (if given) must equal its current size."""
+    async def append(self, upload_id: str, chunks: AsyncIterator[bytes], start: int | None = None,
+                     saved: SavedHash | None = None) -> tuple[int, SavedHash | None]:
+        """Append a stream to the upload; ``start`` (if given) must equal its current size.
+
+        Returns the new size and the hash state to save for the next request (None if this
+        upload's hash cannot be carried, in which case ``finish`` reads the upload).
+        """
         writer = await self.driver.writer(layout.upload_data_path(upload_id), resume=True)
         try:
             if start is not None and start != writer.size:
@@ -80,23 +90,15 @@ class BlobStore:
                     f"chunk starts at byte {start} but the upload has {writer.size} bytes; "
                     f"send the next chunk from byte {writer.size}",
                     headers={"Range": f"0-{writer.size - 1}" if writer.size else "0-0"})
-            state = self._states.pop(upload_id, None)
-            if state is not None and state.offset != writer.size:
-                state = None
-            try:
-                await self._pump(chunks, writer, state.hasher if state else None)
-            except BaseException:
-                state = None  # the hash may not match the bytes on disk any more
-                raise
-            finally:
-                if state is not None:
-                    state.offset = writer.size
-                    self._remember(upload_id, state)
-            return writer.size
+            hasher = await self._resume(upload_id, saved, writer.size)
+            await self._pump(chunks, writer, hasher)
+            state = hasher.state() if isinstance(hasher, ResumableSha256) else None
+            return writer.size, None if state is None else SavedHash(writer.size, state)
         finally:
             await writer.close()
 
-    async def finish(self, upload_id: str, digest: str, expected_size: int | None = None) -> int:
+    async def finish(self, upload_id: str, digest: str, saved: SavedHash | None = None,
+                     expected_size: int | None = None) -> int:
         """Verify the upload against ``digest`` and move it into place; returns its size."""
         path = layout.upload_data_path(upload_id)
         writer = await self.driver.writer(path, resume=True)
@@ -104,7 +106,7 @@ class BlobStore:
             size = writer.size
             if expected_size is not None and expected_size != size:
                 raise SizeInvalid(f"upload has {size} bytes, the request said {expected_size}")
-            actual = await self._digest_of_upload(upload_id, digest, size)
+            actual = await self._digest_of_upload(upload_id, digest, size, saved)
             if actual != digest:
                 await writer.cancel()
                 await self.cancel(upload_id)
@@ -122,7 +124,6 @@ class BlobStore:
         return size
 
     async def cancel(self, upload_id: str) -> None:
-        self._states.pop(upload_id, None)
         await self.driver.delete(layout.upload_dir(upload_id))
 
     async def upload_ids(self) -> list[str]:
@@ -142,48 +143,89 @@ class BlobStore:
             return False
         return True
 
-    def _remember(self, upload_id: str, state: HashState) -> None:
-        self._states[upload_id] = state
-        while len(self._states) > MAX_HASH_STATES:
-            self._states.popitem(last=False)
+    async def _resume(self, upload_id: str, saved: SavedHash | None, size: int) -> Hasher | None:
+        """A hash over the upload's first ``size`` bytes, from the saved state if possible."""
+        if saved is not None and saved.offset <= size:
+            hasher = resumable_sha256(saved.state)
+            if hasher is not None:
+                if saved.offset < size:
+                    async for chunk in self.driver.read(layout.upload_data_path(upload_id), saved.offset,
+                                                        size - saved.offset):
+                        await _hash(hasher, chunk)
+                return hasher
+        if size == 0:
+            return resumable_sha256() or new_hasher()
+        return None
 
-    async def _digest_of_upload(self, upload_id: str, digest: str, size: int) -> str:
+    async def _digest_of_upload(self, upload_id: str, digest: str, size: int, saved: SavedHash | None) -> str:
         algorithm = algorithm_of(digest)
-        state = self._states.pop(upload_id, None)
-        if state is not None and state.offset == size and algorithm == "sha256":
-            return f"sha256:{state.hasher.hexdigest()}"
-        hasher = new_hasher(algorithm)
-        async for chunk in self.driver.read(layout.upload_data_path(upload_id)):
-            await _hash(hasher, chunk)
+        hasher = await self._resume(upload_id, saved, size) if algorithm == "sha256" else None
+        if hasher is None:
+            hasher = new_hasher(algorithm)
+            async for chunk in self.driver.read(layout.upload_data_path(upload_id)):
+                await _hash(hasher, chunk)
         return f"{algorithm}:{hasher.hexdigest()}"
 
     async def _pump(self, chunks: AsyncIterator[bytes], writer: Writer, hasher: Hasher | None) -> None:
-        """Receive into blocks; write and hash one block while the next one arrives."""
-        block = bytearray()
+        """Receive into exact blocks; write and hash one block while the next one fills.
+
+        Blocks are page-aligned buffers from a small pool, so a filesystem writer can send them
+        with direct I/O; two per upload in flight bound the memory an upload holds.
+        """
+        buffers = [self._buffers.take(), self._buffers.take()]
+        filling, used = 0, 0
         pending: asyncio.Future[None] | None = None
         try:
             async for chunk in chunks:
-                block += chunk
-                if len(block) >= self.block_size:
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.ensure_future(_consume(writer, hasher, block))
-                    block = bytearray()
+                source = memoryview(chunk)
+                while source:
+                    block = buffers[filling]
+                    take = min(len(source), self.block_size - used)
+                    block[used:used + take] = source[:take]
+                    source, used = source[take:], used + take
+                    if used == self.block_size:
+                        if pending is not None:
+                            await pending
+                        pending = asyncio.ensure_future(_consume(writer, hasher, memoryview(block)))
+                        filling, used = 1 - filling, 0
+            if pending is not None:
+                await pending
+                pending = None
+            if used:
+                await _consume(writer, hasher, memoryview(buffers[filling])[:used])
         finally:
             if pending is not None:
                 await pending
-        if block:
-            await _consume(writer, hasher, block)
+            for block in buffers:
+                self._buffers.give(block)
 
 
-async def _hash(hasher: Hasher, data: bytes | bytearray) -> None:
+class BufferPool:
+    """Page-aligned block buffers, reused: fresh memory is slow to touch on virtual machines."""
+
+    def __init__(self, size: int, keep: int = 16) -> None:
+        self.size = size
+        self.keep = keep
+        self._free: list[mmap.mmap] = []
+
+    def take(self) -> mmap.mmap:
+        return self._free.pop() if self._free else mmap.mmap(-1, self.size)
+
+    def give(self, block: mmap.mmap) -> None:
+        if len(self._free) < self.keep:
+            self._free.append(block)
+        else:
+            block.close()
+
+
+async def _hash(hasher: Hasher, data: bytes | bytearray | memoryview) -> None:
     if len(data) < 256 * 1024:
         hasher.update(data)
     else:
         await anyio.to_thread.run_sync(hasher.update, data)
 
 
-async def _consume(writer: Writer, hasher: Hasher | None, block: bytearray) -> None:
+async def _consume(writer: Writer, hasher: Hasher | None, block: memoryview) -> None:
     if hasher is None:
         await writer.write(block)
     else:

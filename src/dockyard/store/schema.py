@@ -86,6 +86,9 @@ uploads = sa.Table(
               nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False, index=True),
+    # The running SHA-256 of the first hash_offset bytes, so any node can take the next chunk.
+    sa.Column("hash_offset", sa.BigInteger, nullable=True),
+    sa.Column("hash_state", sa.LargeBinary, nullable=True),
 )
 
 events = sa.Table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,14 +18,29 @@ async def create(conn: AsyncConnection, upload_id: str, repository_id: int) -> N
         id=upload_id, repository_id=repository_id, created_at=now, updated_at=now))
 
 
-async def exists(conn: AsyncConnection, upload_id: str, repository: str) -> bool:
-    query = (sa.select(uploads.c.id).select_from(uploads.join(repositories))
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str
+    hash_offset: int | None
+    hash_state: bytes | None
+
+
+async def find(conn: AsyncConnection, upload_id: str, repository: str) -> Upload | None:
+    """The upload, if it exists and belongs to ``repository``."""
+    query = (sa.select(uploads.c.id, uploads.c.hash_offset, uploads.c.hash_state)
+             .select_from(uploads.join(repositories))
              .where(uploads.c.id == upload_id, repositories.c.name == repository))
-    return await conn.scalar(query) is not None
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return Upload(row.id, row.hash_offset, None if row.hash_state is None else bytes(row.hash_state))
 
 
-async def touch(conn: AsyncConnection, upload_id: str) -> None:
-    await conn.execute(sa.update(uploads).where(uploads.c.id == upload_id).values(updated_at=utcnow()))
+async def record_progress(conn: AsyncConnection, upload_id: str, hash_offset: int | None,
+                          hash_state: bytes | None) -> None:
+    """Mark the upload active now and keep its running hash (None clears it)."""
+    await conn.execute(sa.update(uploads).where(uploads.c.id == upload_id).values(
+        updated_at=utcnow(), hash_offset=hash_offset, hash_state=hash_state))
 
 
 async def delete(conn: AsyncConnection, upload_id: str) -> bool:
