@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ class Results:
 
     def median(self, target: str, key: str) -> float | None:
         values = self._samples[target].get(key)
+        values = [v for v in values or () if not math.isnan(v)]  # a metric this run could not take
         return statistics.median(values) if values else None
 
 

@@ -3,10 +3,17 @@
 A pass pushes the big blob twice (monolithic into ``bench/mono``, chunked into ``bench/chunked``),
 pulls it with one stream and with several, pushes a small image tagged ``bench`` and loads its
 manifest with GET (wrk) and HEAD (ab), while sampling the server's process tree for peak RSS.
+
+Pull speed depends on where the blob's bytes are: distribution writes through the page cache, so
+right after a push its blob is cached; dockyard writes with O_DIRECT, so its blob is on disk only.
+A pull right after the push therefore compares a cached read with a disk read. To compare like
+with like the pass also pulls with the page cache dropped (``sync`` + ``drop_caches``, both
+registries from disk; needs root) and warm (both from the page cache), and reports all three.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,8 +48,10 @@ def metrics_for(settings: Settings) -> tuple[Metric, ...]:
     return (
         Metric("push_mono", f"push {blob} blob, monolithic (MB/s)"),
         Metric("push_chunked", f"push {blob} blob, {_size(settings.chunk_mib)} chunks (MB/s)"),
-        Metric("pull_one", f"pull {blob} blob, 1 stream (MB/s)"),
-        Metric("pull_many", f"pull {blob} blob, {settings.streams} streams (aggregate MB/s)"),
+        Metric("pull_after_push", f"pull {blob} blob right after its push, 1 stream (MB/s)"),
+        Metric("pull_cold", f"pull {blob} blob, page cache dropped, 1 stream (MB/s)"),
+        Metric("pull_one", f"pull {blob} blob, warm, 1 stream (MB/s)"),
+        Metric("pull_many", f"pull {blob} blob, warm, {settings.streams} streams (aggregate MB/s)"),
         Metric("get_rps", f"manifest GET, {conns} connections (req/s)", decimals=0),
         Metric("get_p99", "manifest GET p99 latency (ms, lower is better)", 2, lower_is_better=True),
         Metric("head_rps", f"manifest HEAD, {conns} connections (req/s)", decimals=0),
@@ -61,15 +70,30 @@ def _load_line(kind: str, result: LoadResult) -> str:
     return line
 
 
+def drop_page_cache() -> bool:
+    """Write back and drop the kernel's page cache; False when not permitted (not root)."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as handle:
+            handle.write("3\n")
+    except OSError:
+        return False
+    return True
+
+
 def _blob_tests(client: RegistryClient, blob: BigBlob, streams: int, log: Log) -> dict[str, float]:
     values = {
         "push_mono": transfers.push_monolithic(client, "bench/mono", blob),
         "push_chunked": transfers.push_chunked(client, "bench/chunked", blob),
     }
     log(f"push: monolithic {values['push_mono']:.0f} MB/s, chunked {values['push_chunked']:.0f} MB/s")
+    values["pull_after_push"] = transfers.pull(client, "bench/mono", blob, 1)
+    values["pull_cold"] = transfers.pull(client, "bench/mono", blob, 1) if drop_page_cache() else float("nan")
     values["pull_one"] = transfers.pull(client, "bench/mono", blob, 1)
     values["pull_many"] = transfers.pull(client, "bench/mono", blob, streams)
-    log(f"pull: 1 stream {values['pull_one']:.0f} MB/s, {streams} streams {values['pull_many']:.0f} MB/s")
+    log(f"pull, 1 stream: right after push {values['pull_after_push']:.0f} MB/s, "
+        f"cache dropped {values['pull_cold']:.0f} MB/s, warm {values['pull_one']:.0f} MB/s; "
+        f"{streams} streams warm {values['pull_many']:.0f} MB/s")
     return values
 
 

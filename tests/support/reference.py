@@ -11,16 +11,12 @@ its error bodies) ask `is_dockyard()`.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import httpx
-
-from tests.support.server import ServerProcess, free_port
+from tests.support.server import ManagedProcess, ServerProcess
 
 TARGET_ENV = "DOCKYARD_E2E_TARGET"
 
@@ -72,49 +68,12 @@ http:
 
 
 @dataclass
-class DistributionProcess:
+class DistributionProcess(ManagedProcess):
     """One `docker-registry serve` process; `start()` waits until `/v2/` answers 200."""
-
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> DistributionProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir.parent / f"distribution-{self.port}.yml"
         config.write_text(_CONFIG.format(root=self.data_dir, port=self.port))
-        log = (self.data_dir.parent / f"distribution-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("docker-registry exited early")
-            try:
-                if httpx.get(f"{self.url}/v2/", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"docker-registry did not become ready in {timeout}s")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if not self.proc or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
+        self._launch("docker-registry", ["docker-registry", "serve", str(config)], "/v2/", timeout)
+        return self

@@ -27,14 +27,11 @@ def free_port() -> int:
 
 
 @dataclass
-class ServerProcess:
-    """One `dockyard serve` process; `start()` waits until `/readyz` answers 200."""
+class ManagedProcess:
+    """A server process in its own process group, logging to a file beside its data directory."""
 
     data_dir: Path
     port: int = field(default_factory=free_port)
-    workers: int = 1
-    env: dict[str, str] = field(default_factory=dict)
-    extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -47,35 +44,29 @@ class ServerProcess:
         """`host:port`, the form skopeo and podman take in image references."""
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def _launch(self, name: str, cmd: list[str], ready_path: str, timeout: float,
+                env: dict[str, str] | None = None) -> None:
+        """Start ``cmd`` and poll ``ready_path`` until it answers 200."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-        env = {**os.environ, **self.env}
-        cmd = [
-            sys.executable, "-m", "dockyard", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--data-dir", str(self.data_dir), "--workers", str(self.workers),
-            *self.extra_args,
-        ]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-        log.close()
+        self.log_path = self.data_dir.parent / f"{name}-{self.port}.log"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **(env or {})}, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"dockyard serve exited early:\n{self.log()}")
+                raise RuntimeError(f"{name} exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return self
+                if httpx.get(f"{self.url}{ready_path}", timeout=1.0).status_code == 200:
+                    return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"dockyard serve did not become ready in {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+        raise RuntimeError(f"{name} did not become ready in {timeout}s:\n{self.log()}")
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no shutdown handler runs."""
@@ -93,6 +84,21 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+
+
+@dataclass
+class ServerProcess(ManagedProcess):
+    """One `dockyard serve` process; `start()` waits until `/readyz` answers 200."""
+
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        cmd = [sys.executable, "-m", "dockyard", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+               "--data-dir", str(self.data_dir), "--workers", str(self.workers), *self.extra_args]
+        self._launch("dockyard", cmd, "/readyz", timeout, self.env)
+        return self
 
     def __enter__(self) -> ServerProcess:
         return self.start()

@@ -27,7 +27,7 @@ from dockyard.storage import layout
 from dockyard.storage.driver import PathNotFound, StorageDriver, Writer
 from dockyard.storage.hashstate import ResumableSha256, resumable_sha256
 
-DEFAULT_BLOCK = 4 * 1024 * 1024
+DEFAULT_BLOCK = 2 * 1024 * 1024  # 2 x 2 MiB per upload in flight: as fast as 4 MiB, less memory
 
 
 @dataclass(frozen=True, slots=True)
