@@ -27,7 +27,7 @@ import pytest
 from tests.support import ocihttp
 from tests.support.reference import RegistryProcess, is_dockyard, registry_process
 
-CYCLES = 3
+CYCLES = 10 if os.environ.get("DOCKYARD_STRESS") else 3  # `make stress` kills more often
 CLIENTS = 16
 REPOS = ("durability/alpha", "durability/beta", "durability/gamma")
 TAGS = ("latest", "stable", "v1")
