@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    # Imported here: a worker loads only the dialect it talks to (each costs memory per worker).
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
         return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
     return sqlite.insert(table)
 
 
