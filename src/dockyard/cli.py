@@ -59,27 +59,20 @@ def serve(config_file: Path | None, data_dir: Path | None, host: str | None, por
     The schema is migrated first (unless database.auto_migrate is false, in which case a stale
     schema is refused). SIGTERM finishes requests in flight, then exits.
     """
-    from granian.constants import Interfaces, Loops
-    from granian.server import Server
-
     from dockyard.serving import EFFECTIVE_CONFIG, configure_logging
 
     config = _load(config_file, data_dir, host=host, port=port, workers=workers)
     configure_logging(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ[EFFECTIVE_CONFIG] = config.model_dump_json()
+    os.environ[EFFECTIVE_CONFIG] = config.to_json()
     _prepare_database(config)
     _prepare_metrics_dir(config)
     count = config.server.workers or os.cpu_count() or 1
-    interface = Interfaces.RSGI if config.server.interface == "rsgi" else Interfaces.ASGI
     click.echo(f"dockyard listening on http://{config.server.host}:{config.server.port} "
                f"({count} worker(s), data in {config.data_dir.resolve()})")
-    Server(
-        "dockyard.serving:app_factory", factory=True, address=config.server.host, port=config.server.port,
-        interface=interface, workers=count, loop=Loops.uvloop, backlog=config.server.backlog,
-        log_access=False, respawn_failed_workers=True,
-        workers_kill_timeout=int(config.server.graceful_timeout),
-    ).serve()
+    sys.stdout.flush()
+    # Become the granian supervisor: a fresh, lean image (see dockyard/supervisor.py), same PID.
+    os.execv(sys.executable, [sys.executable, "-m", "dockyard.supervisor"])  # noqa: S606 - our own module
 
 
 def _prepare_database(config: Config) -> None:
@@ -90,7 +83,7 @@ def _prepare_database(config: Config) -> None:
     command = [sys.executable, "-m", "dockyard", "migrate", "--effective-config"]
     if not config.database.auto_migrate:
         command.append("--check")
-    env = {**os.environ, EFFECTIVE_CONFIG: config.model_dump_json()}
+    env = {**os.environ, EFFECTIVE_CONFIG: config.to_json()}
     if subprocess.run(command, env=env, check=False).returncode != 0:
         raise click.ClickException("the database is not ready; see the message above")
 
@@ -160,7 +153,7 @@ def config_check(file: Path) -> None:
 @config_options
 def config_show(config_file: Path | None, data_dir: Path | None) -> None:
     """Print the effective configuration as JSON."""
-    click.echo(json.dumps(json.loads(_load(config_file, data_dir).model_dump_json()), indent=2))
+    click.echo(json.dumps(_load(config_file, data_dir).to_dict(), indent=2))
 
 
 @main.group()

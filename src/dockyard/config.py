@@ -3,74 +3,94 @@
 Loaded from a TOML file, then overridden mechanically by environment variables:
 ``DOCKYARD_STORAGE__ROOT=/srv/blobs`` sets ``storage.root``; ``DOCKYARD_DATA_DIR`` sets
 ``data_dir``. Every setting is documented in ``docs/configuration.md`` (a test checks it).
-Validation happens once, at start-up; an invalid file is a ``ConfigError`` naming the key.
+Validation happens once, at start-up; an invalid file is a ``ConfigError`` naming each bad key.
+
+The tree is plain frozen dataclasses, checked by ``build_config`` against their annotations
+(types, ``Literal`` choices) and the bounds declared with ``setting()``: every process carries
+it, and a validation library would cost each of them more memory than the rest of the tree.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import math
 import os
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any, Literal, TypeVar
 
 from dockyard.errors import ConfigError
 
 ENV_PREFIX = "DOCKYARD_"
+T = TypeVar("T")
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+def setting(default: T, *, minimum: float | None = None, maximum: float | None = None,
+            positive: bool = False) -> T:
+    """A field with bounds that ``build_config`` enforces."""
+    bounds = {"minimum": minimum, "maximum": maximum, "positive": positive}
+    return field(default=default, metadata=bounds)
 
 
-class ServerConfig(Section):
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = Field(5000, ge=1, le=65535)
-    workers: int = Field(0, ge=0, description="0 means one worker per CPU core")
-    backlog: int = Field(1024, ge=16)
-    graceful_timeout: float = Field(30.0, gt=0)
+    port: int = setting(5000, minimum=1, maximum=65535)
+    workers: int = setting(0, minimum=0)  # 0: one per CPU core
+    backlog: int = setting(1024, minimum=16)
+    graceful_timeout: float = setting(30.0, positive=True)
     interface: Literal["rsgi", "asgi"] = "rsgi"
 
 
-class StorageConfig(Section):
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
     driver: Literal["filesystem", "memory"] = "filesystem"
-    root: Path | None = Field(None, description="defaults to <data_dir>/storage")
+    root: Path | None = None  # default: <data_dir>/storage
     fsync: bool = True
 
 
-class DatabaseConfig(Section):
-    url: str | None = Field(None, description="defaults to SQLite in <data_dir>/dockyard.db")
-    pool_size: int = Field(10, ge=1)
-    max_overflow: int = Field(10, ge=0)
-    pool_timeout: float = Field(30.0, gt=0)
-    statement_timeout_ms: int = Field(30000, ge=0)
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str | None = None  # default: SQLite in <data_dir>/dockyard.db
+    pool_size: int = setting(10, minimum=1)
+    max_overflow: int = setting(10, minimum=0)
+    pool_timeout: float = setting(30.0, positive=True)
+    statement_timeout_ms: int = setting(30000, minimum=0)
     echo: bool = False
-    auto_migrate: bool = Field(True, description="serve migrates the schema itself; off: it refuses a stale one")
+    auto_migrate: bool = True
 
 
-class RegistryConfig(Section):
-    manifest_max_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    list_page_max: int = Field(1000, ge=1)
-    manifest_cache_entries: int = Field(4096, ge=0)
-    upload_expiry_seconds: int = Field(24 * 3600, ge=60)
-    upload_purge_interval_seconds: int = Field(600, ge=1)
-    upload_read_chunk_bytes: int = Field(1024 * 1024, ge=4096)
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    manifest_max_bytes: int = setting(4 * 1024 * 1024, minimum=1024)
+    list_page_max: int = setting(1000, minimum=1)
+    manifest_cache_entries: int = setting(4096, minimum=0)
+    upload_expiry_seconds: int = setting(24 * 3600, minimum=60)
+    upload_purge_interval_seconds: int = setting(600, minimum=1)
+    upload_read_chunk_bytes: int = setting(1024 * 1024, minimum=4096)
 
 
-class LogConfig(Section):
+@dataclass(frozen=True, slots=True)
+class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
 
 
-class Config(Section):
+@dataclass(frozen=True, slots=True)
+class Config:
     data_dir: Path = Path("data")
-    server: ServerConfig = ServerConfig()
-    storage: StorageConfig = StorageConfig()
-    database: DatabaseConfig = DatabaseConfig()
-    registry: RegistryConfig = RegistryConfig()
-    log: LogConfig = LogConfig()
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     @property
     def storage_root(self) -> Path:
@@ -80,25 +100,141 @@ class Config(Section):
     def database_url(self) -> str:
         return self.database.url or f"sqlite+aiosqlite:///{(self.data_dir / 'dockyard.db').resolve()}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (paths as strings) that ``build_config`` turns back into this tree."""
+        return typing.cast(dict[str, Any], json.loads(self.to_json()))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str)
+
     def with_overrides(self, **sections: Any) -> Config:
         """A copy with some keys replaced, validated again (CLI flags use this)."""
-        data = self.model_dump()
-        for key, value in sections.items():
-            if isinstance(value, Mapping):
-                data[key] = {**data[key], **value}
-            else:
-                data[key] = value
-        return build_config(data)
+        return build_config(merge(self.to_dict(), sections))
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def build_config(data: Mapping[str, Any]) -> Config:
+    """Validate plain data (from TOML, the environment, JSON) into the tree."""
+    errors: list[str] = []
+    config = _build(Config, data, "", errors)
+    if errors:
+        raise ConfigError("; ".join(errors))
+    return config
+
+
+def _build(cls: type[T], data: Any, prefix: str, errors: list[str]) -> T:
+    if not isinstance(data, Mapping):
+        errors.append(f"{prefix.rstrip('.') or 'configuration'}: must be a table of settings")
+        return cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            errors.append(f"{prefix}{key}: unknown setting (check the spelling in docs/configuration.md)")
+    values = {}
+    for name, spec in fields.items():
+        if name in data:
+            values[name] = _convert(hints[name], data[name], f"{prefix}{name}", spec.metadata, errors)
+    return cls(**values)
+
+
+def _convert(kind: Any, raw: Any, key: str, bounds: Mapping[str, Any], errors: list[str]) -> Any:
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return _build(kind, raw, f"{key}.", errors)
+    options = typing.get_args(kind)
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):
+        if raw is None:
+            return None
+        kind = next(option for option in options if option is not type(None))
+        options = typing.get_args(kind)
+    try:
+        if typing.get_origin(kind) is Literal:
+            if raw not in options:
+                raise ValueError(f"must be one of {', '.join(repr(o) for o in options)}")
+            return raw
+        value = _scalar(kind, raw)
+    except ValueError as exc:
+        errors.append(f"{key}: {exc}")
+        return None
+    problem = _out_of_bounds(value, bounds)
+    if problem:
+        errors.append(f"{key}: {problem}")
+    return value
+
+
+def _scalar(kind: Any, raw: Any) -> Any:
+    """Convert a TOML value, or an environment variable's string, to ``kind``."""
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in _TRUE | _FALSE:
+            return raw.lower() in _TRUE
+        raise ValueError("must be true or false")
+    if kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lstrip("+-").isdigit():
+            return int(raw)
+        raise ValueError("must be a whole number")
+    if kind is float:
+        number = None
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            number = float(raw)
+        elif isinstance(raw, str):
+            with contextlib.suppress(ValueError):
+                number = float(raw)
+        if number is None or not math.isfinite(number):
+            raise ValueError("must be a number")
+        return number
+    if kind is Path:
+        if isinstance(raw, str | Path) and str(raw):
+            return Path(raw)
+        raise ValueError("must be a path")
+    if kind is str:
+        if isinstance(raw, str):
+            return raw
+        raise ValueError("must be a string")
+    raise ValueError(f"unsupported setting type {kind!r}")
+
+
+def _out_of_bounds(value: Any, bounds: Mapping[str, Any]) -> str | None:
+    if value is None:
+        return None
+    if bounds.get("minimum") is not None and value < bounds["minimum"]:
+        return f"must be at least {bounds['minimum']}"
+    if bounds.get("maximum") is not None and value > bounds["maximum"]:
+        return f"must be at most {bounds['maximum']}"
+    if bounds.get("positive") and value <= 0:
+        return "must be greater than 0"
+    return None
+
+
+# -- sources ---------------------------------------------------------------------------------
+
+
+def setting_paths(cls: type[Any] = Config, prefix: str = "") -> list[str]:
+    """Every setting's dotted key (the documentation test walks these)."""
+    paths: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[spec.name]):
+            paths += setting_paths(hints[spec.name], f"{prefix}{spec.name}.")
+        else:
+            paths.append(f"{prefix}{spec.name}")
+    return paths
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """Turn ``DOCKYARD_A__B=v`` variables into the nested mapping ``{"a": {"b": "v"}}``."""
+    sections = {spec.name for spec in dataclasses.fields(Config)}
     tree: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "DOCKYARD_CONFIG":
             continue
         path = name[len(ENV_PREFIX):].lower().split("__")
-        if not all(path) or path[0] not in Config.model_fields:
+        if not all(path) or path[0] not in sections:
             continue  # not ours (DOCKYARD_TEST_*, DOCKYARD_ADMIN_PASSWORD, ...)
         node = tree
         for part in path[:-1]:
@@ -118,23 +254,6 @@ def merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def build_config(data: Mapping[str, Any]) -> Config:
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"])
-        message = "unknown setting (check the spelling in docs/configuration.md)" \
-            if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"{key}: {message}")
-    return "; ".join(lines)
 
 
 def read_file(path: Path) -> dict[str, Any]:

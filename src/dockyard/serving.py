@@ -12,9 +12,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from dockyard.config import Config, build_config
-
 if TYPE_CHECKING:
+    from dockyard.config import Config
     from dockyard.http.observe import ObserveMiddleware
     from dockyard.http.rsgi import RSGIBridge
 
@@ -29,6 +28,7 @@ def configure_logging(config: Config) -> None:
 def app_factory() -> ObserveMiddleware | RSGIBridge:
     """Granian calls this once per worker process."""
     from dockyard.app import create_app  # here, not at import: the supervisor never loads the app
+    from dockyard.config import build_config
     from dockyard.http.rsgi import RSGIBridge
 
     config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))

@@ -25,7 +25,8 @@ async def test_health_and_readiness(registry: Registry) -> None:
 
 
 async def test_readiness_fails_without_database(tmp_path: Path) -> None:
-    config = make_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/missing/dir/dockyard.db")
+    # Nothing listens on port 1: the connection is refused at once (and asyncpg leaves no threads).
+    config = make_config(tmp_path, "postgresql+asyncpg://nobody@127.0.0.1:1/nothing")
     parts = build_components(config)
     app = create_app(config, parts)
     try:

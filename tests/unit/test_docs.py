@@ -4,27 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel
-
-from dockyard.config import Config, load_config
+from dockyard.config import load_config, setting_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def setting_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
-    paths = []
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            paths += setting_paths(annotation, f"{prefix}{name}.")
-        else:
-            paths.append(f"{prefix}{name}")
-    return paths
-
-
 def test_every_setting_is_documented() -> None:
     reference = (ROOT / "docs" / "configuration.md").read_text()
-    missing = [path for path in setting_paths(Config) if f"`{path}`" not in reference]
+    missing = [path for path in setting_paths() if f"`{path}`" not in reference]
     assert missing == []
 
 
@@ -32,7 +19,7 @@ def test_documented_settings_exist() -> None:
     import re
     reference = (ROOT / "docs" / "configuration.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_.]+)` \|", reference, flags=re.MULTILINE))
-    assert documented - set(setting_paths(Config)) == set()
+    assert documented - set(setting_paths()) == set()
 
 
 def test_example_configs_are_valid() -> None:
