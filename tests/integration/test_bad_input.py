@@ -21,12 +21,18 @@ async def test_invalid_repository_names(registry: Registry, path: str) -> None:
     assert "lowercase" in response.json()["errors"][0]["message"]
 
 
-@pytest.mark.parametrize("reference", ["-bad", "a" * 129, "tag!", ".hidden"])
+@pytest.mark.parametrize("reference", ["-bad", "a" * 129, "tag!", ".hidden", ".INVALID_MANIFEST_NAME"])
 async def test_invalid_tags(registry: Registry, reference: str) -> None:
-    for method in ("GET", "PUT", "DELETE"):
-        response = await registry.client.request(method, f"/v2/{NAME}/manifests/{reference}", content=b"{}")
-        assert response.status_code == 400, (method, response.text)
-        assert error_codes(response) == ["MANIFEST_INVALID"]
+    pushed = await registry.client.put(f"/v2/{NAME}/manifests/{reference}", content=b"{}")
+    assert pushed.status_code == 400, pushed.text
+    assert error_codes(pushed) == ["MANIFEST_INVALID"]
+    assert "a tag must match" in pushed.json()["errors"][0]["message"]
+    # A tag that cannot exist reads like one that does not (the OCI conformance suite wants 404).
+    for method in ("GET", "HEAD", "DELETE"):
+        response = await registry.client.request(method, f"/v2/{NAME}/manifests/{reference}")
+        assert response.status_code == 404, (method, response.text)
+        if method != "HEAD":
+            assert error_codes(response) == ["MANIFEST_UNKNOWN"]
 
 
 @pytest.mark.parametrize("digest", [

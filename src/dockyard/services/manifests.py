@@ -13,7 +13,7 @@ from dockyard.errors import DigestInvalid, ManifestBlobUnknown, ManifestTooLarge
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digests import algorithm_of, digest_of, looks_like_digest, parse_digest
 from dockyard.oci.manifests import Manifest, parse_manifest
-from dockyard.oci.names import validate_name, validate_tag
+from dockyard.oci.names import is_valid_tag, validate_name, validate_tag
 from dockyard.store import blobs as blob_rows
 from dockyard.store import manifests as manifest_rows
 from dockyard.store import repositories
@@ -65,7 +65,7 @@ class ManifestService:
             parse_digest(reference)
             found = await manifest_rows.ref_by_digest(self.db, repository, reference)
         else:
-            validate_tag(reference)
+            _require_possible_tag(reference)
             found = await manifest_rows.ref_by_tag(self.db, repository, reference)
         content = None if found is None else self.cache.get(found.digest)
         if found is not None and content is None:
@@ -104,7 +104,7 @@ class ManifestService:
         if by_digest:
             parse_digest(reference)
         else:
-            validate_tag(reference)
+            _require_possible_tag(reference)
         async with self.db.write() as conn:
             repo_id = await repositories.find_id(conn, repository)
             if repo_id is None:
@@ -157,6 +157,15 @@ class ManifestService:
             raise ManifestBlobUnknown(
                 f"manifest references {len(missing)} blob(s) or manifest(s) this repository does not "
                 f"have, first {missing[0]}; push them before the manifest", detail={"missing": missing[:20]})
+
+
+def _require_possible_tag(reference: str) -> None:
+    """Reading or deleting a tag that could never exist is answered like one that does not
+    (a 404, as the OCI conformance suite expects); only a push of one is a 400."""
+    if not is_valid_tag(reference):
+        raise ManifestUnknown(
+            "manifest unknown: the reference is neither a valid tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) "
+            "nor a digest", detail={"reference": reference[:200]})
 
 
 def _new_manifest(digest: str, manifest: Manifest, body: bytes) -> NewManifest:
