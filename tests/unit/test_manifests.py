@@ -290,3 +290,18 @@ def test_parse_manifest_near_valid_documents_only_raise_registry_errors(
         parse_manifest(body(doc), content_type)
     except ManifestInvalid:
         pass
+
+
+def test_subject_without_media_type_is_accepted() -> None:
+    """Early referrers clients wrote subjects without a mediaType; only the digest matters."""
+    subject_digest = "sha256:" + "a" * 64
+    body = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                   "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+        "layers": [], "subject": {"digest": subject_digest, "size": 10},
+    }).encode()
+    manifest = parse_manifest(body, "application/vnd.oci.image.manifest.v1+json")
+    assert manifest.subject is not None
+    assert manifest.subject.digest == subject_digest

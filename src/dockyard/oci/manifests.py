@@ -106,10 +106,10 @@ def _annotations(value: Any, where: str) -> dict[str, str] | None:
     return value
 
 
-def parse_descriptor(value: Any, where: str) -> Descriptor:
+def parse_descriptor(value: Any, where: str, *, media_type_required: bool = True) -> Descriptor:
     if not isinstance(value, dict):
         raise _fail(f"{where} must be a descriptor object with mediaType, digest and size")
-    media_type = _string(value.get("mediaType"), f"{where}.mediaType")
+    media_type = _string(value.get("mediaType"), f"{where}.mediaType", required=media_type_required) or ""
     digest = value.get("digest")
     if not isinstance(digest, str):
         raise _fail(f"{where}.digest must be a string such as sha256:<64 hex>")
@@ -130,7 +130,6 @@ def parse_descriptor(value: Any, where: str) -> Descriptor:
     platform = value.get("platform")
     if platform is not None and not isinstance(platform, dict):
         raise _fail(f"{where}.platform must be an object")
-    assert media_type is not None
     return Descriptor(
         media_type=media_type, digest=digest, size=size,
         artifact_type=_string(value.get("artifactType"), f"{where}.artifactType", required=False),
@@ -182,7 +181,9 @@ def parse_manifest(body: bytes, content_type: str) -> Manifest:
     subject = document.get("subject")
     common: dict[str, Any] = {
         "media_type": media_type,
-        "subject": parse_descriptor(subject, "subject") if subject is not None else None,
+        # Early referrers clients wrote the subject without a mediaType; it names content that
+        # may not even be here, so only its digest matters.
+        "subject": parse_descriptor(subject, "subject", media_type_required=False) if subject is not None else None,
         "artifact_type": _string(document.get("artifactType"), "artifactType", required=False),
         "annotations": _annotations(document.get("annotations"), "annotations") or {},
     }
