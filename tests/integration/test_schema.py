@@ -44,3 +44,25 @@ async def test_revision_check_sees_an_empty_database(tmp_path) -> None:  # type:
         assert await revision.is_current(db)
     finally:
         await db.dispose()
+
+
+async def test_concurrent_migrations_of_one_database(tmp_path, postgres) -> None:  # type: ignore[no-untyped-def]
+    """Nodes of a cluster may all run `dockyard migrate` as they start: they must not collide."""
+    import asyncio
+
+    from dockyard.config import DatabaseConfig
+    from dockyard.store.db import Database
+    from tests.support.databases import sqlite_url
+
+    urls = [sqlite_url(tmp_path)]
+    if postgres is not None:
+        urls.append(await postgres.create_empty())
+    for url in urls:
+        databases = [Database(url, DatabaseConfig()) for _ in range(4)]
+        try:
+            results = await asyncio.gather(*(migrate.upgrade(db) for db in databases))
+            assert {after for _before, after in results} == {migrate.head_revision()}
+            assert sum(before is None for before, _after in results) == 1, url
+        finally:
+            for db in databases:
+                await db.dispose()

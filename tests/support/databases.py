@@ -76,6 +76,13 @@ class PostgresDatabases:
         self.created.append(name)
         return self._url(name)
 
+    async def create_empty(self) -> str:
+        """A new database with no schema at all; returns its SQLAlchemy URL."""
+        name = f"{self.prefix}_{len(self.created)}"
+        await self._admin(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return self._url(name)
+
     def _url(self, database: str) -> str:
         return make_url(self.url).set(database=database).render_as_string(hide_password=False)
 

@@ -41,9 +41,16 @@ async def is_current(db: Database) -> bool:
     return await current_revision(db) == head_revision()
 
 
+# Any fixed number: every dockyard migrating the same PostgreSQL database takes this lock.
+MIGRATION_LOCK = 0x646F636B79617264  # "dockyard"
+
+
 async def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str]:
-    """Migrate to ``revision``; returns (before, after)."""
+    """Migrate to ``revision``; returns (before, after). Safe to run from several nodes at once:
+    on PostgreSQL they queue on an advisory lock, on SQLite on the write lock."""
     def run(connection: sa.Connection) -> tuple[str | None, str]:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         before = _current(connection)
         command.upgrade(alembic_config(connection), revision)
         after = _current(connection)
