@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # Debian packages the test suite drives (real clients, the reference registry).
-TEST_DEBS := skopeo podman docker-registry
+TEST_DEBS := skopeo podman docker-registry nginx
 BENCH_DEBS := docker-registry wrk apache2-utils curl
 
 .PHONY: serve test lint typecheck unit integration e2e bench stress system-deps clean
