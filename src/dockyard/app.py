@@ -50,6 +50,9 @@ class Components:
 def build_driver(config: Config) -> StorageDriver:
     if config.storage.driver == "memory":
         return MemoryDriver()
+    if config.storage.driver == "s3":
+        from dockyard.storage.s3 import S3Driver  # boto3 is loaded only where S3 is used
+        return S3Driver(config.storage.s3)
     return FilesystemDriver(config.storage_root, fsync=config.storage.fsync)
 
 

@@ -50,10 +50,24 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class S3Config:
+    endpoint: str | None = None  # default: AWS; e.g. http://127.0.0.1:7480 for radosgw
+    region: str = "us-east-1"
+    bucket: str = "dockyard"
+    prefix: str = ""
+    access_key: str | None = None  # default: the standard AWS environment variables and files
+    secret_key: str | None = None
+    path_style: bool = True
+    redirect: bool = True
+    redirect_expiry_seconds: int = setting(300, minimum=1, maximum=7 * 24 * 3600)
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
-    driver: Literal["filesystem", "memory"] = "filesystem"
+    driver: Literal["filesystem", "memory", "s3"] = "filesystem"
     root: Path | None = None  # default: <data_dir>/storage
     fsync: bool = True
+    s3: S3Config = field(default_factory=S3Config)
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,16 +66,18 @@ def store(driver: StorageDriver) -> BlobStore:
 
 @pytest.mark.parametrize("chunk", [1, 100, BLOCK - 1, BLOCK, BLOCK + 1, 4000, len(DATA)])
 async def test_upload_in_several_appends_then_finish(store: BlobStore, chunk: int) -> None:
-    saved = await upload(store, "upload-0001", DATA, chunk)
+    # Byte-sized appends are one request each on an object store: a few hundred of them suffice.
+    data = DATA[:300] if chunk == 1 else DATA
+    saved = await upload(store, "upload-0001", data, chunk)
     assert saved is not None
-    assert saved.offset == len(DATA)
-    assert await store.size("upload-0001") == len(DATA)
-    assert await store.finish("upload-0001", sha256(DATA), saved) == len(DATA)
-    location = await store.locate(sha256(DATA))
+    assert saved.offset == len(data)
+    assert await store.size("upload-0001") == len(data)
+    assert await store.finish("upload-0001", sha256(data), saved) == len(data)
+    location = await store.locate(sha256(data))
     assert location is not None
-    assert location.size == len(DATA)
-    assert await read_blob(store, sha256(DATA)) == DATA
-    assert await read_blob(store, sha256(DATA), 100, 50) == DATA[100:150]
+    assert location.size == len(data)
+    assert await read_blob(store, sha256(data)) == data
+    assert await read_blob(store, sha256(data), 100, 50) == data[100:150]
     await assert_upload_gone(store, "upload-0001")
 
 

@@ -320,10 +320,9 @@ async def test_list_sees_written_and_moved_files(driver: StorageDriver) -> None:
 async def test_local_path(driver: StorageDriver) -> None:
     await driver.put_content("blobs/f", CONTENT)
     local = driver.local_path("blobs/f")
-    if driver.name == "memory":
+    if driver.name != "filesystem":  # memory and object stores have no file to hand the server
         assert local is None
         return
-    assert driver.name == "filesystem"
     assert local is not None
     assert Path(local).read_bytes() == CONTENT
 

@@ -143,8 +143,11 @@ class RegistryHandlers:
         await self.s.manifests.delete(name, reference)
         return Response(status_code=202, headers=API_VERSION)
 
-    async def get_blob(self, request: Request, name: str, digest: str) -> BlobResponse:
+    async def get_blob(self, request: Request, name: str, digest: str) -> BlobResponse | Response:
         location = await self.s.blobs.locate(name, digest)
+        if location.redirect_url and request.method == "GET":
+            return Response(status_code=307, headers={
+                "Location": location.redirect_url, "Docker-Content-Digest": digest, **API_VERSION})
         headers = {"Docker-Content-Digest": digest, "Content-Type": "application/octet-stream",
                    "Accept-Ranges": "bytes", "ETag": f'"{digest}"',
                    "Cache-Control": "max-age=31536000", **API_VERSION}

@@ -43,6 +43,7 @@ class BlobLocation:
     size: int
     local_path: str | None
     storage_path: str
+    redirect_url: str | None = None
 
 
 class BlobStore:
@@ -59,7 +60,8 @@ class BlobStore:
             size = await self.driver.stat(path)
         except PathNotFound:
             return None
-        return BlobLocation(size=size, local_path=self.driver.local_path(path), storage_path=path)
+        return BlobLocation(size=size, local_path=self.driver.local_path(path), storage_path=path,
+                            redirect_url=self.driver.redirect_url(path))
 
     def read(self, location: BlobLocation, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self.driver.read(location.storage_path, offset, length)
@@ -70,11 +72,22 @@ class BlobStore:
     # -- uploads -------------------------------------------------------------------------------
 
     async def begin(self, upload_id: str) -> None:
+        await self.driver.put_content(layout.upload_marker_path(upload_id), b"")
         writer = await self.driver.writer(layout.upload_data_path(upload_id))
         await writer.close()
 
     async def size(self, upload_id: str) -> int:
-        return await self.driver.stat(layout.upload_data_path(upload_id))
+        """Bytes received so far; PathNotFound if the upload does not exist."""
+        path = layout.upload_data_path(upload_id)
+        try:
+            return await self.driver.stat(path)
+        except PathNotFound:
+            await self.driver.stat(layout.upload_marker_path(upload_id))  # still an upload at all?
+        writer = await self.driver.writer(path, resume=True)  # an object store: ask the writer
+        try:
+            return writer.size
+        finally:
+            await writer.close()
 
     async def append(self, upload_id: str, chunks: AsyncIterator[bytes], start: int | None = None,
                      saved: SavedHash | None = None) -> tuple[int, SavedHash | None]:
@@ -106,15 +119,14 @@ class BlobStore:
             size = writer.size
             if expected_size is not None and expected_size != size:
                 raise SizeInvalid(f"upload has {size} bytes, the request said {expected_size}")
-            actual = await self._digest_of_upload(upload_id, digest, size, saved)
-            if actual != digest:
-                await writer.cancel()
-                await self.cancel(upload_id)
-                raise DigestInvalid(f"uploaded content has digest {actual}, not {digest}; nothing was stored",
-                                    detail={"expected": digest, "actual": actual})
-            await writer.commit()
+            await writer.commit()  # durable, and readable on an object store; still not a blob
         finally:
             await writer.close()
+        actual = await self._digest_of_upload(upload_id, digest, size, saved)
+        if actual != digest:
+            await self.cancel(upload_id)
+            raise DigestInvalid(f"uploaded content has digest {actual}, not {digest}; nothing was stored",
+                                detail={"expected": digest, "actual": actual})
         target = layout.blob_path(digest)
         if await self._exists(target):
             await self.cancel(upload_id)
@@ -148,10 +160,14 @@ class BlobStore:
         if saved is not None and saved.offset <= size:
             hasher = resumable_sha256(saved.state)
             if hasher is not None:
-                if saved.offset < size:
+                if saved.offset == size:
+                    return hasher
+                try:  # bytes arrived after the state was saved: hash just those
                     async for chunk in self.driver.read(layout.upload_data_path(upload_id), saved.offset,
                                                         size - saved.offset):
                         await _hash(hasher, chunk)
+                except PathNotFound:
+                    return None  # an object store cannot read an uncommitted upload: hash it at the end
                 return hasher
         if size == 0:
             return resumable_sha256() or new_hasher()

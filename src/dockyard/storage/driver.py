@@ -87,3 +87,7 @@ class StorageDriver(Protocol):
     def local_path(self, path: str) -> str | None:
         """A filesystem path the server may send with zero-copy I/O, or None."""
         ...
+
+    def redirect_url(self, path: str) -> str | None:
+        """A URL the client may fetch the file from instead (a presigned object-store GET), or None."""
+        ...

@@ -278,3 +278,6 @@ class FilesystemDriver:
 
     def local_path(self, path: str) -> str | None:
         return str(self._full(path))
+
+    def redirect_url(self, path: str) -> str | None:
+        return None

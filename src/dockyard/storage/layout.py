@@ -8,7 +8,9 @@
         sha512/…
       uploads/
         <upload-id>/
-          data                     bytes received so far for an in-flight upload
+          started                  empty marker: the upload exists (before its first byte)
+          data                     bytes received so far for an in-flight upload (on an object
+                                   store: a multipart upload, readable once committed)
 
 A blob file exists only once its bytes were verified against its digest. Whether a blob belongs
 to a repository is a database fact, never a storage one.
@@ -43,3 +45,7 @@ def upload_dir(upload_id: str) -> str:
 
 def upload_data_path(upload_id: str) -> str:
     return f"{upload_dir(upload_id)}/data"
+
+
+def upload_marker_path(upload_id: str) -> str:
+    return f"{upload_dir(upload_id)}/started"

@@ -82,3 +82,6 @@ class MemoryDriver:
 
     def local_path(self, path: str) -> str | None:
         return None
+
+    def redirect_url(self, path: str) -> str | None:
+        return None

@@ -1,0 +1,365 @@
+"""S3-compatible object storage (boto3 in worker threads): the same contract as the filesystem.
+
+Paths map to keys under ``storage.s3.prefix`` in ``storage.s3.bucket`` (created if missing).
+Objects cannot be appended to, so a writer streams into a multipart upload, created on its first
+full part: every part but the last is exactly ``PART_SIZE`` bytes (S3 wants at least 5 MiB), and
+bytes that do not fill a part when a writer closes wait in ``<key>.tail``, an ordinary object the
+next writer reads back. A resumed writer finds its multipart upload and parts by listing them, so
+any node can continue an upload. ``commit`` completes the upload (the tail becomes the last part);
+only then does the object exist at its key. ``move`` is a server-side copy and a delete.
+
+botocore's exceptions stop at ``_translate``: a missing key becomes ``PathNotFound`` there and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+from dockyard.config import S3Config
+from dockyard.storage.driver import PathNotFound
+
+T = TypeVar("T")
+PART_SIZE = 8 * 1024 * 1024
+COPY_PART_SIZE = 1024 * 1024 * 1024
+SINGLE_COPY_LIMIT = 5 * 1024 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
+TAIL_SUFFIX = ".tail"
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchUpload"})
+
+S3Settings = S3Config
+
+
+async def _run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await anyio.to_thread.run_sync(lambda: func(*args, **kwargs))
+
+
+def _is_missing(error: ClientError) -> bool:
+    return str(error.response.get("Error", {}).get("Code")) in _MISSING_CODES
+
+
+@contextlib.contextmanager
+def _translate(path: str) -> Iterator[None]:
+    """The seam: botocore's 'no such key' becomes PathNotFound."""
+    try:
+        yield
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise PathNotFound(path) from None
+        raise
+
+
+class S3Writer:
+    def __init__(self, driver: S3Driver, path: str) -> None:
+        self._driver = driver
+        self._path = path
+        self._key = driver.key(path)
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._parts_size = 0
+        self._tail = bytearray()
+        self._had_tail = False
+        self._dirty = False
+        self._done = False
+
+    @property
+    def size(self) -> int:
+        return self._parts_size + len(self._tail)
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def open_sync(self, resume: bool) -> None:
+        d = self._driver
+        uploads = d.multipart_uploads(self._key)
+        if not resume:
+            for upload_id in uploads:
+                d.abort(self._key, upload_id)
+            d.delete_keys([self._key + TAIL_SUFFIX])
+            return
+        if uploads:
+            self._upload_id = uploads[0]
+            self._parts = d.list_parts(self._key, self._upload_id)
+            self._parts_size = sum(part["Size"] for part in self._parts)
+        try:
+            self._tail = bytearray(d.client.get_object(Bucket=d.bucket, Key=self._key + TAIL_SUFFIX)["Body"].read())
+            self._had_tail = True
+        except ClientError as exc:
+            if not _is_missing(exc):
+                raise
+        if self._upload_id is None and not self._had_tail:
+            self._adopt_committed_object()
+
+    def _adopt_committed_object(self) -> None:
+        """Resuming a committed object: it becomes the start of the new content."""
+        d = self._driver
+        try:
+            size = int(d.client.head_object(Bucket=d.bucket, Key=self._key)["ContentLength"])
+        except ClientError as exc:
+            if _is_missing(exc):
+                return
+            raise
+        if size < PART_SIZE:
+            self._tail = bytearray(d.client.get_object(Bucket=d.bucket, Key=self._key)["Body"].read())
+            return
+        self._start_upload()
+        assert self._upload_id is not None
+        result = d.client.upload_part_copy(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
+                                           PartNumber=1, CopySource={"Bucket": d.bucket, "Key": self._key})
+        self._parts = [{"PartNumber": 1, "ETag": result["CopyPartResult"]["ETag"], "Size": size}]
+        self._parts_size = size
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _start_upload(self) -> None:
+        d = self._driver
+        self._upload_id = d.client.create_multipart_upload(Bucket=d.bucket, Key=self._key)["UploadId"]
+
+    def _upload_part(self, data: bytes | bytearray | memoryview) -> None:
+        d = self._driver
+        if self._upload_id is None:
+            self._start_upload()
+        number = len(self._parts) + 1
+        result = d.client.upload_part(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
+                                      PartNumber=number, Body=bytes(data))
+        self._parts.append({"PartNumber": number, "ETag": result["ETag"], "Size": len(data)})
+        self._parts_size += len(data)
+
+    def _write_sync(self, data: bytes | bytearray | memoryview) -> None:
+        self._dirty = True
+        self._tail += data
+        while len(self._tail) >= PART_SIZE:
+            self._upload_part(memoryview(self._tail)[:PART_SIZE])
+            del self._tail[:PART_SIZE]
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        await _run(self._write_sync, data)
+
+    def _commit_sync(self) -> None:
+        d = self._driver
+        if self._upload_id is None:
+            d.client.put_object(Bucket=d.bucket, Key=self._key, Body=bytes(self._tail))
+        else:
+            if self._tail or not self._parts:
+                self._upload_part(self._tail)
+            parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in self._parts]
+            d.client.complete_multipart_upload(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
+                                               MultipartUpload={"Parts": parts})
+        d.delete_keys([self._key + TAIL_SUFFIX])
+        self._done = True
+
+    async def commit(self) -> None:
+        if not self._done:
+            with _translate(self._path):
+                await _run(self._commit_sync)
+
+    def _close_sync(self) -> None:
+        d = self._driver
+        if self._upload_id is not None and self._upload_id not in d.multipart_uploads(self._key):
+            return  # the path was deleted meanwhile: do not bring a tail back
+        if self._tail:
+            d.client.put_object(Bucket=d.bucket, Key=self._key + TAIL_SUFFIX, Body=bytes(self._tail))
+        elif self._had_tail:
+            d.delete_keys([self._key + TAIL_SUFFIX])
+
+    async def close(self) -> None:
+        """Keep what did not fill a part for the next writer (nothing after commit or cancel)."""
+        if not self._done:
+            self._done = True
+            if self._dirty:  # a writer that only looked (an upload's size) changes nothing
+                await _run(self._close_sync)
+
+    def _cancel_sync(self) -> None:
+        d = self._driver
+        if self._upload_id is not None:
+            with contextlib.suppress(ClientError):
+                d.abort(self._key, self._upload_id)
+        d.delete_keys([self._key, self._key + TAIL_SUFFIX])
+
+    async def cancel(self) -> None:
+        self._done = True
+        await _run(self._cancel_sync)
+
+
+class S3Driver:
+    name = "s3"
+
+    def __init__(self, settings: S3Config) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.prefix = settings.prefix.strip("/")
+        # Typed as Any: the stubs' TypedDicts add nothing at this seam, which is tested against Ceph.
+        self.client: Any = boto3.client(
+            "s3", endpoint_url=settings.endpoint or None, region_name=settings.region,
+            aws_access_key_id=settings.access_key or None, aws_secret_access_key=settings.secret_key or None,
+            config=BotoConfig(signature_version="s3v4", max_pool_connections=64,
+                              retries={"max_attempts": 5, "mode": "standard"},
+                              s3={"addressing_style": "path" if settings.path_style else "auto"}))
+        self._bucket_ready = threading.Event()
+
+    # -- keys and bucket ---------------------------------------------------------------------
+
+    def key(self, path: str) -> str:
+        if path.startswith("/") or ".." in path.split("/"):
+            raise ValueError(f"invalid storage path {path!r}")
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def _path_of(self, key: str) -> str:
+        return key[len(self.prefix) + 1:] if self.prefix else key
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket on first use if it does not exist."""
+        if self._bucket_ready.is_set():
+            return
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if not _is_missing(exc) and str(exc.response.get("Error", {}).get("Code")) != "NoSuchBucket":
+                raise
+            with contextlib.suppress(self.client.exceptions.BucketAlreadyOwnedByYou):
+                self.client.create_bucket(Bucket=self.bucket)
+        self._bucket_ready.set()
+
+    async def _call(self, path: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def call() -> T:
+            self.ensure_bucket()
+            with _translate(path):
+                return func(*args, **kwargs)
+        return await _run(call)
+
+    # -- multipart bookkeeping (used by writers, in their threads) ---------------------------
+
+    def multipart_uploads(self, key: str) -> list[str]:
+        found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+        return [u["UploadId"] for u in found.get("Uploads", []) if u["Key"] == key]
+
+    def list_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("list_parts")
+        for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+            parts += [{"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]}
+                      for p in page.get("Parts", [])]
+        return sorted(parts, key=lambda p: int(p["PartNumber"]))
+
+    def abort(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(ClientError):
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start:start + 1000]]
+            if batch:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    # -- the driver contract -----------------------------------------------------------------
+
+    async def stat(self, path: str) -> int:
+        head = await self._call(path, self.client.head_object, Bucket=self.bucket, Key=self.key(path))
+        return int(head["ContentLength"])
+
+    async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        if length == 0:
+            await self.stat(path)
+            return
+        ranged = {"Range": f"bytes={offset}-{'' if length is None else offset + length - 1}"} \
+            if offset or length is not None else {}
+        try:
+            response = await self._call(path, self.client.get_object, Bucket=self.bucket, Key=self.key(path),
+                                        **ranged)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) == "InvalidRange":
+                await self.stat(path)  # past the end of an existing object: nothing to read
+                return
+            raise
+        body = response["Body"]
+        try:
+            while chunk := await _run(body.read, READ_CHUNK):
+                yield chunk
+        finally:
+            body.close()
+
+    async def get_content(self, path: str) -> bytes:
+        response = await self._call(path, self.client.get_object, Bucket=self.bucket, Key=self.key(path))
+        return bytes(await _run(response["Body"].read))
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        await self._call(path, self.client.put_object, Bucket=self.bucket, Key=self.key(path), Body=data)
+
+    async def writer(self, path: str, *, resume: bool = False) -> S3Writer:
+        writer = S3Writer(self, path)
+        await self._call(path, writer.open_sync, resume)
+        return writer
+
+    def _copy(self, source: str, destination: str) -> None:
+        size = int(self.client.head_object(Bucket=self.bucket, Key=source)["ContentLength"])
+        copy_source = {"Bucket": self.bucket, "Key": source}
+        if size <= SINGLE_COPY_LIMIT:
+            self.client.copy_object(Bucket=self.bucket, Key=destination, CopySource=copy_source)
+            return
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=destination)["UploadId"]
+        parts = []
+        for number, start in enumerate(range(0, size, COPY_PART_SIZE), start=1):
+            end = min(size, start + COPY_PART_SIZE) - 1
+            result = self.client.upload_part_copy(Bucket=self.bucket, Key=destination, UploadId=upload_id,
+                                                  PartNumber=number, CopySource=copy_source,
+                                                  CopySourceRange=f"bytes={start}-{end}")
+            parts.append({"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]})
+        self.client.complete_multipart_upload(Bucket=self.bucket, Key=destination, UploadId=upload_id,
+                                              MultipartUpload={"Parts": parts})
+
+    async def move(self, source: str, destination: str) -> None:
+        if source == destination:
+            await self.stat(source)
+            return
+        src, dst = self.key(source), self.key(destination)
+        await self._call(source, self._copy, src, dst)
+        await self._call(source, self.delete_keys, [src])
+
+    def _delete_sync(self, path: str) -> None:
+        key = self.key(path) if path else self.prefix
+        tree = f"{key}/" if key else ""
+        keys = [key] if key else []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=tree):
+            keys += [obj["Key"] for obj in page.get("Contents", [])]
+        self.delete_keys(keys)
+        found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+        for upload in found.get("Uploads", []):
+            if upload["Key"] == key or upload["Key"].startswith(tree):
+                self.abort(upload["Key"], upload["UploadId"])
+
+    async def delete(self, path: str) -> None:
+        await self._call(path, self._delete_sync, path)
+
+    def _list_sync(self, prefix: str) -> list[str]:
+        base = self.key(prefix.rstrip("/")) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
+        keys: set[str] = set()
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
+            keys.update(obj["Key"] for obj in page.get("Contents", []))
+        found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=base)
+        keys.update(upload["Key"] for upload in found.get("Uploads", []))
+        return [self._path_of(k) for k in sorted(keys)]
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
+        for path in await self._call(prefix, self._list_sync, prefix):
+            yield path
+
+    def local_path(self, path: str) -> str | None:
+        return None
+
+    def redirect_url(self, path: str) -> str | None:
+        """A short-lived presigned GET URL when ``storage.s3.redirect`` is on (signed locally)."""
+        if not self.settings.redirect:
+            return None
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self.key(path)},
+            ExpiresIn=self.settings.redirect_expiry_seconds)
+        return url
