@@ -17,6 +17,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from tests.e2e.images import build_image, unique_seed, write_layout
 from tests.support import ocihttp
 from tests.support.cluster import Cluster, fetch, fresh_database
 from tests.support.databases import POSTGRES_ENV, postgres_unavailable_reason
+from tests.support.s3 import BUCKET, CEPH, delete_prefix
 
 pytestmark = pytest.mark.e2e
 
@@ -44,22 +46,38 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def storage_env(kind: str, prefix: str) -> dict[str, str]:
+    """One Ceph bucket (what a production cluster uses) or one directory all nodes see."""
+    if kind == "shared-directory":
+        return {}
+    endpoint = CEPH.endpoint()
+    return {"DOCKYARD_STORAGE__DRIVER": "s3", "DOCKYARD_STORAGE__S3__ENDPOINT": endpoint.endpoint,
+            "DOCKYARD_STORAGE__S3__ACCESS_KEY": endpoint.access_key,
+            "DOCKYARD_STORAGE__S3__SECRET_KEY": endpoint.secret_key,
+            "DOCKYARD_STORAGE__S3__REGION": endpoint.region, "DOCKYARD_STORAGE__S3__BUCKET": BUCKET,
+            "DOCKYARD_STORAGE__S3__PREFIX": prefix}
+
+
+@pytest.fixture(scope="module", params=["s3", "shared-directory"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     reason = asyncio.run(postgres_unavailable_reason())
     if reason is not None:
         unavailable(reason)
     if shutil.which("nginx") is None:
         unavailable("nginx is not installed (apt-get install -y nginx)")
     root = tmp_path_factory.mktemp("cluster")
+    prefix = f"cluster-{uuid.uuid4().hex[:8]}"
     with fresh_database(os.environ[POSTGRES_ENV]) as url:
         running = Cluster(root, url, extra_env={
-            "DOCKYARD_REGISTRY__UPLOAD_PURGE_INTERVAL_SECONDS": str(PURGE_INTERVAL)}).start()
+            "DOCKYARD_REGISTRY__UPLOAD_PURGE_INTERVAL_SECONDS": str(PURGE_INTERVAL),
+            **storage_env(request.param, prefix)}).start()
         try:
             yield running
         finally:
             running.stop()
             print(running.logs())
+            if request.param == "s3":
+                delete_prefix(CEPH.endpoint(), BUCKET, prefix)
 
 
 def blob_bytes(label: str, size: int) -> bytes:
@@ -104,7 +122,7 @@ def test_chunked_upload_moves_between_nodes(cluster: Cluster) -> None:
     name = "cluster/chunked-direct"
     data = blob_bytes(unique_seed("chunks"), 3 * 256 * 1024 + 12345)
     chunks = ocihttp.split(data, 256 * 1024)  # four chunks: 256K, 256K, 256K, rest
-    n1, n2, n3 = (httpx.Client(base_url=node.url, timeout=TIMEOUT) for node in cluster.nodes)
+    n1, n2, n3 = (httpx.Client(base_url=node.url, timeout=TIMEOUT, follow_redirects=True) for node in cluster.nodes)
     try:
         location = ocihttp.start_upload(n1, name)
         assert location.startswith("/v2/"), f"Location should be a relative path: {location!r}"
@@ -121,7 +139,7 @@ def test_chunked_upload_moves_between_nodes(cluster: Cluster) -> None:
     finally:
         for client in (n1, n2, n3):
             client.close()
-    with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT) as lb:
+    with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, follow_redirects=True) as lb:
         for _ in cluster.nodes:  # each node serves it
             assert ocihttp.get_blob(lb, name, ocihttp.sha256_digest(data)) == data
 
@@ -133,7 +151,7 @@ def test_chunked_upload_through_nginx_fresh_connections(cluster: Cluster) -> Non
     digest = ocihttp.sha256_digest(data)
 
     def fresh() -> httpx.Client:
-        return httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT)
+        return httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, follow_redirects=True)
 
     with fresh() as client:
         location = ocihttp.start_upload(client, name)
@@ -211,7 +229,7 @@ def test_node_kill_loses_no_acknowledged_push(cluster: Cluster) -> None:
     def attempt(op: Callable[[httpx.Client], None]) -> None:
         for n in range(ATTEMPTS):
             try:
-                with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT) as client:
+                with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, follow_redirects=True) as client:
                     op(client)
                 return
             except (httpx.TransportError, ocihttp.UnexpectedResponse) as exc:
@@ -255,7 +273,7 @@ def test_node_kill_loses_no_acknowledged_push(cluster: Cluster) -> None:
             future.result(timeout=120)
 
     lost: list[str] = []
-    with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, follow_redirects=True) as client:
         for kind, repo, ref in tally.acknowledged:
             try:
                 if kind == "blob":
@@ -273,7 +291,7 @@ def test_node_kill_loses_no_acknowledged_push(cluster: Cluster) -> None:
     assert tally.failed == [], f"pushes that failed {ATTEMPTS} times through nginx: {tally.failed[:5]}"
 
     victim.start()
-    with httpx.Client(base_url=victim.url, timeout=TIMEOUT) as direct:
+    with httpx.Client(base_url=victim.url, timeout=TIMEOUT, follow_redirects=True) as direct:
         for kind, repo, ref in tally.acknowledged[:: max(1, len(tally.acknowledged) // 10)]:
             if kind == "blob":
                 assert ocihttp.get_blob(direct, repo, ref) is not None, f"restarted node lacks {repo}@{ref}"

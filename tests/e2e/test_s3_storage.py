@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -101,5 +103,30 @@ def test_chunked_multipart_upload_and_streamed_ranges(tmp_path: Path, endpoint: 
             assert httpx.get(f"{server.url}/v2/team/small/blobs/{small}").content == b"tiny blob"
             wrong = httpx.post(f"{server.url}/v2/team/big/blobs/uploads/?digest=sha256:{'0' * 64}", content=b"x")
             assert wrong.status_code == 400
+    finally:
+        delete_prefix(endpoint, BUCKET, prefix)
+
+
+def test_purge_aborts_abandoned_multipart_uploads(tmp_path: Path, endpoint: S3Endpoint) -> None:
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    server = s3_server(tmp_path, endpoint, prefix, redirect=True)
+    s3 = endpoint.client()
+    try:
+        with server:
+            location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/").headers["location"]
+            nine_mib = bytes(9 * 1024 * 1024)  # more than one 8 MiB part: a multipart upload exists
+            assert httpx.patch(f"{server.url}{location}", content=nine_mib, timeout=60).status_code == 202
+            pending = s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
+            assert len(pending) == 1
+            purge = subprocess.run(
+                [sys.executable, "-m", "dockyard", "uploads", "purge", "--older-than", "0",
+                 "--data-dir", str(server.data_dir)],
+                env={**os.environ, **server.env}, capture_output=True, text=True, timeout=60, check=False)
+            assert purge.returncode == 0, purge.stderr
+            assert "removed 1 expired upload(s)" in purge.stdout
+            assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", []) == []
+            listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/uploads/").get("Contents", [])
+            assert listed == []
+            assert httpx.get(f"{server.url}{location}").status_code == 404
     finally:
         delete_prefix(endpoint, BUCKET, prefix)
