@@ -22,6 +22,11 @@ Environment (defaults in brackets; a quick run: BENCH_BLOB_MB=64 BENCH_REPS=1 BE
   BENCH_SECONDS      duration of each manifest load test [10]
   BENCH_REPS         repetitions [3]
   BENCH_SUBJECT      dockyard, or distribution to test the harness with two distributions [dockyard]
+  BENCH_SCALEOUT     1 adds a second table, "dockyard scale-out": dockyard on fs + SQLite (1 node),
+                     on Ceph S3 + PostgreSQL with 1 node, and with 3 nodes behind nginx round-robin;
+                     starts Ceph (ci/s3/start.sh) itself, needs nginx and a running PostgreSQL [0]
+  BENCH_PG_URL       PostgreSQL to create each pass's database on (scale-out only)
+                     [postgresql+asyncpg://postgres@127.0.0.1:5432/test]
   TMPDIR             where the test blob and both registries' data live [/tmp]
 
 Exit status: 0 done, 1 a registry or tool failed, 2 bad settings or missing tools, 130 interrupted.
@@ -43,6 +48,8 @@ from bench.machine import describe_machine
 from bench.registries import RegistryError, distribution_version
 from bench.report import Results, median_table, samples_table, settings_line, write_latest
 from bench.runner import missing_packages, run_benchmark
+from bench.scaleout import ScaleoutResults, scaleout_metrics, scaleout_samples_table, scaleout_table
+from bench.scaleout import missing_packages as scaleout_missing_packages
 from bench.settings import Settings, SettingsError, load_settings
 from bench.suite import Log, metrics_for
 
@@ -63,13 +70,24 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through every cleanup, like Ctrl-C
 
 
-def render(results: Results, settings: Settings, header: str) -> tuple[str, str]:
-    """(what stdout shows, what latest.md holds): both carry the machine and the median table."""
+SCALEOUT_NOTE = ("S3 setups: Ceph radosgw (memstore) + PostgreSQL, blob GETs answer 307 to radosgw and "
+                 "the pulls follow it (curl -L); 3 nodes run --workers 1 each behind nginx round-robin.")
+
+
+def render(results: Results, settings: Settings, header: str, scaleout: ScaleoutResults | None = None
+           ) -> tuple[str, str]:
+    """(what stdout shows, what latest.md holds): both carry the machine and the median table(s)."""
     metrics = metrics_for(settings)
     table = median_table(results, metrics)
     shown = f"{header}\n\n{table}\n"
     saved = (f"# dockyard benchmark\n\n{header}\n\n{table}\n\n"
              f"## Every repetition\n\n{samples_table(results, metrics)}\n")
+    if scaleout is not None:
+        wide = scaleout_metrics(metrics)
+        table = scaleout_table(scaleout, wide)
+        shown += f"\ndockyard scale-out\n\n{table}\n\n{SCALEOUT_NOTE}\n"
+        saved += (f"\n## dockyard scale-out\n\n{table}\n\n{SCALEOUT_NOTE}\n\n"
+                  f"### Every repetition (scale-out)\n\n{scaleout_samples_table(scaleout, wide)}\n")
     return shown, saved
 
 
@@ -81,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    if missing := missing_packages():
+    missing = missing_packages() + (scaleout_missing_packages() if settings.scaleout else [])
+    if missing:
         print(f"bench: missing tools; install them with: apt-get install -y {' '.join(missing)}",
               file=sys.stderr)
         return 2
@@ -94,14 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = stderr_log()
     log(f"settings: {settings_line(settings)}")
     try:
-        results = run_benchmark(settings, log)
+        results, scaleout = run_benchmark(settings, log)
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
         return 130
     except FAILURES as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
         return 1
-    shown, saved = render(results, settings, header)
+    shown, saved = render(results, settings, header, scaleout)
     print(shown, end="")
     print(f"written to {write_latest(saved)}", file=sys.stderr)
     return 0

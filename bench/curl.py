@@ -51,9 +51,9 @@ def upload_command(url: str, path: Path, method: str = "PUT", headers: dict[str,
     return [*_BASE, "--request", method, "--upload-file", str(path), *header_args, url]
 
 
-def download_command(url: str) -> list[str]:
-    """curl reading ``GET url`` into /dev/null."""
-    return [*_BASE, url]
+def download_command(url: str, follow_redirects: bool = False) -> list[str]:
+    """curl reading ``GET url`` into /dev/null; with ``follow_redirects`` also through 3xx (``-L``)."""
+    return [*_BASE, *(["--location"] if follow_redirects else []), url]
 
 
 def _finish(proc: subprocess.Popen[str], expected: int) -> CurlResult:

@@ -76,6 +76,10 @@ class Registry(ABC):
         """Every process of the server: the one we started and its descendants."""
         return tree_pids(self.pid)
 
+    def environment(self) -> dict[str, str] | None:
+        """The server's environment; None inherits ours."""
+        return None
+
     @abstractmethod
     def command(self) -> list[str]:
         """The command line that runs the server in the foreground; may write files in ``workdir``."""
@@ -86,7 +90,7 @@ class Registry(ABC):
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.workdir, start_new_session=True,
+                cwd=self.workdir, start_new_session=True, env=self.environment(),
             )
         deadline = time.monotonic() + timeout
         while not answers_ok(self.host, self.port, self.ready_path):

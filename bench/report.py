@@ -35,11 +35,11 @@ class Results:
         return statistics.median(values) if values else None
 
 
-def _number(value: float | None, decimals: int) -> str:
+def format_number(value: float | None, decimals: int) -> str:
     return "—" if value is None else f"{value:,.{decimals}f}"
 
 
-def _ratio(subject: float | None, baseline: float | None) -> str:
+def format_ratio(subject: float | None, baseline: float | None) -> str:
     if subject is None or baseline is None or baseline == 0:
         return "—"
     return f"{subject / baseline:.2f}"
@@ -66,8 +66,8 @@ def median_table(results: Results, metrics: Sequence[Metric]) -> str:
     for metric in metrics:
         subject = results.median(results.subject, metric.key)
         baseline = results.median(results.baseline, metric.key)
-        rows.append([metric.label, _number(subject, metric.decimals), _number(baseline, metric.decimals),
-                     _ratio(subject, baseline)])
+        rows.append([metric.label, format_number(subject, metric.decimals), format_number(baseline, metric.decimals),
+                     format_ratio(subject, baseline)])
     return markdown_table(header, rows)
 
 
@@ -75,7 +75,7 @@ def samples_table(results: Results, metrics: Sequence[Metric]) -> str:
     """Every repetition's value, to judge the spread behind each median."""
     header = ["metric", results.subject, results.baseline]
     rows = [
-        [metric.label, *(", ".join(_number(v, metric.decimals) for v in results.samples(target, metric.key))
+        [metric.label, *(", ".join(format_number(v, metric.decimals) for v in results.samples(target, metric.key))
                          for target in (results.subject, results.baseline))]
         for metric in metrics
     ]
@@ -85,7 +85,7 @@ def samples_table(results: Results, metrics: Sequence[Metric]) -> str:
 def settings_line(settings: Settings) -> str:
     return (f"blob {settings.blob_mib} MiB, chunks {settings.chunk_mib} MiB, "
             f"{settings.streams} pull streams, {settings.connections} connections for {settings.seconds} s, "
-            f"{settings.reps} repetitions")
+            f"{settings.reps} repetitions" + (", scale-out table on" if settings.scaleout else ""))
 
 
 def write_latest(text: str, directory: Path = RESULTS_DIR) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench.registries import Distribution, Dockyard, Registry
 from bench.report import Results
+from bench.scaleout import ScaleoutResults, run_scaleout
 from bench.settings import Settings
 from bench.suite import Log, run_pass
 from bench.testdata import BigBlob, SmallImage, make_big_blob, make_small_image
@@ -59,8 +60,12 @@ def _measure(target: Target, workdir: Path, blob: BigBlob, image: SmallImage, se
     return values
 
 
-def run_benchmark(settings: Settings, log: Log) -> Results:
-    """Run ``settings.reps`` interleaved repetitions and return every value measured."""
+def run_benchmark(settings: Settings, log: Log) -> tuple[Results, ScaleoutResults | None]:
+    """Run ``settings.reps`` interleaved repetitions and return every value measured.
+
+    With ``settings.scaleout`` the scale-out table's setups (``bench.scaleout``) run afterwards on
+    the same test data; otherwise the second result is None.
+    """
     subject, baseline = targets(settings)
     results = Results(subject.name, baseline.name)
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
@@ -73,4 +78,5 @@ def run_benchmark(settings: Settings, log: Log) -> Results:
                 pass_log = prefixed(log, f"[{rep}/{settings.reps} {target.name}] ")
                 values = _measure(target, root / f"rep{rep}-{target.name}", blob, image, settings, pass_log)
                 results.record(target.name, values)
-    return results
+        scaleout = run_scaleout(settings, blob, image, log) if settings.scaleout else None
+    return results, scaleout

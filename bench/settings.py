@@ -10,6 +10,7 @@
 | BENCH_REPS        | 3          | repetitions; subject and baseline alternate within each one    |
 | BENCH_SUBJECT     | dockyard   | what to compare with distribution: ``dockyard``, or            |
 |                   |            | ``distribution`` (a second instance: checks the harness itself) |
+| BENCH_SCALEOUT    | 0          | 1: also run the "dockyard scale-out" table (bench/scaleout.py)  |
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Settings:
     seconds: int = 10
     reps: int = 3
     subject: str = "dockyard"
+    scaleout: bool = False
 
     @property
     def blob_bytes(self) -> int:
@@ -68,6 +70,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if subject not in SUBJECTS:
         raise SettingsError(f"BENCH_SUBJECT={subject!r}: expected one of {', '.join(SUBJECTS)}")
     blob_mib = _positive_int(env, "BENCH_BLOB_MB", defaults.blob_mib)
+    scaleout = env.get("BENCH_SCALEOUT", "").strip() or "0"
+    if scaleout not in ("0", "1"):
+        raise SettingsError(f"BENCH_SCALEOUT={scaleout!r}: expected 0 or 1")
     return Settings(
         blob_mib=blob_mib,
         chunk_mib=min(blob_mib, _positive_int(env, "BENCH_CHUNK_MB", defaults.chunk_mib)),
@@ -76,4 +81,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         seconds=_positive_int(env, "BENCH_SECONDS", defaults.seconds),
         reps=_positive_int(env, "BENCH_REPS", defaults.reps),
         subject=subject,
+        scaleout=scaleout == "1",
     )

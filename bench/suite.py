@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from bench import transfers
@@ -82,17 +83,21 @@ def drop_page_cache() -> bool:
     return True
 
 
-def _blob_tests(client: RegistryClient, blob: BigBlob, streams: int, log: Log) -> dict[str, float]:
+def _blob_tests(client: RegistryClient, blob: BigBlob, streams: int, log: Log, follow: bool = False
+                ) -> dict[str, float]:
     values = {
         "push_mono": transfers.push_monolithic(client, "bench/mono", blob),
         "push_chunked": transfers.push_chunked(client, "bench/chunked", blob),
     }
     log(f"push: monolithic {values['push_mono']:.0f} MB/s, chunked {values['push_chunked']:.0f} MB/s")
-    values["pull_after_push"] = transfers.pull(client, "bench/mono", blob, 1)
-    values["pull_cold"] = transfers.pull(client, "bench/mono", blob, 1) if drop_page_cache() else float("nan")
+    def pull(count: int) -> float:
+        return transfers.pull(client, "bench/mono", blob, count, follow)
+
+    values["pull_after_push"] = pull(1)
+    values["pull_cold"] = pull(1) if drop_page_cache() else float("nan")
     # Warm reads vary a lot from one to the next on a shared machine: median of three, for both.
-    values["pull_one"] = statistics.median(transfers.pull(client, "bench/mono", blob, 1) for _ in range(3))
-    values["pull_many"] = statistics.median(transfers.pull(client, "bench/mono", blob, streams) for _ in range(3))
+    values["pull_one"] = statistics.median(pull(1) for _ in range(3))
+    values["pull_many"] = statistics.median(pull(streams) for _ in range(3))
     log(f"pull, 1 stream: right after push {values['pull_after_push']:.0f} MB/s, "
         f"cache dropped {values['pull_cold']:.0f} MB/s, warm {values['pull_one']:.0f} MB/s; "
         f"{streams} streams warm {values['pull_many']:.0f} MB/s")
@@ -115,11 +120,23 @@ def _manifest_tests(client: RegistryClient, image: SmallImage, settings: Setting
 def run_pass(registry: Registry, blob: BigBlob, image: SmallImage, settings: Settings, log: Log
              ) -> dict[str, float]:
     """Measure every metric once against a started, empty ``registry``."""
-    client = RegistryClient(registry.url)
-    with PeakMemory(registry.pid) as memory:
-        values = _blob_tests(client, blob, settings.streams, log)
+    return run_pass_at(registry.url, [registry.pid], blob, image, settings, log)
+
+
+def run_pass_at(url: str, root_pids: Sequence[int], blob: BigBlob, image: SmallImage, settings: Settings,
+                log: Log, follow_redirects: bool = False) -> dict[str, float]:
+    """Measure every metric once against the empty registry at ``url``.
+
+    Peak RSS is summed over the process trees rooted at ``root_pids`` (several for a cluster);
+    ``follow_redirects`` makes blob pulls follow a 3xx to wherever it points (curl ``-L``).
+    """
+    client = RegistryClient(url)
+    with ExitStack() as stack:
+        memories = [stack.enter_context(PeakMemory(pid)) for pid in root_pids]
+        values = _blob_tests(client, blob, settings.streams, log, follow_redirects)
         values.update(_manifest_tests(client, image, settings, log))
-    values["peak_rss"] = memory.peak_mb
-    log(f"peak RSS {memory.peak_mb:.0f} MB, summed over {memory.process_count} processes")
+    values["peak_rss"] = sum(memory.peak_mb for memory in memories)
+    processes = sum(memory.process_count for memory in memories)
+    log(f"peak RSS {values['peak_rss']:.0f} MB, summed over {processes} processes")
     return values
 

@@ -39,11 +39,17 @@ def push_chunked(client: RegistryClient, repo: str, blob: BigBlob) -> float:
     return mb_per_second(blob.size, time.perf_counter() - start)
 
 
-def pull(client: RegistryClient, repo: str, blob: BigBlob, streams: int) -> float:
-    """GET the blob with ``streams`` concurrent connections; aggregate MB/s until the last one ends."""
+def pull(client: RegistryClient, repo: str, blob: BigBlob, streams: int, follow_redirects: bool = False
+         ) -> float:
+    """GET the blob with ``streams`` concurrent connections; aggregate MB/s until the last one ends.
+
+    With ``follow_redirects`` curl follows a 3xx (e.g. a 307 to the object store) and the time
+    includes that extra round trip.
+    """
     url = client.resolve(f"/v2/{repo}/blobs/{blob.digest}")
     start = time.perf_counter()
-    results = curl.run_concurrently([curl.download_command(url)] * streams, expected=200)
+    command = curl.download_command(url, follow_redirects)
+    results = curl.run_concurrently([command] * streams, expected=200)
     elapsed = time.perf_counter() - start
     short = [r.downloaded for r in results if r.downloaded != blob.size]
     if short:
