@@ -8,6 +8,7 @@ statement timeout. The same query code runs on both.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,18 +31,25 @@ class Database:
     def __init__(self, url: str, settings: DatabaseConfig) -> None:
         self.url = url
         self.engine = _create_engine(url, settings)
-        self._hot: HotReader | None = HotReader(url) if url.startswith("sqlite") else None
+        self._hot: HotReader | PostgresHotReader | None = None
+        if url.startswith("sqlite"):
+            self._hot = HotReader(url)
+        elif url.startswith("postgresql+asyncpg"):
+            self._hot = PostgresHotReader(url, settings)
 
     async def first(self, statement: sa.Select[Any], **params: Any) -> tuple[Any, ...] | None:
         """The first row of a hot-path read, as a plain tuple of the selected columns.
 
         On SQLite the statement, compiled once, runs on a plain ``sqlite3`` connection right on
         the event loop: a WAL reader never waits for a writer, and an indexed lookup takes
-        microseconds, far less than a hop to a worker thread. Elsewhere it goes through the pool.
-        Only for statements whose columns need no type conversion (ints, strings, bytes).
+        microseconds, far less than a hop to a worker thread. On PostgreSQL it runs as a prepared
+        statement on a small asyncpg pool, without SQLAlchemy's layers. Elsewhere it goes through
+        the pool. Only for statements whose columns need no type conversion (ints, strings, bytes).
         """
-        if self._hot is not None:
+        if isinstance(self._hot, HotReader):
             return self._hot.first(statement, params)
+        if isinstance(self._hot, PostgresHotReader):
+            return await self._hot.first(statement, params)
         async with self.read() as conn:
             row = (await conn.execute(statement, params)).first()
         return None if row is None else tuple(row)
@@ -65,8 +73,10 @@ class Database:
                 yield conn
 
     async def dispose(self) -> None:
-        if self._hot is not None:
+        if isinstance(self._hot, HotReader):
             self._hot.close()
+        elif isinstance(self._hot, PostgresHotReader):
+            await self._hot.close()
         await self.engine.dispose()
 
 
@@ -104,6 +114,49 @@ class HotReader:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class PostgresHotReader:
+    """Hot-path lookups as prepared statements on a small asyncpg pool, opened on first use."""
+
+    def __init__(self, url: str, settings: DatabaseConfig) -> None:
+        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.settings = settings
+        self._pool: Any = None  # an asyncpg.Pool (imported on first use: SQLite workers never load it)
+        self._opening = asyncio.Lock()
+        self._compiled: dict[int, tuple[sa.Select[Any], str, tuple[str, ...]]] = {}
+
+    async def _get_pool(self) -> Any:
+        import asyncpg
+
+        async with self._opening:
+            if self._pool is None:
+                server_settings = {"statement_timeout": str(self.settings.statement_timeout_ms)} \
+                    if self.settings.statement_timeout_ms else {}
+                self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.settings.pool_size,
+                                                       server_settings=server_settings)
+            return self._pool
+
+    def _compile(self, statement: sa.Select[Any]) -> tuple[str, tuple[str, ...]]:
+        cached = self._compiled.get(id(statement))
+        if cached is None or cached[0] is not statement:
+            from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+
+            compiled = statement.compile(dialect=pg_asyncpg.dialect())  # type: ignore[no-untyped-call]
+            cached = (statement, str(compiled), tuple(compiled.positiontup or ()))
+            self._compiled[id(statement)] = cached
+        return cached[1], cached[2]
+
+    async def first(self, statement: sa.Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
+        sql, order = self._compile(statement)
+        pool = self._pool or await self._get_pool()
+        row = await pool.fetchrow(sql, *[params[k] for k in order])
+        return None if row is None else tuple(row)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
 def _create_engine(url: str, settings: DatabaseConfig) -> AsyncEngine:
