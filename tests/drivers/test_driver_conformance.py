@@ -158,6 +158,22 @@ async def test_closed_without_commit_the_bytes_stay_for_a_resume(driver: Storage
     assert await driver.get_content("f") == b"partial+rest"
 
 
+async def test_resume_from_a_saved_state(driver: StorageDriver) -> None:
+    """What the uploads row carries between requests (on any node) continues the writer exactly."""
+    first = await driver.writer("uploads/u/data")
+    await first.write(b"hello " * 1000)
+    await first.close()
+    second = await driver.writer("uploads/u/data", resume=True, state=first.state())
+    assert second.size == 6000
+    await second.write(b"world")
+    await second.close()
+    third = await driver.writer("uploads/u/data", resume=True, state=second.state())
+    assert third.size == 6005
+    await third.commit()
+    await third.close()
+    assert await driver.get_content("uploads/u/data") == b"hello " * 1000 + b"world"
+
+
 async def test_resume_of_a_put_file(driver: StorageDriver) -> None:
     await driver.put_content("f", CONTENT)
     writer = await driver.writer("f", resume=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
@@ -46,18 +47,19 @@ async def test_revision_check_sees_an_empty_database(tmp_path) -> None:  # type:
         await db.dispose()
 
 
-async def test_concurrent_migrations_of_one_database(tmp_path, postgres) -> None:  # type: ignore[no-untyped-def]
-    """Nodes of a cluster may all run `dockyard migrate` as they start: they must not collide."""
+async def test_concurrent_migrations_of_one_database(postgres) -> None:  # type: ignore[no-untyped-def]
+    """Nodes of a cluster may all run `dockyard migrate` as they start: they must not collide.
+
+    PostgreSQL only: a cluster's database. (SQLite is the one-node layout, migrated once by
+    `serve` in one child process before its workers start.)"""
     import asyncio
 
     from dockyard.config import DatabaseConfig
     from dockyard.store.db import Database
-    from tests.support.databases import sqlite_url
 
-    urls = [sqlite_url(tmp_path)]
-    if postgres is not None:
-        urls.append(await postgres.create_empty())
-    for url in urls:
+    if postgres is None:
+        pytest.skip("needs PostgreSQL (DOCKYARD_TEST_POSTGRES_URL)")
+    for url in [await postgres.create_empty()]:
         databases = [Database(url, DatabaseConfig()) for _ in range(4)]
         try:
             results = await asyncio.gather(*(migrate.upgrade(db) for db in databases))

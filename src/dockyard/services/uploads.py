@@ -16,7 +16,7 @@ from dockyard.errors import BlobUploadUnknown, DigestInvalid
 from dockyard.oci.digests import parse_digest
 from dockyard.oci.names import validate_name
 from dockyard.oci.ranges import ByteRange
-from dockyard.storage.blobstore import BlobStore, SavedHash
+from dockyard.storage.blobstore import BlobStore, UploadProgress
 from dockyard.storage.driver import PathNotFound
 from dockyard.store import blobs as blob_rows
 from dockyard.store import repositories, uploads
@@ -49,9 +49,9 @@ class UploadService:
         return UploadStatus(upload_id, 0)
 
     async def status(self, repository: str, upload_id: str) -> UploadStatus:
-        await self._find(repository, upload_id)
+        upload = await self._find(repository, upload_id)
         try:
-            return UploadStatus(upload_id, await self.store.size(upload_id))
+            return UploadStatus(upload_id, await self.store.size(upload_id, _saved(upload)))
         except PathNotFound:
             raise BlobUploadUnknown() from None
 
@@ -62,7 +62,8 @@ class UploadService:
         size, saved = await self._append(upload, body, claimed.first if claimed else None)
         async with self.db.write() as conn:
             await uploads.record_progress(conn, upload_id, saved.offset if saved else None,
-                                          saved.state if saved else None)
+                                          saved.hash_state if saved else None,
+                                          saved.writer_state if saved else None)
         return UploadStatus(upload_id, size)
 
     async def complete(self, repository: str, upload_id: str, digest: str,
@@ -127,14 +128,14 @@ class UploadService:
         return upload
 
     async def _append(self, upload: uploads.Upload, body: AsyncIterator[bytes],
-                      start: int | None) -> tuple[int, SavedHash | None]:
+                      start: int | None) -> tuple[int, UploadProgress | None]:
         try:
             return await self.store.append(upload.id, body, start, _saved(upload))
         except PathNotFound:
             raise BlobUploadUnknown() from None
 
 
-def _saved(upload: uploads.Upload) -> SavedHash | None:
-    if upload.hash_offset is None or upload.hash_state is None:
+def _saved(upload: uploads.Upload) -> UploadProgress | None:
+    if upload.hash_offset is None:
         return None
-    return SavedHash(upload.hash_offset, upload.hash_state)
+    return UploadProgress(upload.hash_offset, upload.hash_state, upload.storage_state)

@@ -3,7 +3,7 @@
 Uploads stream to ``uploads/<id>/data`` while a sha256 is computed on the way, in blocks of
 ``block_size`` so that hashing and writing of one block overlap with receiving the next.
 
-The running hash is not kept in this process: ``append`` returns it as a ``SavedHash`` (OpenSSL's
+The running hash is not kept in this process: ``append`` returns it as a ``UploadProgress`` (OpenSSL's
 112-byte SHA-256 state and the offset it covers) for the caller to store with the upload, and
 the next ``append`` or ``finish``, on whichever worker or node, resumes from it. Uploads are
 append-only, so a saved state stays valid: if bytes were appended after it was saved (a request
@@ -31,11 +31,13 @@ DEFAULT_BLOCK = 2 * 1024 * 1024  # 2 x 2 MiB per upload in flight: as fast as 4 
 
 
 @dataclass(frozen=True, slots=True)
-class SavedHash:
-    """A running SHA-256 over the first ``offset`` bytes of an upload."""
+class UploadProgress:
+    """What the next request of an upload needs, kept in the uploads row: the bytes received
+    (``offset``), the running SHA-256 over them, and the storage writer's own state."""
 
     offset: int
-    state: bytes
+    hash_state: bytes | None
+    writer_state: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,27 +78,29 @@ class BlobStore:
         writer = await self.driver.writer(layout.upload_data_path(upload_id))
         await writer.close()
 
-    async def size(self, upload_id: str) -> int:
+    async def size(self, upload_id: str, saved: UploadProgress | None = None) -> int:
         """Bytes received so far; PathNotFound if the upload does not exist."""
         path = layout.upload_data_path(upload_id)
         try:
             return await self.driver.stat(path)
         except PathNotFound:
             await self.driver.stat(layout.upload_marker_path(upload_id))  # still an upload at all?
-        writer = await self.driver.writer(path, resume=True)  # an object store: ask the writer
+        # An object store: the writer knows, from the saved state (what was acknowledged).
+        writer = await self.driver.writer(path, resume=True, state=saved.writer_state if saved else None)
         try:
             return writer.size
         finally:
             await writer.close()
 
     async def append(self, upload_id: str, chunks: AsyncIterator[bytes], start: int | None = None,
-                     saved: SavedHash | None = None) -> tuple[int, SavedHash | None]:
+                     saved: UploadProgress | None = None) -> tuple[int, UploadProgress | None]:
         """Append a stream to the upload; ``start`` (if given) must equal its current size.
 
         Returns the new size and the hash state to save for the next request (None if this
         upload's hash cannot be carried, in which case ``finish`` reads the upload).
         """
-        writer = await self.driver.writer(layout.upload_data_path(upload_id), resume=True)
+        writer = await self.driver.writer(layout.upload_data_path(upload_id), resume=True,
+                                          state=saved.writer_state if saved else None)
         try:
             if start is not None and start != writer.size:
                 raise RangeInvalid(
@@ -105,16 +109,19 @@ class BlobStore:
                     headers={"Range": f"0-{writer.size - 1}" if writer.size else "0-0"})
             hasher = await self._resume(upload_id, saved, writer.size)
             await self._pump(chunks, writer, hasher)
-            state = hasher.state() if isinstance(hasher, ResumableSha256) else None
-            return writer.size, None if state is None else SavedHash(writer.size, state)
         finally:
             await writer.close()
+        hash_state = hasher.state() if isinstance(hasher, ResumableSha256) else None
+        writer_state = writer.state()
+        if hash_state is None and writer_state is None:
+            return writer.size, None
+        return writer.size, UploadProgress(writer.size, hash_state, writer_state)
 
-    async def finish(self, upload_id: str, digest: str, saved: SavedHash | None = None,
+    async def finish(self, upload_id: str, digest: str, saved: UploadProgress | None = None,
                      expected_size: int | None = None) -> int:
         """Verify the upload against ``digest`` and move it into place; returns its size."""
         path = layout.upload_data_path(upload_id)
-        writer = await self.driver.writer(path, resume=True)
+        writer = await self.driver.writer(path, resume=True, state=saved.writer_state if saved else None)
         try:
             size = writer.size
             if expected_size is not None and expected_size != size:
@@ -155,10 +162,10 @@ class BlobStore:
             return False
         return True
 
-    async def _resume(self, upload_id: str, saved: SavedHash | None, size: int) -> Hasher | None:
+    async def _resume(self, upload_id: str, saved: UploadProgress | None, size: int) -> Hasher | None:
         """A hash over the upload's first ``size`` bytes, from the saved state if possible."""
-        if saved is not None and saved.offset <= size:
-            hasher = resumable_sha256(saved.state)
+        if saved is not None and saved.hash_state is not None and saved.offset <= size:
+            hasher = resumable_sha256(saved.hash_state)
             if hasher is not None:
                 if saved.offset == size:
                     return hasher
@@ -173,7 +180,7 @@ class BlobStore:
             return resumable_sha256() or new_hasher()
         return None
 
-    async def _digest_of_upload(self, upload_id: str, digest: str, size: int, saved: SavedHash | None) -> str:
+    async def _digest_of_upload(self, upload_id: str, digest: str, size: int, saved: UploadProgress | None) -> str:
         algorithm = algorithm_of(digest)
         hasher = await self._resume(upload_id, saved, size) if algorithm == "sha256" else None
         if hasher is None:

@@ -48,6 +48,13 @@ class Writer(Protocol):
         """Discard everything written to the path."""
         ...
 
+    def state(self) -> bytes | None:
+        """What a later writer needs to continue this one (None: the path alone suffices).
+
+        Valid after ``close``; the caller keeps it (the uploads row) and hands it back to
+        ``writer(path, resume=True, state=...)``."""
+        ...
+
 
 class StorageDriver(Protocol):
     name: str
@@ -68,8 +75,9 @@ class StorageDriver(Protocol):
         """Atomically replace the file at ``path`` with ``data``, durably."""
         ...
 
-    async def writer(self, path: str, *, resume: bool = False) -> Writer:
-        """A writer appending to ``path`` (``resume``) or starting it empty."""
+    async def writer(self, path: str, *, resume: bool = False, state: bytes | None = None) -> Writer:
+        """A writer appending to ``path`` (``resume``, from ``state`` if the driver needs one)
+        or starting it empty."""
         ...
 
     async def move(self, source: str, destination: str) -> None:

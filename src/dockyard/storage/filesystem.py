@@ -146,6 +146,9 @@ class FileWriter:
         await self.close()
         await _run(lambda: self._path.unlink(missing_ok=True))
 
+    def state(self) -> bytes | None:
+        return None  # the file is its own state
+
 
 class FilesystemDriver:
     name = "filesystem"
@@ -230,7 +233,7 @@ class FilesystemDriver:
                 direct_fd = None  # e.g. tmpfs: no O_DIRECT, buffered writes only
         return FileWriter(target, fd, direct_fd, os.fstat(fd).st_size, self.fsync)
 
-    async def writer(self, path: str, *, resume: bool = False) -> FileWriter:
+    async def writer(self, path: str, *, resume: bool = False, state: bytes | None = None) -> FileWriter:
         return await _run(self._open_writer, path, resume)
 
     def _move_sync(self, source: str, destination: str) -> None:

@@ -31,6 +31,9 @@ class MemoryWriter:
     async def cancel(self) -> None:
         self._driver.files.pop(self._path, None)
 
+    def state(self) -> bytes | None:
+        return None
+
 
 class MemoryDriver:
     name = "memory"
@@ -59,7 +62,7 @@ class MemoryDriver:
     async def put_content(self, path: str, data: bytes) -> None:
         self.files[path] = bytearray(data)
 
-    async def writer(self, path: str, *, resume: bool = False) -> MemoryWriter:
+    async def writer(self, path: str, *, resume: bool = False, state: bytes | None = None) -> MemoryWriter:
         data = self.files.get(path, bytearray()) if resume else bytearray()
         self.files[path] = data
         return MemoryWriter(self, path, data)

@@ -3,10 +3,15 @@
 Paths map to keys under ``storage.s3.prefix`` in ``storage.s3.bucket`` (created if missing).
 Objects cannot be appended to, so a writer streams into a multipart upload, created on its first
 full part: every part but the last is exactly ``PART_SIZE`` bytes (S3 wants at least 5 MiB), and
-bytes that do not fill a part when a writer closes wait in ``<key>.tail``, an ordinary object the
-next writer reads back. A resumed writer finds its multipart upload and parts by listing them, so
-any node can continue an upload. ``commit`` completes the upload (the tail becomes the last part);
-only then does the object exist at its key. ``move`` is a server-side copy and a delete.
+bytes that do not fill a part when a writer closes wait in ``<key>.tail-<token>``, an ordinary
+object the next writer reads back. ``Writer.state()`` is a small JSON document (UploadId, parts
+and their ETags, the tail's token and size) that the caller keeps in the uploads row; a writer
+resumed from it continues exactly there, on any node. Tails are never overwritten, only added
+and removed at commit or cancel, so an older saved state still finds its own tail (a request that
+failed before its state was saved leaves parts and a tail that the next state simply overwrites
+or ignores). Without a state a writer recovers by listing the upload's parts and its newest tail.
+``commit`` completes the upload (the tail becomes the last part); only then does the object exist
+at its key. ``move`` is a server-side copy and a delete.
 
 botocore's exceptions stop at ``_translate``: a missing key becomes ``PathNotFound`` there and
 nowhere else.
@@ -15,6 +20,8 @@ nowhere else.
 from __future__ import annotations
 
 import contextlib
+import json
+import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
@@ -32,7 +39,7 @@ PART_SIZE = 8 * 1024 * 1024
 COPY_PART_SIZE = 1024 * 1024 * 1024
 SINGLE_COPY_LIMIT = 5 * 1024 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
-TAIL_SUFFIX = ".tail"
+TAIL_INFIX = ".tail-"
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchUpload"})
 
 S3Settings = S3Config
@@ -66,7 +73,7 @@ class S3Writer:
         self._parts: list[dict[str, Any]] = []
         self._parts_size = 0
         self._tail = bytearray()
-        self._had_tail = False
+        self._tail_token: str | None = None
         self._dirty = False
         self._done = False
 
@@ -76,26 +83,45 @@ class S3Writer:
 
     # -- opening -----------------------------------------------------------------------------
 
-    def open_sync(self, resume: bool) -> None:
+    def open_sync(self, resume: bool, state: bytes | None) -> None:
         d = self._driver
-        uploads = d.multipart_uploads(self._key)
         if not resume:
-            for upload_id in uploads:
+            for upload_id in d.multipart_uploads(self._key):
                 d.abort(self._key, upload_id)
-            d.delete_keys([self._key + TAIL_SUFFIX])
+            d.delete_keys(d.tail_keys(self._key))
             return
+        if state is not None:
+            self._load(json.loads(state))
+            return
+        uploads = d.multipart_uploads(self._key)
         if uploads:
             self._upload_id = uploads[0]
             self._parts = d.list_parts(self._key, self._upload_id)
             self._parts_size = sum(part["Size"] for part in self._parts)
-        try:
-            self._tail = bytearray(d.client.get_object(Bucket=d.bucket, Key=self._key + TAIL_SUFFIX)["Body"].read())
-            self._had_tail = True
-        except ClientError as exc:
-            if not _is_missing(exc):
-                raise
-        if self._upload_id is None and not self._had_tail:
+        tails = d.tail_keys(self._key)
+        if tails:
+            newest = tails[-1]
+            self._tail_token = newest[len(self._key + TAIL_INFIX):]
+            self._tail = bytearray(d.client.get_object(Bucket=d.bucket, Key=newest)["Body"].read())
+        if self._upload_id is None and self._tail_token is None:
             self._adopt_committed_object()
+
+    def _load(self, saved: dict[str, Any]) -> None:
+        d = self._driver
+        self._upload_id = saved["upload_id"]
+        self._parts = [{"PartNumber": n, "ETag": etag, "Size": size} for n, etag, size in saved["parts"]]
+        self._parts_size = sum(part["Size"] for part in self._parts)
+        self._tail_token = saved["tail"]
+        if self._tail_token is not None:
+            tail_key = self._key + TAIL_INFIX + self._tail_token
+            self._tail = bytearray(d.client.get_object(Bucket=d.bucket, Key=tail_key)["Body"].read())
+        if len(self._tail) != saved["tail_size"]:
+            raise PathNotFound(self._path)  # the store lost bytes the state counts: start over
+
+    def state(self) -> bytes | None:
+        parts = [[p["PartNumber"], p["ETag"], p["Size"]] for p in self._parts]
+        return json.dumps({"upload_id": self._upload_id, "parts": parts, "tail": self._tail_token,
+                           "tail_size": len(self._tail)}, separators=(",", ":")).encode()
 
     def _adopt_committed_object(self) -> None:
         """Resuming a committed object: it becomes the start of the new content."""
@@ -152,7 +178,7 @@ class S3Writer:
             parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in self._parts]
             d.client.complete_multipart_upload(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
                                                MultipartUpload={"Parts": parts})
-        d.delete_keys([self._key + TAIL_SUFFIX])
+        d.delete_keys(d.tail_keys(self._key))
         self._done = True
 
     async def commit(self) -> None:
@@ -164,10 +190,12 @@ class S3Writer:
         d = self._driver
         if self._upload_id is not None and self._upload_id not in d.multipart_uploads(self._key):
             return  # the path was deleted meanwhile: do not bring a tail back
-        if self._tail:
-            d.client.put_object(Bucket=d.bucket, Key=self._key + TAIL_SUFFIX, Body=bytes(self._tail))
-        elif self._had_tail:
-            d.delete_keys([self._key + TAIL_SUFFIX])
+        if self._tail:  # a new object each time: a state saved earlier still finds its own tail
+            self._tail_token = f"{self.size:016d}-{secrets.token_hex(6)}"  # sorts by bytes covered
+            d.client.put_object(Bucket=d.bucket, Key=self._key + TAIL_INFIX + self._tail_token,
+                                Body=bytes(self._tail))
+        else:
+            self._tail_token = None
 
     async def close(self) -> None:
         """Keep what did not fill a part for the next writer (nothing after commit or cancel)."""
@@ -181,7 +209,7 @@ class S3Writer:
         if self._upload_id is not None:
             with contextlib.suppress(ClientError):
                 d.abort(self._key, self._upload_id)
-        d.delete_keys([self._key, self._key + TAIL_SUFFIX])
+        d.delete_keys([self._key, *d.tail_keys(self._key)])
 
     async def cancel(self) -> None:
         self._done = True
@@ -248,6 +276,11 @@ class S3Driver:
                       for p in page.get("Parts", [])]
         return sorted(parts, key=lambda p: int(p["PartNumber"]))
 
+    def tail_keys(self, key: str) -> list[str]:
+        """The tail objects of ``key``'s writers, the one covering the most bytes last."""
+        found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key + TAIL_INFIX).get("Contents", [])
+        return sorted(obj["Key"] for obj in found)
+
     def abort(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(ClientError):
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
@@ -292,9 +325,9 @@ class S3Driver:
     async def put_content(self, path: str, data: bytes) -> None:
         await self._call(path, self.client.put_object, Bucket=self.bucket, Key=self.key(path), Body=data)
 
-    async def writer(self, path: str, *, resume: bool = False) -> S3Writer:
+    async def writer(self, path: str, *, resume: bool = False, state: bytes | None = None) -> S3Writer:
         writer = S3Writer(self, path)
-        await self._call(path, writer.open_sync, resume)
+        await self._call(path, writer.open_sync, resume, state)
         return writer
 
     def _copy(self, source: str, destination: str) -> None:

@@ -181,8 +181,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Let SQLAlchemy's begin event, below, issue BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
-                       "busy_timeout=30000", "cache_size=-16000"):
+        for pragma in ("busy_timeout=30000", "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       "cache_size=-16000"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 

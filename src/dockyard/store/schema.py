@@ -89,6 +89,8 @@ uploads = sa.Table(
     # The running SHA-256 of the first hash_offset bytes, so any node can take the next chunk.
     sa.Column("hash_offset", sa.BigInteger, nullable=True),
     sa.Column("hash_state", sa.LargeBinary, nullable=True),
+    # The storage driver's own state (an S3 multipart upload's id, parts and tail), if it has one.
+    sa.Column("storage_state", sa.LargeBinary, nullable=True),
 )
 
 events = sa.Table(

@@ -23,24 +23,26 @@ class Upload:
     id: str
     hash_offset: int | None
     hash_state: bytes | None
+    storage_state: bytes | None
 
 
 async def find(conn: AsyncConnection, upload_id: str, repository: str) -> Upload | None:
     """The upload, if it exists and belongs to ``repository``."""
-    query = (sa.select(uploads.c.id, uploads.c.hash_offset, uploads.c.hash_state)
+    query = (sa.select(uploads.c.id, uploads.c.hash_offset, uploads.c.hash_state, uploads.c.storage_state)
              .select_from(uploads.join(repositories))
              .where(uploads.c.id == upload_id, repositories.c.name == repository))
     row = (await conn.execute(query)).first()
     if row is None:
         return None
-    return Upload(row.id, row.hash_offset, None if row.hash_state is None else bytes(row.hash_state))
+    return Upload(row.id, row.hash_offset, None if row.hash_state is None else bytes(row.hash_state),
+                  None if row.storage_state is None else bytes(row.storage_state))
 
 
-async def record_progress(conn: AsyncConnection, upload_id: str, hash_offset: int | None,
-                          hash_state: bytes | None) -> None:
-    """Mark the upload active now and keep its running hash (None clears it)."""
+async def record_progress(conn: AsyncConnection, upload_id: str, offset: int | None,
+                          hash_state: bytes | None, storage_state: bytes | None) -> None:
+    """Mark the upload active now and keep what its next request resumes from (None clears)."""
     await conn.execute(sa.update(uploads).where(uploads.c.id == upload_id).values(
-        updated_at=utcnow(), hash_offset=hash_offset, hash_state=hash_state))
+        updated_at=utcnow(), hash_offset=offset, hash_state=hash_state, storage_state=storage_state))
 
 
 async def delete(conn: AsyncConnection, upload_id: str) -> bool:
