@@ -50,3 +50,19 @@ async def test_purge_leaves_completed_blobs_alone(registry: Registry) -> None:
     await push_blob(registry.client, "team/app", data)
     await purge_uploads(registry.parts.db, registry.parts.store, expiry=timedelta(seconds=0))
     assert (await registry.client.get(f"/v2/team/app/blobs/{sha256(data)}")).content == data
+
+
+async def test_purges_running_at_once_never_take_the_same_upload(registry: Registry) -> None:
+    """Several nodes may purge at the same moment: each expired upload is removed exactly once."""
+    import asyncio
+
+    locations = [await _start(registry, b"x") for _ in range(30)]
+    for location in locations:
+        await _age(registry, location, hours=48)
+    reports = await asyncio.gather(*(  # small batches, so the two runs interleave
+        purge_uploads(registry.parts.db, registry.parts.store, expiry=timedelta(hours=24), batch=4)
+        for _ in range(2)))
+    first, second = (set(report.expired) for report in reports)
+    assert first.isdisjoint(second)
+    assert first | second == {location.rsplit("/", 1)[1] for location in locations}
+    assert await registry.parts.store.upload_ids() == []

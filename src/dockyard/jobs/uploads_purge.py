@@ -17,6 +17,7 @@ from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
 log = logging.getLogger("dockyard.jobs.uploads_purge")
+CLAIM_BATCH = 100
 
 
 @dataclass(slots=True)
@@ -31,16 +32,22 @@ class PurgeReport:
 
 
 async def purge_uploads(db: Database, store: BlobStore, *, expiry: timedelta,
-                        dry_run: bool = False) -> PurgeReport:
+                        dry_run: bool = False, batch: int = CLAIM_BATCH) -> PurgeReport:
     report = PurgeReport(dry_run=dry_run)
-    async with db.read() as conn:
-        report.expired = await uploads.expired(conn, utcnow() - expiry, limit=10_000)
-    for upload_id in report.expired:
-        if dry_run:
-            continue
+    before = utcnow() - expiry
+    if dry_run:
+        async with db.read() as conn:
+            report.expired = await uploads.expired(conn, before, limit=10_000)
+    while not dry_run:
+        # Rows first, in batches other nodes skip; bytes after the commit. A crash in between
+        # leaves bytes without a row, which the orphan sweep below removes on a later run.
         async with db.write() as conn:
-            await uploads.delete(conn, upload_id)
-        await store.cancel(upload_id)
+            claimed = await uploads.claim_expired(conn, before, limit=batch)
+        if not claimed:
+            break
+        for upload_id in claimed:
+            await store.cancel(upload_id)
+        report.expired += claimed
     # Read the rows after listing storage: an upload started in between has its row by then.
     in_storage = await store.upload_ids()
     async with db.read() as conn:

@@ -50,6 +50,20 @@ async def delete(conn: AsyncConnection, upload_id: str) -> bool:
     return result.rowcount > 0
 
 
+async def claim_expired(conn: AsyncConnection, before: datetime, limit: int) -> list[str]:
+    """Delete up to ``limit`` sessions idle since ``before`` and return their ids.
+
+    On PostgreSQL the rows are locked with SKIP LOCKED, so nodes purging at once each take
+    different sessions; SQLite's write transactions run one at a time anyway.
+    """
+    query = (sa.select(uploads.c.id).where(uploads.c.updated_at < before).order_by(uploads.c.updated_at)
+             .limit(limit).with_for_update(skip_locked=True))
+    claimed = list((await conn.scalars(query)).all())
+    if claimed:
+        await conn.execute(sa.delete(uploads).where(uploads.c.id.in_(claimed)))
+    return claimed
+
+
 async def expired(conn: AsyncConnection, before: datetime, limit: int = 500) -> list[str]:
     query = sa.select(uploads.c.id).where(uploads.c.updated_at < before).limit(limit)
     return list((await conn.scalars(query)).all())
