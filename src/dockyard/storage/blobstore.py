@@ -74,8 +74,12 @@ class BlobStore:
     # -- uploads -------------------------------------------------------------------------------
 
     async def begin(self, upload_id: str) -> None:
-        await self.driver.put_content(layout.upload_marker_path(upload_id), b"")
-        writer = await self.driver.writer(layout.upload_data_path(upload_id))
+        data = layout.upload_data_path(upload_id)
+        if self.driver.local_path(data) is None:
+            # No file shows an object store's upload before its commit: mark that it exists.
+            # (A filesystem's data file does; the marker would cost two fsyncs per upload.)
+            await self.driver.put_content(layout.upload_marker_path(upload_id), b"")
+        writer = await self.driver.writer(data)
         await writer.close()
 
     async def size(self, upload_id: str, saved: UploadProgress | None = None) -> int:
