@@ -25,7 +25,7 @@ from bench.loadgen import LoadResult, get_load, head_load
 from bench.proctree import PeakMemory
 from bench.registries import Registry
 from bench.settings import Settings
-from bench.testdata import MANIFEST_ACCEPT, BigBlob, SmallImage
+from bench.testdata import MANIFEST_ACCEPT, BigBlob, SmallImage, warm
 
 IMAGE_REPO, IMAGE_TAG = "bench/image", "bench"
 
@@ -130,6 +130,10 @@ def run_pass_at(url: str, root_pids: Sequence[int], blob: BigBlob, image: SmallI
     Peak RSS is summed over the process trees rooted at ``root_pids`` (several for a cluster);
     ``follow_redirects`` makes blob pulls follow a 3xx to wherever it points (curl ``-L``).
     """
+    # The registry measured before this one may have left dirty pages (distribution writes through
+    # the page cache); written back now, they would compete with this pass's disk writes.
+    os.sync()
+    warm(blob)
     client = RegistryClient(url)
     with ExitStack() as stack:
         memories = [stack.enter_context(PeakMemory(pid)) for pid in root_pids]
