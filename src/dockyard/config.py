@@ -88,7 +88,6 @@ class RegistryConfig:
     manifest_cache_entries: int = setting(4096, minimum=0)
     upload_expiry_seconds: int = setting(24 * 3600, minimum=60)
     upload_purge_interval_seconds: int = setting(600, minimum=1)
-    upload_read_chunk_bytes: int = setting(1024 * 1024, minimum=4096)
 
 
 @dataclass(frozen=True, slots=True)

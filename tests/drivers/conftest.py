@@ -42,11 +42,12 @@ async def memory_driver(tmp_path: Path) -> AsyncIterator[StorageDriver]:
 
 @asynccontextmanager
 async def s3_driver(tmp_path: Path) -> AsyncIterator[StorageDriver]:
-    from dockyard.storage.s3 import S3Driver, S3Settings
+    from dockyard.config import S3Config
+    from dockyard.storage.s3 import S3Driver
 
     endpoint = CEPH.endpoint()  # started by the ``s3_endpoint`` session fixture, which also stops it
     prefix = f"t-{secrets.token_hex(8)}"
-    driver = S3Driver(S3Settings(
+    driver = S3Driver(S3Config(
         endpoint=endpoint.endpoint, region=endpoint.region, bucket=BUCKET, prefix=prefix,
         access_key=endpoint.access_key, secret_key=endpoint.secret_key, path_style=True, redirect=False,
     ))

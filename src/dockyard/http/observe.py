@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-UPLOAD_ROUTES = frozenset({"uploads", "upload"})
 FLUSH_LINES = 256
 FLUSH_SECONDS = 0.5
 

@@ -173,8 +173,7 @@ class RegistryHandlers:
             return _blob_created(name, mount)
         digest = q.get("digest")
         if digest is not None:
-            size = await self.s.uploads.push(name, digest, _counted(request, _expected_length(request)))
-            del size
+            await self.s.uploads.push(name, digest, _counted(request, _expected_length(request)))
             return _blob_created(name, digest)
         status = await self.s.uploads.start(name)
         return Response(status_code=202, headers={**_upload_headers(name, status), "Content-Length": "0"})

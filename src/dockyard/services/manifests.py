@@ -61,11 +61,9 @@ class ManifestService:
         """One indexed lookup says whether (and which) manifest the reference names right now;
         its bytes come from the cache when this worker has seen them."""
         validate_name(repository)
-        if looks_like_digest(reference):
-            parse_digest(reference)
+        if _is_digest_reference(reference):
             found = await manifest_rows.ref_by_digest(self.db, repository, reference)
         else:
-            _require_possible_tag(reference)
             found = await manifest_rows.ref_by_tag(self.db, repository, reference)
         content = None if found is None else self.cache.get(found.digest)
         if found is not None and content is None:
@@ -100,11 +98,7 @@ class ManifestService:
     async def delete(self, repository: str, reference: str) -> None:
         """By tag: remove the tag only. By digest: remove the manifest and its tags."""
         validate_name(repository)
-        by_digest = looks_like_digest(reference)
-        if by_digest:
-            parse_digest(reference)
-        else:
-            _require_possible_tag(reference)
+        by_digest = _is_digest_reference(reference)
         async with self.db.write() as conn:
             repo_id = await repositories.find_id(conn, repository)
             if repo_id is None:
@@ -159,13 +153,20 @@ class ManifestService:
                 f"have, first {missing[0]}; push them before the manifest", detail={"missing": missing[:20]})
 
 
-def _require_possible_tag(reference: str) -> None:
-    """Reading or deleting a tag that could never exist is answered like one that does not
-    (a 404, as the OCI conformance suite expects); only a push of one is a 400."""
+def _is_digest_reference(reference: str) -> bool:
+    """Check a reference to read or delete by; True for a digest, False for a tag.
+
+    A malformed digest is a 400. A tag that could never exist is answered like one that does not
+    (a 404, as the OCI conformance suite expects); only a push of one is a 400.
+    """
+    if looks_like_digest(reference):
+        parse_digest(reference)
+        return True
     if not is_valid_tag(reference):
         raise ManifestUnknown(
             "manifest unknown: the reference is neither a valid tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) "
             "nor a digest", detail={"reference": reference[:200]})
+    return False
 
 
 def _new_manifest(digest: str, manifest: Manifest, body: bytes) -> NewManifest:

@@ -80,9 +80,8 @@ class UploadService:
             await self.cancel(repository, upload_id, missing_ok=True)
             raise
         async with self.db.write() as conn:
-            repo_id = await repositories.ensure(conn, repository)
             await blob_rows.record(conn, digest, size)
-            await blob_rows.link(conn, repo_id, digest)
+            await blob_rows.link(conn, upload.repository_id, digest)
             await uploads.delete(conn, upload_id)
             await events.record(conn, events.BlobPushed(repository, digest, size))
         return size

@@ -30,13 +30,6 @@ def blob_path(digest: str) -> str:
     return f"{BLOBS}/{algorithm}/{encoded[:2]}/{encoded}"
 
 
-def digest_from_blob_path(path: str) -> str | None:
-    parts = path.split("/")
-    if len(parts) == 4 and parts[0] == BLOBS and parts[3].startswith(parts[2]):
-        return f"{parts[1]}:{parts[3]}"
-    return None
-
-
 def upload_dir(upload_id: str) -> str:
     if not _UPLOAD_ID.fullmatch(upload_id):
         raise ValueError(f"invalid upload id {upload_id!r}")

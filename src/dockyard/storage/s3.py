@@ -42,8 +42,6 @@ READ_CHUNK = 1024 * 1024
 TAIL_INFIX = ".tail-"
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchUpload"})
 
-S3Settings = S3Config
-
 
 async def _run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await anyio.to_thread.run_sync(lambda: func(*args, **kwargs))

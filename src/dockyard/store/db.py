@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -80,13 +80,29 @@ class Database:
         await self.engine.dispose()
 
 
+class _StatementCache:
+    """Hot statements compiled once for one dialect: SQL text and the order of its parameters."""
+
+    def __init__(self, dialect: Callable[[], sa.Dialect]) -> None:
+        self._dialect = dialect
+        self._compiled: dict[int, tuple[sa.Select[Any], str, tuple[str, ...]]] = {}
+
+    def compile(self, statement: sa.Select[Any], params: dict[str, Any]) -> tuple[str, list[Any]]:
+        cached = self._compiled.get(id(statement))
+        if cached is None or cached[0] is not statement:
+            compiled = statement.compile(dialect=self._dialect())
+            cached = (statement, str(compiled), tuple(compiled.positiontup or ()))
+            self._compiled[id(statement)] = cached
+        return cached[1], [params[name] for name in cached[2]]
+
+
 class HotReader:
     """A read-only sqlite3 connection for hot-path lookups, opened on first use."""
 
     def __init__(self, url: str) -> None:
         self.path = make_url(url).database or ":memory:"
         self._conn: sqlite3.Connection | None = None
-        self._compiled: dict[int, tuple[sa.Select[Any], str, tuple[str, ...]]] = {}
+        self._statements = _StatementCache(sqlite.dialect)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -96,24 +112,22 @@ class HotReader:
             self._conn = conn
         return self._conn
 
-    def _compile(self, statement: sa.Select[Any]) -> tuple[str, tuple[str, ...]]:
-        cached = self._compiled.get(id(statement))
-        if cached is None or cached[0] is not statement:
-            compiled = statement.compile(dialect=sqlite.dialect())
-            order = tuple(compiled.positiontup or ())
-            cached = (statement, str(compiled), order)
-            self._compiled[id(statement)] = cached
-        return cached[1], cached[2]
-
     def first(self, statement: sa.Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
-        sql, order = self._compile(statement)
-        row: tuple[Any, ...] | None = self._connection().execute(sql, [params[k] for k in order]).fetchone()
+        sql, args = self._statements.compile(statement, params)
+        row: tuple[Any, ...] | None = self._connection().execute(sql, args).fetchone()
         return row
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _asyncpg_dialect() -> sa.Dialect:
+    from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg  # only workers on PostgreSQL load it
+
+    dialect: sa.Dialect = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
+    return dialect
 
 
 class PostgresHotReader:
@@ -124,7 +138,7 @@ class PostgresHotReader:
         self.settings = settings
         self._pool: Any = None  # an asyncpg.Pool (imported on first use: SQLite workers never load it)
         self._opening = asyncio.Lock()
-        self._compiled: dict[int, tuple[sa.Select[Any], str, tuple[str, ...]]] = {}
+        self._statements = _StatementCache(_asyncpg_dialect)
 
     async def _get_pool(self) -> Any:
         import asyncpg
@@ -137,20 +151,10 @@ class PostgresHotReader:
                                                        server_settings=server_settings)
             return self._pool
 
-    def _compile(self, statement: sa.Select[Any]) -> tuple[str, tuple[str, ...]]:
-        cached = self._compiled.get(id(statement))
-        if cached is None or cached[0] is not statement:
-            from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
-
-            compiled = statement.compile(dialect=pg_asyncpg.dialect())  # type: ignore[no-untyped-call]
-            cached = (statement, str(compiled), tuple(compiled.positiontup or ()))
-            self._compiled[id(statement)] = cached
-        return cached[1], cached[2]
-
     async def first(self, statement: sa.Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
-        sql, order = self._compile(statement)
+        sql, args = self._statements.compile(statement, params)
         pool = self._pool or await self._get_pool()
-        row = await pool.fetchrow(sql, *[params[k] for k in order])
+        row = await pool.fetchrow(sql, *args)
         return None if row is None else tuple(row)
 
     async def close(self) -> None:

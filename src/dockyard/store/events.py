@@ -17,7 +17,3 @@ async def insert(conn: AsyncConnection, name: str, *, repository: str | None, di
         created_at=utcnow(), name=name, repository=repository, digest=digest, tag=tag, actor=actor,
         detail=detail))
 
-
-async def recent(conn: AsyncConnection, limit: int = 100) -> list[sa.Row[Any]]:
-    query = sa.select(events).order_by(events.c.id.desc()).limit(limit)
-    return list((await conn.execute(query)).all())

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.store.clock import utcnow
-from dockyard.store.schema import repositories, tags
+from dockyard.store.schema import tags
 from dockyard.store.statements import upsert
 
 
@@ -28,8 +28,3 @@ async def list_names(conn: AsyncConnection, repository_id: int, *, after: str | 
         query = query.where(tags.c.name > after)
     return list((await conn.scalars(query)).all())
 
-
-async def repository_has_tags(conn: AsyncConnection, repository: str) -> bool:
-    query = sa.select(tags.c.name).select_from(tags.join(repositories)).where(
-        repositories.c.name == repository).limit(1)
-    return await conn.scalar(query) is not None

@@ -21,6 +21,7 @@ async def create(conn: AsyncConnection, upload_id: str, repository_id: int) -> N
 @dataclass(frozen=True, slots=True)
 class Upload:
     id: str
+    repository_id: int
     hash_offset: int | None
     hash_state: bytes | None
     storage_state: bytes | None
@@ -28,13 +29,14 @@ class Upload:
 
 async def find(conn: AsyncConnection, upload_id: str, repository: str) -> Upload | None:
     """The upload, if it exists and belongs to ``repository``."""
-    query = (sa.select(uploads.c.id, uploads.c.hash_offset, uploads.c.hash_state, uploads.c.storage_state)
+    query = (sa.select(uploads.c.id, uploads.c.repository_id, uploads.c.hash_offset, uploads.c.hash_state,
+                       uploads.c.storage_state)
              .select_from(uploads.join(repositories))
              .where(uploads.c.id == upload_id, repositories.c.name == repository))
     row = (await conn.execute(query)).first()
     if row is None:
         return None
-    return Upload(row.id, row.hash_offset, None if row.hash_state is None else bytes(row.hash_state),
+    return Upload(row.id, row.repository_id, row.hash_offset, None if row.hash_state is None else bytes(row.hash_state),
                   None if row.storage_state is None else bytes(row.storage_state))
 
 
