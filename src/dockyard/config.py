@@ -91,6 +91,31 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthConfig:
+    # The token endpoint's absolute URL sent in every challenge (never taken from Host).
+    # Default: http://<server.host>:<server.port>/token; set it when clients reach the registry
+    # through another name (a load balancer, TLS in front).
+    realm: str | None = None
+    service: str = "dockyard"  # the token audience clients send as ?service=
+    issuer: str = "dockyard"
+    algorithm: Literal["ES256", "RS256"] = "ES256"
+    key_file: Path | None = None  # a PEM private key shared by every node; default: kept in the database
+    token_lifetime_seconds: int = setting(300, minimum=60, maximum=3600)
+    refresh_token_lifetime_seconds: int = setting(30 * 24 * 3600, minimum=300)
+    users_create_projects: bool = False  # a user's first push into a new project creates it
+    login_failure_limit: int = setting(10, minimum=1)  # per user, per window
+    login_failure_address_limit: int = setting(30, minimum=1)  # per client address, per window
+    login_failure_window_seconds: int = setting(300, minimum=1)
+    argon2_time_cost: int = setting(3, minimum=1)
+    argon2_memory_kib: int = setting(65536, minimum=1024)
+    argon2_parallelism: int = setting(1, minimum=1, maximum=16)
+    credential_cache_seconds: int = setting(60, minimum=0, maximum=3600)
+    # Take the client address (for rate limits and the audit log) from X-Forwarded-For's last
+    # hop; only behind a proxy that sets it.
+    trust_forwarded_for: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
@@ -103,6 +128,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
@@ -112,6 +138,14 @@ class Config:
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite+aiosqlite:///{(self.data_dir / 'dockyard.db').resolve()}"
+
+    @property
+    def token_realm(self) -> str:
+        if self.auth.realm:
+            return self.auth.realm
+        host = "127.0.0.1" if self.server.host in ("0.0.0.0", "::", "") else self.server.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.server.port}/token"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (paths as strings) that ``build_config`` turns back into this tree."""

@@ -23,7 +23,10 @@ status and a message saying what to fix. Exactly one place renders them (``http/
     ├── Unauthorized                   UNAUTHORIZED           401
     ├── Denied                         DENIED                 403
     ├── TooManyRequests                TOOMANYREQUESTS        429
-    └── Unavailable                    UNAVAILABLE            503
+    ├── Unavailable                    UNAVAILABLE            503
+    ├── RequestInvalid                 INVALID_REQUEST        400   (token service, /api/v1)
+    ├── ResourceUnknown                NOT_FOUND              404   (/api/v1)
+    └── ResourceExists                 CONFLICT               409   (/api/v1)
 
 ``ConfigError`` is separate: it is raised at start-up, never over HTTP.
 """
@@ -142,6 +145,18 @@ class TooManyRequests(RegistryError):
 
 class Unavailable(RegistryError):
     code, status, default_message = "UNAVAILABLE", 503, "service unavailable"
+
+
+class RequestInvalid(RegistryError):
+    code, status, default_message = "INVALID_REQUEST", 400, "the request is not valid"
+
+
+class ResourceUnknown(RegistryError):
+    code, status, default_message = "NOT_FOUND", 404, "no such resource"
+
+
+class ResourceExists(RegistryError):
+    code, status, default_message = "CONFLICT", 409, "that resource exists already"
 
 
 class ConfigError(Exception):

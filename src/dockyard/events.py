@@ -6,12 +6,27 @@ audit log and the outbox that webhooks, scanning and replication will read.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import contextvars
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.store import events as event_rows
+from dockyard.store.clock import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting and from where; the HTTP layer and the CLI set it once per request or command."""
+
+    name: str | None
+    address: str | None = None
+
+
+# Set per request (a context variable follows the request's task), read by ``record``.
+NOBODY = Actor(None)
+CURRENT_ACTOR: contextvars.ContextVar[Actor] = contextvars.ContextVar("dockyard_actor", default=NOBODY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +91,57 @@ class TagDeleted(Event):
     tag: str
 
 
-async def record(conn: AsyncConnection, event: Event, actor: str | None = None) -> None:
-    """Write the event inside the caller's transaction."""
-    await event_rows.insert(
-        conn, event.name, repository=event.repository, digest=getattr(event, "digest", None),
-        tag=getattr(event, "tag", None), actor=actor, detail=event.detail())
+@dataclass(frozen=True, slots=True)
+class ManifestPulled(Event):
+    """A manifest was downloaded (GET): what the audit log calls a pull."""
+
+    name = "manifest.pulled"
+    digest: str
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Anything about accounts and access: logins, tokens, users, projects, teams, members, robots,
+    keys. ``action`` is the event name (``login.failed``, ``member.set``, ``robot.created``, ...)."""
+
+    action: str
+    project: str | None = None
+    target: str | None = None  # the user, team, robot or key acted on
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _row(event: Event | Change, actor: Actor) -> dict[str, Any]:
+    if isinstance(event, Change):
+        detail = dict(event.details)
+        if event.target is not None:
+            detail["target"] = event.target
+        return {"name": event.action, "project": event.project, "repository": None, "digest": None, "tag": None,
+                "detail": detail or None, "actor": actor.name, "address": actor.address}
+    return {"name": event.name, "project": event.repository.split("/", 1)[0], "repository": event.repository,
+            "digest": getattr(event, "digest", None), "tag": getattr(event, "tag", None),
+            "detail": event.detail(), "actor": actor.name, "address": actor.address}
+
+
+async def record(conn: AsyncConnection, event: Event | Change, actor: Actor | None = None) -> None:
+    """Write the event inside the caller's transaction, on behalf of the current actor."""
+    row = _row(event, actor or CURRENT_ACTOR.get())
+    await event_rows.insert_many(conn, [{"created_at": utcnow(), **row}])
+
+
+class PullLog:
+    """Pull events, buffered and written in batches: a pull changes nothing, so it needs no
+    transaction of its own, and one write per manifest GET would cap reads at the write rate.
+    At most ``flush`` interval's worth is lost if the process dies (docs/access.md says so)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.pending: list[dict[str, Any]] = []
+        self.limit = limit
+
+    def add(self, event: ManifestPulled) -> None:
+        if len(self.pending) < self.limit:
+            self.pending.append({"created_at": utcnow(), **_row(event, CURRENT_ACTOR.get())})
+
+    def take(self) -> list[dict[str, Any]]:
+        taken, self.pending = self.pending, []
+        return taken

@@ -137,7 +137,7 @@ class ObserveMiddleware:
             self.access_log.write({
                 "method": method, "path": scope["path"][:512], "route": route, "status": status,
                 "duration_ms": round(elapsed * 1000, 3), "bytes_in": state["in"], "bytes_out": state["out"],
-                "remote": client[0] if client else None,
+                "remote": client[0] if client else None, "user": scope.get("dockyard.user"),
                 "user_agent": _header(scope, b"user-agent"),
             })
 

@@ -11,6 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from dockyard import events
 from dockyard.errors import (
     BlobUploadInvalid,
     DigestInvalid,
@@ -21,6 +22,7 @@ from dockyard.errors import (
     SizeInvalid,
     Unsupported,
 )
+from dockyard.http.auth import Guard, Visible
 from dockyard.http.errors import render_error
 from dockyard.http.files import BlobResponse
 from dockyard.http.routes import Match, MethodNotAllowed, bad_name_in, match
@@ -40,6 +42,7 @@ class RegistryServices:
     blobs: BlobService
     manifests: ManifestService
     listing: ListingService
+    pulls: events.PullLog
 
 
 def _upload_headers(name: str, status: UploadStatus) -> dict[str, str]:
@@ -84,6 +87,11 @@ async def _counted(request: Request, expected: int | None) -> AsyncIterator[byte
         raise SizeInvalid(f"received {received} bytes but Content-Length said {expected}")
 
 
+def _visible(request: Request) -> Visible | None:
+    found: Visible | None = request.scope.get("dockyard.visible")
+    return found
+
+
 def _digest_param(request: Request) -> str:
     digest = request.query_params.get("digest")
     if not digest:
@@ -109,7 +117,7 @@ class RegistryHandlers:
 
     async def catalog(self, request: Request) -> Response:
         q = request.query_params
-        page = await self.s.listing.catalog(q.get("n"), q.get("last"))
+        page = await self.s.listing.catalog(q.get("n"), q.get("last"), _visible(request))
         return _paged({"repositories": page.items}, page, "/v2/_catalog", {})
 
     async def tags(self, request: Request, name: str) -> Response:
@@ -123,6 +131,7 @@ class RegistryHandlers:
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(found.content))
             return Response(b"", headers=headers, media_type=found.media_type)
+        self.s.pulls.add(events.ManifestPulled(name, found.digest, reference))
         return Response(found.content, headers=headers, media_type=found.media_type)
 
     async def put_manifest(self, request: Request, name: str, reference: str) -> Response:
@@ -169,7 +178,7 @@ class RegistryHandlers:
     async def start_upload(self, request: Request, name: str) -> Response:
         q = request.query_params
         mount = q.get("mount")
-        if mount is not None and await self.s.uploads.mount(name, mount, q.get("from") or None):
+        if mount is not None and await self.s.uploads.mount(name, mount, q.get("from") or None, _visible(request)):
             return _blob_created(name, mount)
         digest = q.get("digest")
         if digest is not None:
@@ -224,8 +233,9 @@ class RegistryHandlers:
 class RegistryApp:
     """Dispatches ``/v2`` requests through the route table; renders every error in one place."""
 
-    def __init__(self, handlers: RegistryHandlers) -> None:
+    def __init__(self, handlers: RegistryHandlers, guard: Guard | None) -> None:
         self.handlers = handlers
+        self.guard = guard  # None: no access control (only for embedding in tests of the protocol)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -239,7 +249,17 @@ class RegistryApp:
                 raise NameUnknown("no such endpoint or invalid repository name",
                                   detail={"path": quote(scope["path"][:300])})
             scope["dockyard.route"] = found.route.name
-            response = await self._call(request, found)
+            if self.guard is None:
+                response = await self._call(request, found)
+            else:
+                caller = await self.guard.check(request, found)
+                scope["dockyard.visible"] = self.guard.visible(caller)
+                scope["dockyard.user"] = caller.actor
+                actor = events.CURRENT_ACTOR.set(self.guard.actor(request, caller))
+                try:
+                    response = await self._call(request, found)
+                finally:
+                    events.CURRENT_ACTOR.reset(actor)
         except MethodNotAllowed as exc:
             response = render_error(Unsupported(f"method {scope['method']} is not allowed here",
                                                 headers={"Allow": ", ".join(exc.allowed)}), head=head)

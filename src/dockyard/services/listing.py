@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from dockyard.errors import NameUnknown, PaginationInvalid
@@ -50,8 +51,19 @@ class ListingService:
             rows = [] if limit == 0 else await tag_rows.list_names(conn, repo_id, after=last, limit=limit + 1)
         return _page(rows, limit)
 
-    async def catalog(self, n: str | None, last: str | None) -> Page:
+    async def catalog(self, n: str | None, last: str | None,
+                      visible: Callable[[list[str]], Awaitable[list[str]]] | None = None) -> Page:
+        """A page of repository names; with ``visible``, only those it keeps (the caller's view)."""
         limit = page_size(n, self.page_max)
-        async with self.db.read() as conn:
-            rows = [] if limit == 0 else await repositories.list_names(conn, after=last, limit=limit + 1)
-        return _page(rows, limit)
+        if limit == 0:
+            return Page([], None, 0)
+        rows: list[str] = []
+        after = last
+        while len(rows) <= limit:
+            async with self.db.read() as conn:
+                batch = await repositories.list_names(conn, after=after, limit=max(limit + 1, 100))
+            if not batch:
+                break
+            rows += await visible(batch) if visible is not None else batch
+            after = batch[-1]
+        return _page(rows[:limit + 1], limit)

@@ -8,7 +8,7 @@ between the two leaves an unreferenced file that nobody can see, never a visible
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from dockyard import events
@@ -103,14 +103,22 @@ class UploadService:
             raise BlobUploadUnknown()
         await self.store.cancel(upload_id)
 
-    async def mount(self, repository: str, digest: str, source: str | None) -> bool:
-        """Link a blob another repository has; False when it cannot (the caller then uploads)."""
+    async def mount(self, repository: str, digest: str, source: str | None,
+                    visible: Callable[[list[str]], Awaitable[list[str]]] | None = None) -> bool:
+        """Link a blob another repository has; False when it cannot (the caller then uploads).
+
+        ``visible`` keeps the repositories the caller may pull: a blob in any other one is never
+        mounted, so a mount reveals nothing the caller could not read.
+        """
         validate_name(repository)
         parse_digest(digest)
+        async with self.db.read() as conn:
+            candidates = [source] if source is not None else await blob_rows.repositories_linking(
+                conn, digest, limit=50)
+        if visible is not None:
+            candidates = await visible(candidates)
+        source = candidates[0] if candidates else None
         async with self.db.write() as conn:
-            if source is None:
-                candidates = await blob_rows.repositories_linking(conn, digest, limit=1)
-                source = candidates[0] if candidates else None
             if source is None or await blob_rows.linked_size(conn, source, digest) is None:
                 return False
             repo_id = await repositories.ensure(conn, repository)

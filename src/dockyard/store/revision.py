@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from dockyard.store.db import Database
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 async def current(db: Database) -> str | None:

@@ -104,6 +104,8 @@ events = sa.Table(
     sa.Column("tag", sa.String(128), nullable=True),
     sa.Column("actor", sa.String(255), nullable=True),
     sa.Column("detail", sa.JSON, nullable=True),
+    sa.Column("project", sa.String(255), nullable=True, index=True),
+    sa.Column("address", sa.String(64), nullable=True),
 )
 
 job_leases = sa.Table(
@@ -111,4 +113,97 @@ job_leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("expires_at", Timestamp, nullable=False),
+)
+
+# --- Accounts and access (issue 4) -----------------------------------------------------------
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", _ascii_string(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+projects = sa.Table(
+    "projects", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", _ascii_string(255), nullable=False, unique=True),
+    sa.Column("public", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=True),
+)
+
+teams = sa.Table(
+    "teams", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", _ascii_string(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("project_id", "name", name="uq_teams_project_name"),
+)
+
+team_members = sa.Table(
+    "team_members", metadata,
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True,
+              index=True),
+)
+
+# A role in a project, held by a user or a team (exactly one of the two ids is set).
+project_members = sa.Table(
+    "project_members", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True,
+              index=True),
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=True,
+              index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("project_id", "user_id", "team_id", name="uq_project_members_principal"),
+)
+
+robots = sa.Table(
+    "robots", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", _ascii_string(160), nullable=False, unique=True),  # the login name
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("secret_hash", sa.String(128), nullable=False),
+    sa.Column("actions", sa.JSON, nullable=False),
+    sa.Column("repositories", sa.JSON, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("rotated_at", Timestamp, nullable=True),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 of the token; never the token
+    sa.Column("subject", sa.String(255), nullable=False, index=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+)
+
+signing_keys = sa.Table(
+    "signing_keys", metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("algorithm", sa.String(8), nullable=False),
+    sa.Column("private_pem", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("retired_at", Timestamp, nullable=True),
+)
+
+# Failed logins in the current window, per user and per client address, shared by every node.
+login_failures = sa.Table(
+    "login_failures", metadata,
+    sa.Column("key", sa.String(320), primary_key=True),
+    sa.Column("window_start", Timestamp, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
 )

@@ -1,0 +1,53 @@
+"""Passwords (argon2id) and generated secrets (robot secrets, refresh tokens).
+
+A check against an unknown account still runs one full argon2 verification, against a hash
+made at start-up, so "no such user" and "wrong password" take the same time (SPEC.md §5.5).
+Generated secrets carry 256 random bits and are stored as their SHA-256: they are too long to
+guess, so a slow hash would buy nothing but latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+SECRET_BYTES = 32
+MAX_PASSWORD_BYTES = 1024
+
+
+class Passwords:
+    def __init__(self, *, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 1) -> None:
+        self._hasher = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
+                                    type=Type.ID)
+        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        """True when ``password`` matches ``stored``; an absent hash costs the same and fails."""
+        if len(password.encode()) > MAX_PASSWORD_BYTES:
+            password = ""  # still verified, so a long password is not a timing oracle either
+        try:
+            return self._hasher.verify(stored or self._dummy, password) and stored is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+
+def new_secret(prefix: str = "") -> str:
+    return prefix + secrets.token_urlsafe(SECRET_BYTES)
+
+
+def secret_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(stored_digest: str | None, secret: str) -> bool:
+    """Constant-time comparison of a presented secret with a stored digest (None never matches)."""
+    presented = secret_digest(secret)
+    return hmac.compare_digest(stored_digest or "0" * 64, presented) and stored_digest is not None

@@ -1,0 +1,322 @@
+"""``/api/v1``: the management API, described by the OpenAPI document it serves.
+
+One table lists every operation (method, path, handler, summary, body fields); the Starlette
+routes and ``/api/v1/openapi.json`` are both built from it, so they cannot drift apart. Handlers
+identify the caller like ``/v2`` does (bearer token or Basic credentials) and call the same
+``AccountsService`` methods the CLI calls: authorization happens there, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dockyard import events
+from dockyard.auth.principals import Principal
+from dockyard.errors import RegistryError, RequestInvalid, Unauthorized
+from dockyard.http.auth import Guard
+from dockyard.http.errors import render_error
+from dockyard.services.accounts import AccountsService, parse_expiry
+
+MAX_BODY_BYTES = 64 * 1024
+Handler = Callable[[Request, Principal, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    name: str
+    summary: str
+    body: dict[str, str] = field(default_factory=dict)  # field -> JSON type ("string", "boolean", "array")
+    required: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
+    status: int = 200
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/api/v1/users", "list_users", "List users (system admin)."),
+    Operation("POST", "/api/v1/users", "add_user", "Create a user (system admin).",
+              {"name": "string", "password": "string", "admin": "boolean"}, ("name", "password"), status=201),
+    Operation("PATCH", "/api/v1/users/{user}", "update_user",
+              "Change a user's password (the user or a system admin), disable or enable it, make it admin.",
+              {"password": "string", "disabled": "boolean", "admin": "boolean"}),
+    Operation("DELETE", "/api/v1/users/{user}", "delete_user", "Delete a user (system admin).", status=204),
+    Operation("GET", "/api/v1/projects", "list_projects", "List the projects the caller can see."),
+    Operation("POST", "/api/v1/projects", "add_project", "Create a project (system admin).",
+              {"name": "string", "public": "boolean"}, ("name",), status=201),
+    Operation("GET", "/api/v1/projects/{project}", "get_project", "Show a project."),
+    Operation("PATCH", "/api/v1/projects/{project}", "update_project", "Make a project public or private (admin role).",
+              {"public": "boolean"}, ("public",)),
+    Operation("DELETE", "/api/v1/projects/{project}", "delete_project", "Delete a project (system admin).",
+              status=204),
+    Operation("GET", "/api/v1/projects/{project}/teams", "list_teams", "List a project's teams and their members."),
+    Operation("POST", "/api/v1/projects/{project}/teams", "add_team", "Create a team in a project (admin role).",
+              {"name": "string"}, ("name",), status=201),
+    Operation("DELETE", "/api/v1/projects/{project}/teams/{team}", "delete_team", "Delete a team.", status=204),
+    Operation("PUT", "/api/v1/projects/{project}/teams/{team}/members/{user}", "add_team_member",
+              "Add a user to a team.", status=204),
+    Operation("DELETE", "/api/v1/projects/{project}/teams/{team}/members/{user}", "remove_team_member",
+              "Remove a user from a team.", status=204),
+    Operation("GET", "/api/v1/projects/{project}/members", "list_members", "List who holds which role."),
+    Operation("PUT", "/api/v1/projects/{project}/members/{member}", "set_member",
+              "Grant a role to a user or team (user:NAME, team:NAME, PROJECT/TEAM or a bare name).",
+              {"role": "string"}, ("role",)),
+    Operation("DELETE", "/api/v1/projects/{project}/members/{member}", "remove_member", "Take a role away.",
+              status=204),
+    Operation("GET", "/api/v1/projects/{project}/robots", "list_robots", "List a project's robot accounts."),
+    Operation("POST", "/api/v1/projects/{project}/robots", "add_robot",
+              "Create a robot account (maintainer role); the secret is in this answer only.",
+              {"name": "string", "permissions": "array", "repositories": "array", "expires": "string"},
+              ("name", "permissions", "repositories"), status=201),
+    Operation("GET", "/api/v1/robots", "list_system_robots", "List system-wide robot accounts (system admin)."),
+    Operation("POST", "/api/v1/robots", "add_system_robot", "Create a system-wide robot account (system admin).",
+              {"name": "string", "permissions": "array", "repositories": "array", "expires": "string"},
+              ("name", "permissions", "repositories"), status=201),
+    Operation("POST", "/api/v1/robots/{robot}/rotate", "rotate_robot",
+              "Replace a robot's secret; the new one is in this answer only."),
+    Operation("POST", "/api/v1/robots/{robot}/revoke", "revoke_robot", "Revoke a robot account.", status=204),
+    Operation("DELETE", "/api/v1/robots/{robot}", "delete_robot", "Delete a robot account.", status=204),
+    Operation("GET", "/api/v1/audit", "audit", "Search the audit log, newest first.",
+              query=("project", "repository", "user", "action", "since", "until", "before", "limit")),
+    Operation("POST", "/api/v1/keys/rotate", "rotate_key", "Rotate the token signing key (system admin)."),
+)
+
+
+class ManagementApi:
+    def __init__(self, guard: Guard, accounts: AccountsService) -> None:
+        self.guard = guard
+        self.accounts = accounts
+
+    def routes(self) -> list[Route]:
+        routes = [Route("/api/v1/openapi.json", self.openapi, methods=["GET"])]
+        for op in OPERATIONS:
+            routes.append(Route(op.path, self._endpoint(op), methods=[op.method], name=op.name))
+        return routes
+
+    async def openapi(self, _request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    def _endpoint(self, op: Operation) -> Callable[[Request], Awaitable[Response]]:
+        handler: Handler = getattr(self, f"_{op.name}")
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                caller = await self.guard.identify(request)
+                if not caller.credentials or caller.principal.is_anonymous:
+                    raise Unauthorized("log in: send Basic credentials or a bearer token from /token",
+                                       headers={"WWW-Authenticate": self.guard.challenge_header([])})
+                body = await _json_body(request, op) if op.body else {}
+                actor = events.CURRENT_ACTOR.set(self.guard.actor(request, caller))
+                try:
+                    result = await handler(request, caller.principal, body)
+                finally:
+                    events.CURRENT_ACTOR.reset(actor)
+            except RegistryError as exc:
+                return render_error(exc)
+            if op.status == 204:
+                return Response(status_code=204)
+            return JSONResponse(result, status_code=op.status)
+        return endpoint
+
+    # -- handlers: unpack, call one service method ---------------------------------------------
+
+    async def _list_users(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.list_users(who)
+
+    async def _add_user(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.add_user(who, b["name"], b["password"], admin=bool(b.get("admin", False)))
+
+    async def _update_user(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.update_user(who, r.path_params["user"], password=b.get("password"),
+                                               disabled=b.get("disabled"), admin=b.get("admin"))
+
+    async def _delete_user(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        await self.accounts.delete_user(who, r.path_params["user"])
+
+    async def _list_projects(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.list_projects(who)
+
+    async def _add_project(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.add_project(who, b["name"], public=bool(b.get("public", False)))
+
+    async def _get_project(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.get_project(who, r.path_params["project"])
+
+    async def _update_project(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.update_project(who, r.path_params["project"], public=bool(b["public"]))
+
+    async def _delete_project(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        await self.accounts.delete_project(who, r.path_params["project"])
+
+    async def _list_teams(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.list_teams(who, r.path_params["project"])
+
+    async def _add_team(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        await self.accounts.add_team(who, r.path_params["project"], b["name"])
+        return {"project": r.path_params["project"], "name": b["name"], "members": []}
+
+    async def _delete_team(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        await self.accounts.delete_team(who, r.path_params["project"], r.path_params["team"])
+
+    async def _add_team_member(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        p = r.path_params
+        await self.accounts.add_team_member(who, p["project"], p["team"], p["user"])
+
+    async def _remove_team_member(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        p = r.path_params
+        await self.accounts.remove_team_member(who, p["project"], p["team"], p["user"])
+
+    async def _list_members(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.list_members(who, r.path_params["project"])
+
+    async def _set_member(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.set_member(who, r.path_params["project"], r.path_params["member"], b["role"])
+
+    async def _remove_member(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        await self.accounts.remove_member(who, r.path_params["project"], r.path_params["member"])
+
+    async def _list_robots(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.list_robots(who, r.path_params["project"])
+
+    async def _list_system_robots(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self.accounts.list_robots(who, None)
+
+    async def _add_robot(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self._new_robot(who, r.path_params["project"], b)
+
+    async def _add_system_robot(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return await self._new_robot(who, None, b)
+
+    async def _new_robot(self, who: Principal, project: str | None, b: dict[str, Any]) -> Any:
+        robot = await self.accounts.add_robot(who, project, b["name"], _strings(b, "permissions"),
+                                              _strings(b, "repositories"), parse_expiry(b.get("expires")))
+        return {"name": robot.login, "secret": robot.secret,
+                "expires_at": robot.expires_at.isoformat() if robot.expires_at else None}
+
+    async def _rotate_robot(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        robot = await self.accounts.rotate_robot(who, r.path_params["robot"])
+        return {"name": robot.login, "secret": robot.secret}
+
+    async def _revoke_robot(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        await self.accounts.revoke_robot(who, r.path_params["robot"])
+
+    async def _delete_robot(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        await self.accounts.delete_robot(who, r.path_params["robot"])
+
+    async def _audit(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        q = r.query_params
+        before = _integer(q.get("before"), "before")
+        limit = _integer(q.get("limit"), "limit")
+        found = await self.accounts.audit(
+            who, project=q.get("project") or None, repository=q.get("repository") or None,
+            user=q.get("user") or None, action=q.get("action") or None, since=_time(q.get("since"), "since"),
+            until=_time(q.get("until"), "until"), before_id=before, limit=limit or 100)
+        return {"events": found, "next_before": found[-1]["id"] if found else None}
+
+    async def _rotate_key(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
+        return {"kid": await self.accounts.rotate_signing_key(who)}
+
+
+def _strings(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key)
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RequestInvalid(f"{key} must be a list of strings")
+    return value
+
+
+def _integer(text: str | None, name: str) -> int | None:
+    if text is None or text == "":
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise RequestInvalid(f"{name} must be a non-negative integer")
+    return int(text)
+
+
+def _time(text: str | None, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        found = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RequestInvalid(f"{name} must be an ISO 8601 time, e.g. 2026-11-28T09:00:00Z") from None
+    if found.tzinfo is None:
+        raise RequestInvalid(f"{name} needs a time zone, e.g. 2026-11-28T09:00:00Z")
+    return found
+
+
+async def _json_body(request: Request, op: Operation) -> dict[str, Any]:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise RequestInvalid(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw or b"{}")
+    except (UnicodeDecodeError, ValueError):
+        raise RequestInvalid("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise RequestInvalid("the body must be a JSON object")
+    unknown = sorted(set(body) - set(op.body))
+    if unknown:
+        raise RequestInvalid(f"unknown field(s) {', '.join(unknown)[:200]}; this takes {', '.join(op.body)}")
+    missing = [name for name in op.required if name not in body]
+    if missing:
+        raise RequestInvalid(f"missing field(s): {', '.join(missing)}")
+    python: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "array": (list, str)}
+    for name, kind in op.body.items():
+        if name in body and body[name] is not None and not isinstance(body[name], python[kind]):
+            raise RequestInvalid(f"{name} must be a {kind}")
+    return body
+
+
+def openapi_document() -> dict[str, Any]:
+    error = {"$ref": "#/components/schemas/Errors"}
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        entry: dict[str, Any] = {
+            "operationId": op.name, "summary": op.summary,
+            "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                           for p in _path_params(op.path)]
+            + [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}} for q in op.query],
+            "responses": {str(op.status): {"description": "success"},
+                          **{code: {"description": text, "content": {"application/json": {"schema": error}}}
+                             for code, text in (("400", "invalid request"), ("401", "not logged in"),
+                                                ("403", "not allowed"), ("404", "not found"),
+                                                ("409", "exists already"))}},
+        }
+        if op.body:
+            properties = {k: ({"type": "array", "items": {"type": "string"}} if v == "array" else {"type": v})
+                          for k, v in op.body.items()}
+            entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": properties, "required": list(op.required),
+                "additionalProperties": False}}}}
+        paths.setdefault(op.path, {})[op.method.lower()] = entry
+    errors_schema = {"type": "object", "properties": {"errors": {"type": "array", "items": {
+        "type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "detail": {}},
+    }}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "dockyard management API", "version": "1"},
+        "servers": [{"url": "/"}],
+        "components": {
+            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"},
+                                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {"Errors": errors_schema},
+        },
+        "security": [{"basic": []}, {"bearer": []}],
+        "paths": paths,
+    }
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]

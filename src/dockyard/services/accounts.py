@@ -1,0 +1,454 @@
+"""Accounts and access management: users, projects, teams, members, robots, the audit log, keys.
+
+The HTTP API (``/api/v1``) and the CLI both call these methods with the acting principal; every
+method checks that principal's rights with the same role table ``authorize`` uses, and records
+an event in the same transaction as its change. A caller who may not see a project gets the
+same ``NOT_FOUND`` as for one that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from dockyard import events
+from dockyard.auth.authorize import ProjectFacts, permissions
+from dockyard.auth.passwords import Passwords, new_secret, secret_digest
+from dockyard.auth.principals import REPOSITORY_ACTIONS, ROLES, Permission, Principal, Role
+from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
+from dockyard.services.access import ROBOT_PREFIX, AccessService
+from dockyard.store import accounts
+from dockyard.store import events as event_rows
+from dockyard.store.clock import utcnow
+from dockyard.store.db import Database
+
+log = logging.getLogger("dockyard")
+ADMIN = "admin"
+_ACCOUNT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62})", flags=re.ASCII)
+_PROJECT_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", flags=re.ASCII)
+_GLOB = re.compile(r"[a-z0-9._/*?\[\]-]{1,255}", flags=re.ASCII)
+_DURATION = re.compile(r"(\d{1,6})([mhdw])", flags=re.ASCII)
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MIN_PASSWORD_LENGTH = 8
+
+# The system-wide operations that only a system admin may perform.
+SYSTEM: Principal = Principal("user", "", None, is_admin=True)
+
+
+def parse_expiry(text: str | None) -> timedelta | None:
+    """``30d``, ``12h``, ``90m``, ``2w``; ``never`` or empty for no expiry."""
+    if text is None or text in ("", "never"):
+        return None
+    found = _DURATION.fullmatch(text.strip())
+    if not found:
+        raise RequestInvalid(f"expiry {text[:40]!r} is not a duration like 30d, 12h, 90m or 2w (or 'never')")
+    return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+
+
+def _check_name(kind: str, name: str, pattern: re.Pattern[str] = _ACCOUNT_NAME) -> str:
+    if not isinstance(name, str) or not pattern.fullmatch(name):
+        raise RequestInvalid(f"{kind} name {str(name)[:80]!r} is not valid: use lowercase letters, digits "
+                             "and . _ - (starting with a letter or digit, at most 64 characters)")
+    return name
+
+
+def _check_password(password: str) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH or len(password.encode()) > 1024:
+        raise RequestInvalid(f"a password needs {MIN_PASSWORD_LENGTH} to 1024 bytes")
+    return password
+
+
+def _check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise RequestInvalid(f"role {str(role)[:40]!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+@dataclass(frozen=True, slots=True)
+class NewRobot:
+    login: str
+    secret: str
+    expires_at: datetime | None
+
+
+def user_view(user: accounts.User) -> dict[str, Any]:
+    return {"name": user.name, "admin": user.is_admin, "disabled": user.disabled,
+            "created_at": user.created_at.isoformat()}
+
+
+def project_view(project: accounts.Project) -> dict[str, Any]:
+    return {"name": project.name, "public": project.public, "created_at": project.created_at.isoformat(),
+            "created_by": project.created_by}
+
+
+def robot_view(robot: accounts.Robot) -> dict[str, Any]:
+    return {"name": robot.name, "project": robot.project, "actions": list(robot.actions),
+            "repositories": list(robot.repositories),
+            "expires_at": robot.expires_at.isoformat() if robot.expires_at else None,
+            "revoked": robot.revoked, "created_by": robot.creator, "created_at": robot.created_at.isoformat()}
+
+
+class AccountsService:
+    def __init__(self, db: Database, passwords: Passwords, access: AccessService) -> None:
+        self.db = db
+        self.passwords = passwords
+        self.access = access
+
+    # -- bootstrap ------------------------------------------------------------------------------
+
+    async def bootstrap_admin(self, password: str | None) -> str | None:
+        """Create the system admin ``admin`` unless it exists (safe on every node and every start).
+
+        Returns the generated password when this call created the account without one given.
+        """
+        async with self.db.read() as conn:
+            if await accounts.find_user(conn, ADMIN) is not None:
+                return None
+        generated = None
+        if not password:
+            generated = password = new_secret()[:24]
+        hashed = self.passwords.hash(password)
+        async with self.db.write() as conn:
+            created = await accounts.create_user(conn, ADMIN, hashed, is_admin=True)
+            if created:
+                await events.record(conn, events.Change("user.created", target=ADMIN, details={"admin": True}),
+                                    events.Actor("dockyard"))
+        return generated if created else None
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    async def _project(self, actor: Principal, name: str, need: Permission | None = None) -> accounts.Project:
+        async with self.db.read() as conn:
+            project = await accounts.find_project(conn, name)
+        if project is None:
+            raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
+        facts = await self.access.facts(actor, name)
+        held = permissions(actor, facts)
+        if not held and not project.public:
+            raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
+        if need is not None and need not in held:
+            raise Denied(f"this needs the {need.replace('_', ' ')} permission in project {name!r}")
+        return project
+
+    @staticmethod
+    def _require_admin(actor: Principal) -> None:
+        if not (actor.kind == "user" and actor.is_admin):
+            raise Denied("only a system admin may do this")
+
+    async def _user(self, name: str) -> accounts.User:
+        async with self.db.read() as conn:
+            user = await accounts.find_user(conn, name)
+        if user is None:
+            raise ResourceUnknown(f"user {name[:100]!r} not found", detail={"user": name[:100]})
+        return user
+
+    # -- users ----------------------------------------------------------------------------------
+
+    async def add_user(self, actor: Principal, name: str, password: str, *, admin: bool = False) -> dict[str, Any]:
+        self._require_admin(actor)
+        _check_name("user", name)
+        if name.startswith("robot"):
+            raise RequestInvalid("user names may not start with 'robot' (robot accounts use it)")
+        hashed = self.passwords.hash(_check_password(password))
+        async with self.db.write() as conn:
+            if not await accounts.create_user(conn, name, hashed, is_admin=admin):
+                raise ResourceExists(f"user {name!r} exists already")
+            await events.record(conn, events.Change("user.created", target=name, details={"admin": admin}))
+            user = await accounts.find_user(conn, name)
+        assert user is not None
+        return user_view(user)
+
+    async def list_users(self, actor: Principal) -> list[dict[str, Any]]:
+        self._require_admin(actor)
+        async with self.db.read() as conn:
+            return [user_view(u) for u in await accounts.list_users(conn)]
+
+    async def update_user(self, actor: Principal, name: str, *, password: str | None = None,
+                          disabled: bool | None = None, admin: bool | None = None) -> dict[str, Any]:
+        own_password_only = actor.kind == "user" and actor.name == name and disabled is None and admin is None
+        if not own_password_only:
+            self._require_admin(actor)
+        user = await self._user(name)
+        values: dict[str, Any] = {}
+        changes: dict[str, Any] = {}
+        if password is not None:
+            values["password_hash"] = self.passwords.hash(_check_password(password))
+            changes["password_changed"] = True
+        if disabled is not None:
+            values["disabled"] = changes["disabled"] = bool(disabled)
+        if admin is not None:
+            values["is_admin"] = changes["admin"] = bool(admin)
+        if not values:
+            raise RequestInvalid("nothing to change: give a password, disabled or admin")
+        async with self.db.write() as conn:
+            await accounts.update_user(conn, user.id, **values)
+            if disabled or password is not None:
+                await accounts.revoke_refresh_tokens(conn, name)
+            await events.record(conn, events.Change("user.updated", target=name, details=changes))
+            updated = await accounts.find_user(conn, name)
+        assert updated is not None
+        return user_view(updated)
+
+    async def delete_user(self, actor: Principal, name: str) -> None:
+        self._require_admin(actor)
+        if name == ADMIN:
+            raise RequestInvalid("the admin account cannot be deleted (disable it instead)")
+        user = await self._user(name)
+        async with self.db.write() as conn:
+            await accounts.delete_user(conn, user.id)
+            await accounts.revoke_refresh_tokens(conn, name)
+            await events.record(conn, events.Change("user.deleted", target=name))
+
+    # -- projects -------------------------------------------------------------------------------
+
+    async def add_project(self, actor: Principal, name: str, *, public: bool = False) -> dict[str, Any]:
+        self._require_admin(actor)
+        _check_name("project", name, _PROJECT_NAME)
+        async with self.db.write() as conn:
+            if not await accounts.ensure_project(conn, name, public=public, created_by=actor.name or "cli"):
+                raise ResourceExists(f"project {name!r} exists already")
+            await events.record(conn, events.Change("project.created", project=name, details={"public": public}))
+            project = await accounts.find_project(conn, name)
+        assert project is not None
+        return project_view(project)
+
+    async def list_projects(self, actor: Principal) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            found = await accounts.list_projects(conn)
+            if actor.kind == "user" and actor.is_admin:
+                return [project_view(p) for p in found]
+            mine = set(await accounts.member_projects(conn, actor.id)) if actor.kind == "user" and actor.id else set()
+        return [project_view(p) for p in found if p.public or p.name in mine]
+
+    async def get_project(self, actor: Principal, name: str) -> dict[str, Any]:
+        return project_view(await self._project(actor, name))
+
+    async def update_project(self, actor: Principal, name: str, *, public: bool) -> dict[str, Any]:
+        project = await self._project(actor, name, "manage_settings")
+        async with self.db.write() as conn:
+            await accounts.update_project(conn, project.id, public=bool(public))
+            await events.record(conn, events.Change("project.updated", project=name, details={"public": public}))
+            updated = await accounts.find_project(conn, name)
+        assert updated is not None
+        return project_view(updated)
+
+    async def delete_project(self, actor: Principal, name: str) -> None:
+        self._require_admin(actor)
+        project = await self._project(actor, name)
+        async with self.db.write() as conn:
+            await accounts.delete_project(conn, project.id)
+            await events.record(conn, events.Change("project.deleted", project=name))
+
+    # -- teams ----------------------------------------------------------------------------------
+
+    async def add_team(self, actor: Principal, project: str, team: str) -> None:
+        found = await self._project(actor, project, "manage_members")
+        _check_name("team", team)
+        async with self.db.write() as conn:
+            if not await accounts.create_team(conn, found.id, team):
+                raise ResourceExists(f"team {team!r} exists already in project {project!r}")
+            await events.record(conn, events.Change("team.created", project=project, target=team))
+
+    async def list_teams(self, actor: Principal, project: str) -> list[dict[str, Any]]:
+        found = await self._project(actor, project, "manage_members")
+        async with self.db.read() as conn:
+            return [{"name": name, "members": members} for name, members in await accounts.list_teams(conn, found.id)]
+
+    async def delete_team(self, actor: Principal, project: str, team: str) -> None:
+        found = await self._project(actor, project, "manage_members")
+        team_id = await self._team(found, team)
+        async with self.db.write() as conn:
+            await accounts.delete_team(conn, team_id)
+            await events.record(conn, events.Change("team.deleted", project=project, target=team))
+
+    async def add_team_member(self, actor: Principal, project: str, team: str, user: str) -> None:
+        found = await self._project(actor, project, "manage_members")
+        team_id = await self._team(found, team)
+        member = await self._user(user)
+        async with self.db.write() as conn:
+            await accounts.add_team_member(conn, team_id, member.id)
+            await events.record(conn, events.Change("team.member_added", project=project, target=team,
+                                                    details={"user": user}))
+
+    async def remove_team_member(self, actor: Principal, project: str, team: str, user: str) -> None:
+        found = await self._project(actor, project, "manage_members")
+        team_id = await self._team(found, team)
+        member = await self._user(user)
+        async with self.db.write() as conn:
+            if not await accounts.remove_team_member(conn, team_id, member.id):
+                raise ResourceUnknown(f"user {user!r} is not in team {team!r}")
+            await events.record(conn, events.Change("team.member_removed", project=project, target=team,
+                                                    details={"user": user}))
+
+    async def _team(self, project: accounts.Project, team: str) -> int:
+        async with self.db.read() as conn:
+            team_id = await accounts.find_team(conn, project.id, team)
+        if team_id is None:
+            raise ResourceUnknown(f"team {team[:64]!r} not found in project {project.name!r}")
+        return team_id
+
+    # -- members --------------------------------------------------------------------------------
+
+    async def _resolve(self, project: accounts.Project, who: str) -> tuple[str, int | None, int | None]:
+        """(display name, user id, team id) of ``user:NAME``, ``team:NAME``, ``PROJECT/TEAM`` or a
+        bare name (a team of this project if one has that name, else a user)."""
+        kind, _, bare = who.partition(":") if who.startswith(("user:", "team:")) else ("", "", who)
+        async with self.db.read() as conn:
+            if kind != "user":
+                owner_name, slash, team = bare.rpartition("/")
+                owner = await accounts.find_project(conn, owner_name) if slash else project
+                team_id = await accounts.find_team(conn, owner.id, team) if owner is not None else None
+                if team_id is not None:
+                    return f"{owner.name}/{team}" if owner else team, None, team_id
+                if kind == "team" or slash:
+                    raise ResourceUnknown(f"team {bare[:100]!r} not found")
+            user = await accounts.find_user(conn, bare)
+        if user is None:
+            raise ResourceUnknown(f"no user or team named {bare[:100]!r}")
+        return user.name, user.id, None
+
+    async def set_member(self, actor: Principal, project: str, who: str, role: str) -> dict[str, str]:
+        found = await self._project(actor, project, "manage_members")
+        checked = _check_role(role)
+        name, user_id, team_id = await self._resolve(found, who)
+        async with self.db.write() as conn:
+            await accounts.set_member(conn, found.id, checked, user_id=user_id, team_id=team_id)
+            await events.record(conn, events.Change("member.set", project=project, target=name,
+                                                    details={"role": checked}))
+        return {"kind": "user" if user_id else "team", "name": name, "role": checked}
+
+    async def remove_member(self, actor: Principal, project: str, who: str) -> None:
+        found = await self._project(actor, project, "manage_members")
+        name, user_id, team_id = await self._resolve(found, who)
+        async with self.db.write() as conn:
+            if not await accounts.remove_member(conn, found.id, user_id=user_id, team_id=team_id):
+                raise ResourceUnknown(f"{name!r} holds no role in project {project!r}")
+            await events.record(conn, events.Change("member.removed", project=project, target=name))
+
+    async def list_members(self, actor: Principal, project: str) -> list[dict[str, str]]:
+        found = await self._project(actor, project, "manage_members")
+        async with self.db.read() as conn:
+            return await accounts.list_members(conn, found.id)
+
+    # -- robots ---------------------------------------------------------------------------------
+
+    async def add_robot(self, actor: Principal, project: str | None, name: str, actions: list[str],
+                        repositories: list[str], expires: timedelta | None) -> NewRobot:
+        """A robot account; its secret is returned here once and stored only as a hash."""
+        _check_name("robot", name)
+        wanted = [a.strip() for a in actions if a.strip()]
+        if not wanted or any(a not in REPOSITORY_ACTIONS for a in wanted):
+            raise RequestInvalid("robot permissions must be some of pull, push, delete")
+        globs = [g.strip() for g in repositories if g.strip()]
+        if not globs or any(not _GLOB.fullmatch(g) for g in globs):
+            raise RequestInvalid("give at least one repository glob (lowercase names, / and * ? [ ])")
+        if project is None:
+            self._require_admin(actor)
+            login = f"{ROBOT_PREFIX}{name}"
+            project_id = None
+        else:
+            found = await self._project(actor, project, "manage_robots")
+            facts = await self.access.facts(actor, project)
+            # Never more than the creator holds in the project.
+            held = _repository_permissions(actor, facts)
+            if not set(wanted) <= held:
+                missing = ", ".join(sorted(set(wanted) - held))
+                raise Denied(f"a robot cannot hold more than its creator: you lack {missing} in {project!r}")
+            globs = [g if g.startswith(f"{project}/") else f"{project}/{g}" for g in globs]
+            login = f"{ROBOT_PREFIX}{project}+{name}"
+            project_id = found.id
+        secret = new_secret()
+        expires_at = utcnow() + expires if expires is not None else None
+        async with self.db.write() as conn:
+            created = await accounts.create_robot(
+                conn, name=login, project_id=project_id, secret_hash=secret_digest(secret), actions=sorted(wanted),
+                repositories=globs, expires_at=expires_at, created_by=actor.id)
+            if not created:
+                raise ResourceExists(f"robot {login!r} exists already: rotate its secret or delete it")
+            await events.record(conn, events.Change("robot.created", project=project, target=login, details={
+                "actions": sorted(wanted), "repositories": globs,
+                "expires_at": expires_at.isoformat() if expires_at else None}))
+        return NewRobot(login, secret, expires_at)
+
+    async def _robot(self, actor: Principal, login: str) -> accounts.Robot:
+        async with self.db.read() as conn:
+            robot = await accounts.find_robot(conn, login)
+        if robot is None:
+            raise ResourceUnknown(f"robot {login[:160]!r} not found")
+        if robot.project is None:
+            self._require_admin(actor)
+        else:
+            await self._project(actor, robot.project, "manage_robots")
+        return robot
+
+    async def list_robots(self, actor: Principal, project: str | None) -> list[dict[str, Any]]:
+        if project is None:
+            self._require_admin(actor)
+            project_id = None
+        else:
+            project_id = (await self._project(actor, project, "manage_robots")).id
+        async with self.db.read() as conn:
+            return [robot_view(r) for r in await accounts.list_robots(conn, project_id)]
+
+    async def rotate_robot(self, actor: Principal, login: str) -> NewRobot:
+        robot = await self._robot(actor, login)
+        secret = new_secret()
+        async with self.db.write() as conn:
+            await accounts.update_robot(conn, robot.id, secret_hash=secret_digest(secret), rotated_at=utcnow())
+            await accounts.revoke_refresh_tokens(conn, login)
+            await events.record(conn, events.Change("robot.rotated", project=robot.project, target=login))
+        return NewRobot(login, secret, robot.expires_at)
+
+    async def revoke_robot(self, actor: Principal, login: str) -> None:
+        robot = await self._robot(actor, login)
+        async with self.db.write() as conn:
+            await accounts.update_robot(conn, robot.id, revoked=True)
+            await accounts.revoke_refresh_tokens(conn, login)
+            await events.record(conn, events.Change("robot.revoked", project=robot.project, target=login))
+
+    async def delete_robot(self, actor: Principal, login: str) -> None:
+        robot = await self._robot(actor, login)
+        async with self.db.write() as conn:
+            await accounts.delete_robot(conn, robot.id)
+            await accounts.revoke_refresh_tokens(conn, login)
+            await events.record(conn, events.Change("robot.deleted", project=robot.project, target=login))
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    async def audit(self, actor: Principal, *, project: str | None = None, repository: str | None = None,
+                    user: str | None = None, action: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None, before_id: int | None = None,
+                    limit: int = 100) -> list[dict[str, Any]]:
+        """Events, newest first. A system admin sees all; others see the projects where they hold
+        the view audit permission (maintainer and admin)."""
+        scope: list[str] | None = None
+        if repository is not None and project is None:
+            project = repository.split("/", 1)[0]
+        if not (actor.kind == "user" and actor.is_admin):
+            if project is not None:
+                await self._project(actor, project, "view_audit")
+            else:
+                scope = []
+                for visible in await self.list_projects(actor):
+                    if "view_audit" in permissions(actor, await self.access.facts(actor, visible["name"])):
+                        scope.append(visible["name"])
+        if not 1 <= limit <= 1000:
+            raise RequestInvalid("limit must be between 1 and 1000")
+        async with self.db.read() as conn:
+            rows = await event_rows.search(conn, project=project, repository=repository, actor=user, action=action,
+                                           since=since, until=until, projects=scope, before_id=before_id,
+                                           limit=limit)
+        return [r.to_dict() for r in rows]
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    async def rotate_signing_key(self, actor: Principal) -> str:
+        self._require_admin(actor)
+        return await self.access.keys.rotate()
+
+
+def _repository_permissions(actor: Principal, facts: ProjectFacts) -> set[str]:
+    return {p for p in permissions(actor, facts) if p in REPOSITORY_ACTIONS}
