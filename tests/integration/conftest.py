@@ -51,11 +51,19 @@ class Registry:
     config: Config
 
 
-def make_config(tmp_path: Path, database_url: str, **registry: object) -> Config:
+ADMIN_PASSWORD = "integration-admin-password"
+ADMIN_AUTH = ("admin", ADMIN_PASSWORD)
+# Cheap password hashing: these tests check behaviour, not argon2's cost.
+CHEAP_AUTH = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
+
+
+def make_config(tmp_path: Path, database_url: str, auth: dict[str, object] | None = None,
+                **registry: object) -> Config:
     return build_config({
         "data_dir": str(tmp_path / "data"),
         "database": {"url": database_url},
         "registry": registry,
+        "auth": {**CHEAP_AUTH, **(auth or {})},
         "log": {"access_log": False},
     })
 
@@ -67,16 +75,20 @@ async def registry(tmp_path: Path, database_url: str) -> AsyncIterator[Registry]
 
 
 class open_registry:
-    """The app on the given config, schema migrated, with an httpx client bound to it."""
+    """The app on the given config, schema migrated, the admin account created, with an httpx
+    client bound to it that sends the admin's Basic credentials (``anonymous=True``: none)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, anonymous: bool = False) -> None:
         self.config = config
+        self.anonymous = anonymous
 
     async def __aenter__(self) -> Registry:
         self.parts = build_components(self.config)
         await migrate.upgrade(self.parts.db)
+        await self.parts.accounts.bootstrap_admin(ADMIN_PASSWORD)
         app = create_app(self.config, self.parts)
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registry")
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registry",
+                                        auth=None if self.anonymous else ADMIN_AUTH)
         return Registry(self.client, self.parts, self.config)
 
     async def __aexit__(self, *exc: object) -> None:

@@ -6,20 +6,29 @@ server process makes hard to reach: decoded paths, streamed bodies, ranges, life
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dockyard.app import build_components, create_app
 from dockyard.http.rsgi import RSGIBridge
 from dockyard.store import migrate
-from tests.integration.conftest import make_config
+from tests.integration.conftest import ADMIN_PASSWORD, make_config
 from tests.support.content import random_bytes, sha256
+
+BASIC = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
 
 
 class Headers(dict[str, str]):
-    pass
+    """Request headers; the admin's credentials unless given others."""
+
+    def __init__(self, *args: Any, **kwargs: str) -> None:
+        super().__init__(*args, **kwargs)
+        self.setdefault("authorization", BASIC)
 
 
 @dataclass
@@ -84,7 +93,8 @@ class Protocol:
         return Path(path).read_bytes()[start:end]
 
 
-async def test_bridge_pushes_and_pulls_with_ranges(tmp_path: Path) -> None:
+async def test_bridge_pushes_and_pulls_with_ranges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKYARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
     config = make_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
     parts = build_components(config)
     await migrate.upgrade(parts.db)
