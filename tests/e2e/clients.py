@@ -4,6 +4,10 @@ Each client gets its own registries.conf, auth file, signature policy and (for p
 root, all inside a directory the test owns, so nothing the machine has configured changes what a
 test sees and nothing a test does leaks into the machine. The registry speaks plain HTTP, so every
 command that talks to it turns TLS verification off.
+
+dockyard authorizes every request, so a client logs in (``login``) before it talks to a registry:
+the credentials land in the client's own auth file, and every later command finds them there, the
+way a person's `podman login` works. The tests log in as the system admin (``ADMIN_AUTH``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+
+from tests.support.server import ADMIN_AUTH
 
 EXTERNAL_ENV = "DOCKYARD_E2E_EXTERNAL"
 COMMAND_TIMEOUT = 120.0
@@ -92,9 +98,9 @@ def isolated_env(home: Path, runroot: Path | None = None) -> dict[str, str]:
     }
 
 
-def run(command: list[str], env: Mapping[str, str]) -> str:
+def run(command: list[str], env: Mapping[str, str], stdin: str | None = None) -> str:
     """Run `command`, return its stdout; raise CommandFailed with its output when it fails."""
-    result = subprocess.run(command, env=dict(env), capture_output=True, text=True,
+    result = subprocess.run(command, env=dict(env), capture_output=True, text=True, input=stdin,
                             timeout=COMMAND_TIMEOUT, check=False)
     if result.returncode != 0:
         raise CommandFailed(
@@ -115,8 +121,13 @@ class Skopeo:
     def create(cls, home: Path) -> Skopeo:
         return cls(require_tool("skopeo"), home, isolated_env(home))
 
-    def run(self, *args: str) -> str:
-        return run([self.binary, "--policy", str(self.home / "policy.json"), *args], self.env)
+    def run(self, *args: str, stdin: str | None = None) -> str:
+        return run([self.binary, "--policy", str(self.home / "policy.json"), *args], self.env, stdin)
+
+    def login(self, host: str, credentials: tuple[str, str] = ADMIN_AUTH) -> None:
+        """`skopeo login` to `host`: the credentials go to this client's own auth file."""
+        user, password = credentials
+        self.run("login", NO_TLS, "--username", user, "--password-stdin", host, stdin=password)
 
     def copy(self, source: str, destination: str, *options: str) -> str:
         return self.run("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
@@ -158,7 +169,7 @@ class Podman:
     def create(cls, home: Path, runroot: Path) -> Podman:
         return cls(require_tool("podman"), home, runroot, isolated_env(home, runroot))
 
-    def run(self, *args: str) -> str:
+    def run(self, *args: str, stdin: str | None = None) -> str:
         return run([
             self.binary,
             "--root", str(self.home / "root"),
@@ -168,7 +179,12 @@ class Podman:
             "--cgroup-manager", "cgroupfs",
             "--events-backend", "file",
             *args,
-        ], self.env)
+        ], self.env, stdin)
+
+    def login(self, host: str, credentials: tuple[str, str] = ADMIN_AUTH) -> None:
+        """`podman login` to `host`: the credentials go to this client's own auth file."""
+        user, password = credentials
+        self.run("login", NO_TLS, "--username", user, "--password-stdin", host, stdin=password)
 
     def pull(self, reference: str, *options: str) -> str:
         """Pull `reference`; return the image ID podman printed."""

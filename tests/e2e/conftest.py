@@ -4,6 +4,11 @@ By default each registry is a real `dockyard serve` process on a free loopback p
 in a temporary directory. ``DOCKYARD_E2E_EXTERNAL=127.0.0.1:PORT`` points the tests at a registry
 that is already running instead (e.g. CNCF distribution, to check the tests themselves); tests
 that need something only dockyard has call ``require_dockyard``.
+
+dockyard authorizes every request: the HTTP client sends the system admin's credentials
+(``ADMIN_AUTH``), and the skopeo and podman fixtures log in as the admin to each registry fixture
+the test uses (`shared_registry`, `registry`); a test that talks to another registry logs its
+clients in itself.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import httpx
 import pytest
 
 from tests.e2e.clients import EXTERNAL_ENV, ExternalRegistry, Podman, Registry, Skopeo
-from tests.support.server import ServerProcess
+from tests.support.server import ADMIN_AUTH, ServerProcess
 
 LOG_TAIL_LINES = 80
 
@@ -84,19 +89,31 @@ def repo(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def http(shared_registry: Registry) -> Iterator[httpx.Client]:
     """An HTTP client for the shared registry's API."""
-    with httpx.Client(base_url=shared_registry.url, timeout=30.0) as client:
+    with httpx.Client(base_url=shared_registry.url, timeout=30.0, auth=ADMIN_AUTH) as client:
         yield client
 
 
-@pytest.fixture
-def skopeo(tmp: TmpFactory) -> Skopeo:
-    return Skopeo.create(tmp("skopeo"))
+def log_in(client: Skopeo | Podman, request: pytest.FixtureRequest) -> None:
+    """Log `client` in as the admin to each registry fixture the requesting test uses."""
+    for name in ("shared_registry", "registry"):
+        if name in request.fixturenames:
+            registry: Registry = request.getfixturevalue(name)
+            client.login(registry.host)
 
 
 @pytest.fixture
-def podman(tmp: TmpFactory) -> Iterator[Podman]:
+def skopeo(tmp: TmpFactory, request: pytest.FixtureRequest) -> Skopeo:
+    client = Skopeo.create(tmp("skopeo"))
+    log_in(client, request)
+    return client
+
+
+@pytest.fixture
+def podman(tmp: TmpFactory, request: pytest.FixtureRequest) -> Iterator[Podman]:
     runroot = Path(tempfile.mkdtemp(prefix="dockyard-podman-"))
     try:
-        yield Podman.create(tmp("podman"), runroot)
+        client = Podman.create(tmp("podman"), runroot)
+        log_in(client, request)
+        yield client
     finally:
         shutil.rmtree(runroot, ignore_errors=True)

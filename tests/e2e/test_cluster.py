@@ -32,6 +32,7 @@ from tests.support import ocihttp
 from tests.support.cluster import Cluster, fetch, fresh_database
 from tests.support.databases import POSTGRES_ENV, postgres_unavailable_reason
 from tests.support.s3 import BUCKET, CEPH, delete_prefix
+from tests.support.server import ADMIN_AUTH
 
 pytestmark = pytest.mark.e2e
 
@@ -100,6 +101,8 @@ def test_skopeo_push_pull_and_podman_pull_through_nginx(
     image = build_image(unique_seed("cluster"), layer_count=3)
     source = write_layout(tmp_path / "src", "v1", image)
     remote = f"docker://{cluster.lb.host}/cluster/skopeo:v1"
+    skopeo.login(cluster.lb.host)  # through nginx: the token may come from another node
+    podman.login(cluster.lb.host)
 
     skopeo.copy(f"oci:{source}:v1", remote)
     out = tmp_path / "out"
@@ -122,7 +125,8 @@ def test_chunked_upload_moves_between_nodes(cluster: Cluster) -> None:
     name = "cluster/chunked-direct"
     data = blob_bytes(unique_seed("chunks"), 3 * 256 * 1024 + 12345)
     chunks = ocihttp.split(data, 256 * 1024)  # four chunks: 256K, 256K, 256K, rest
-    n1, n2, n3 = (httpx.Client(base_url=node.url, timeout=TIMEOUT, follow_redirects=True) for node in cluster.nodes)
+    n1, n2, n3 = (httpx.Client(base_url=node.url, timeout=TIMEOUT, auth=ADMIN_AUTH, follow_redirects=True)
+                  for node in cluster.nodes)
     try:
         location = ocihttp.start_upload(n1, name)
         assert location.startswith("/v2/"), f"Location should be a relative path: {location!r}"
@@ -139,7 +143,7 @@ def test_chunked_upload_moves_between_nodes(cluster: Cluster) -> None:
     finally:
         for client in (n1, n2, n3):
             client.close()
-    with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, follow_redirects=True) as lb:
+    with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, auth=ADMIN_AUTH, follow_redirects=True) as lb:
         for _ in cluster.nodes:  # each node serves it
             assert ocihttp.get_blob(lb, name, ocihttp.sha256_digest(data)) == data
 
@@ -151,7 +155,7 @@ def test_chunked_upload_through_nginx_fresh_connections(cluster: Cluster) -> Non
     digest = ocihttp.sha256_digest(data)
 
     def fresh() -> httpx.Client:
-        return httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, follow_redirects=True)
+        return httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, auth=ADMIN_AUTH, follow_redirects=True)
 
     with fresh() as client:
         location = ocihttp.start_upload(client, name)
@@ -229,7 +233,8 @@ def test_node_kill_loses_no_acknowledged_push(cluster: Cluster) -> None:
     def attempt(op: Callable[[httpx.Client], None]) -> None:
         for n in range(ATTEMPTS):
             try:
-                with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, follow_redirects=True) as client:
+                with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, auth=ADMIN_AUTH,
+                                  follow_redirects=True) as client:
                     op(client)
                 return
             except (httpx.TransportError, ocihttp.UnexpectedResponse) as exc:
@@ -273,7 +278,7 @@ def test_node_kill_loses_no_acknowledged_push(cluster: Cluster) -> None:
             future.result(timeout=120)
 
     lost: list[str] = []
-    with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, follow_redirects=True) as client:
+    with httpx.Client(base_url=cluster.lb.url, timeout=TIMEOUT, auth=ADMIN_AUTH, follow_redirects=True) as client:
         for kind, repo, ref in tally.acknowledged:
             try:
                 if kind == "blob":
@@ -291,7 +296,7 @@ def test_node_kill_loses_no_acknowledged_push(cluster: Cluster) -> None:
     assert tally.failed == [], f"pushes that failed {ATTEMPTS} times through nginx: {tally.failed[:5]}"
 
     victim.start()
-    with httpx.Client(base_url=victim.url, timeout=TIMEOUT, follow_redirects=True) as direct:
+    with httpx.Client(base_url=victim.url, timeout=TIMEOUT, auth=ADMIN_AUTH, follow_redirects=True) as direct:
         for kind, repo, ref in tally.acknowledged[:: max(1, len(tally.acknowledged) // 10)]:
             if kind == "blob":
                 assert ocihttp.get_blob(direct, repo, ref) is not None, f"restarted node lacks {repo}@{ref}"

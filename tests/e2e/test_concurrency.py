@@ -17,6 +17,7 @@ import pytest
 
 from tests.support import ocihttp
 from tests.support.reference import RegistryProcess, is_dockyard, registry_process
+from tests.support.server import ADMIN_AUTH
 
 CLIENTS = 20
 TIMEOUT = httpx.Timeout(30.0)
@@ -35,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess
 def together(count: int, url: str, action: Callable[[httpx.Client, int, threading.Barrier], T]) -> list[T]:
     """Run `action(client, index, barrier)` in `count` threads at once; return results in order."""
     barrier = threading.Barrier(count, timeout=30)
-    clients = [httpx.Client(base_url=url, timeout=TIMEOUT) for _ in range(count)]
+    clients = [httpx.Client(base_url=url, timeout=TIMEOUT, auth=ADMIN_AUTH) for _ in range(count)]
     try:
         with ThreadPoolExecutor(max_workers=count) as pool:
             futures = [pool.submit(action, clients[i], i, barrier) for i in range(count)]
@@ -69,7 +70,7 @@ def test_same_blob_pushed_concurrently(server: RegistryProcess) -> None:
     digests = together(CLIENTS, server.url, push)
 
     assert set(digests) == {ocihttp.sha256_digest(data)}
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH) as client:
         assert ocihttp.get_blob(client, name, digests[0]) == data
 
 
@@ -83,7 +84,7 @@ def test_same_blob_pushed_to_many_repositories(server: RegistryProcess) -> None:
 
     digests = together(CLIENTS, server.url, push)
 
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH) as client:
         for index, digest in enumerate(digests):
             assert ocihttp.get_blob(client, f"concurrency/repo-{index}", digest) == data
 
@@ -91,7 +92,7 @@ def test_same_blob_pushed_to_many_repositories(server: RegistryProcess) -> None:
 def test_different_manifests_pushed_to_one_tag(server: RegistryProcess) -> None:
     name = "concurrency/one-tag"
     bodies: dict[str, bytes] = {}
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH) as client:
         for index in range(CLIENTS):
             config = ocihttp.config_blob(f"image-{index}")
             layer = distinct_bytes(index, 10_000)
@@ -109,7 +110,7 @@ def test_different_manifests_pushed_to_one_tag(server: RegistryProcess) -> None:
     digests = together(CLIENTS, server.url, push)
 
     assert set(digests) == set(bodies)
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH) as client:
         found = ocihttp.get_manifest(client, name, "latest")
         assert found is not None, "tag 'latest' does not resolve after 20 acknowledged pushes"
         digest, body = found
@@ -136,7 +137,7 @@ def test_interleaved_chunked_uploads_do_not_mix(server: RegistryProcess) -> None
 
     results = together(CLIENTS, server.url, upload)
 
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH) as client:
         for digest, data in results:
             assert ocihttp.get_blob(client, name, digest) == data
 
@@ -156,6 +157,6 @@ def test_concurrent_final_puts_with_wrong_digests_store_nothing(server: Registry
 
     claimed = together(CLIENTS, server.url, upload)
 
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH) as client:
         for digest in claimed:
             assert ocihttp.get_blob(client, name, digest) is None

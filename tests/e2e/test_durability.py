@@ -26,6 +26,7 @@ import pytest
 
 from tests.support import ocihttp
 from tests.support.reference import RegistryProcess, is_dockyard, registry_process
+from tests.support.server import ADMIN_AUTH
 
 CYCLES = 10 if os.environ.get("DOCKYARD_STRESS") else 3  # `make stress` kills more often
 CLIENTS = 16
@@ -152,7 +153,7 @@ class Client:
 def run_clients_then_kill(server: RegistryProcess, ledger: Ledger, rng: random.Random) -> None:
     """Start CLIENTS pushing, wait for some acknowledgements, then SIGKILL at a random moment."""
     stop = threading.Event()
-    clients = [Client(httpx.Client(base_url=server.url, timeout=TIMEOUT),
+    clients = [Client(httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH),
                       random.Random(rng.getrandbits(64)), ledger) for _ in range(CLIENTS)]
     threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in clients]
     for thread in threads:
@@ -237,7 +238,7 @@ def check_repository_tags(http: httpx.Client, ledger: Ledger, repo: str, verdict
 def verify(url: str, ledger: Ledger) -> Verdict:
     """Check everything attempted so far against the registry at `url`."""
     verdict = Verdict()
-    with httpx.Client(base_url=url, timeout=TIMEOUT) as http:
+    with httpx.Client(base_url=url, timeout=TIMEOUT, auth=ADMIN_AUTH) as http:
         checks: list[Callable[[], None]] = [
             *(lambda k=k: check_blob(http, ledger, k, verdict) for k in ledger.blobs_attempted),
             *(lambda k=k: check_manifest(http, ledger, k, verdict) for k in ledger.manifests_attempted),

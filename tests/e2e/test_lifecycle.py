@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess
+from tests.support.server import ADMIN_AUTH, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path) -> None:
     server = ServerProcess(data_dir=tmp_path / "data", workers=1).start()
     data = os.urandom(6 << 20)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/").headers["location"]
+    location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/", auth=ADMIN_AUTH).headers["location"]
     halfway = threading.Event()
 
     def slow_body() -> Iterator[bytes]:
@@ -41,7 +41,8 @@ def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path) -> None:
 
     result: dict[str, httpx.Response] = {}
     upload = threading.Thread(target=lambda: result.update(
-        response=httpx.put(f"{server.url}{location}?digest={digest}", content=slow_body(), timeout=30)))
+        response=httpx.put(f"{server.url}{location}?digest={digest}", content=slow_body(), timeout=30,
+                           auth=ADMIN_AUTH)))
     upload.start()
     assert halfway.wait(10)
     assert server.proc is not None
@@ -52,7 +53,7 @@ def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path) -> None:
 
     restarted = ServerProcess(data_dir=tmp_path / "data", workers=1).start()
     try:
-        assert httpx.get(f"{restarted.url}/v2/team/app/blobs/{digest}").content == data
+        assert httpx.get(f"{restarted.url}/v2/team/app/blobs/{digest}", auth=ADMIN_AUTH).content == data
     finally:
         restarted.stop()
 
@@ -69,7 +70,7 @@ def test_serve_refuses_a_stale_schema_when_auto_migrate_is_off(tmp_path: Path) -
     assert "schema at" in migrated.stdout
     assert dockyard("migrate", "--check", "--data-dir", str(tmp_path / "data")).returncode == 0
     with ServerProcess(data_dir=tmp_path / "data", env=env) as started:
-        assert httpx.get(f"{started.url}/v2/").status_code == 200
+        assert httpx.get(f"{started.url}/v2/", auth=ADMIN_AUTH).status_code == 200
 
 
 def test_config_check_names_the_bad_key(tmp_path: Path) -> None:
@@ -88,17 +89,18 @@ def test_environment_overrides_reach_the_server(tmp_path: Path) -> None:
     env = {"DOCKYARD_REGISTRY__LIST_PAGE_MAX": "1"}
     with ServerProcess(data_dir=tmp_path / "data", env=env) as server:
         for name in ("a/one", "a/two"):
-            httpx.post(f"{server.url}/v2/{name}/blobs/uploads/?digest=sha256:{hashlib.sha256(b'').hexdigest()}")
-        page = httpx.get(f"{server.url}/v2/_catalog")
+            httpx.post(f"{server.url}/v2/{name}/blobs/uploads/?digest=sha256:{hashlib.sha256(b'').hexdigest()}",
+                       auth=ADMIN_AUTH)
+        page = httpx.get(f"{server.url}/v2/_catalog", auth=ADMIN_AUTH)
         assert page.json() == {"repositories": ["a/one"]}
         assert 'rel="next"' in page.headers["link"]
 
 
 def test_metrics_add_up_across_workers(tmp_path: Path) -> None:
-    with ServerProcess(data_dir=tmp_path / "data", workers=2) as server, httpx.Client() as client:
+    with ServerProcess(data_dir=tmp_path / "data", workers=2) as server, httpx.Client(auth=ADMIN_AUTH) as client:
         for _ in range(40):  # new connections land on either worker
             client.get(f"{server.url}/v2/", headers={"Connection": "close"})
-        text = httpx.get(f"{server.url}/metrics").text
+        text = httpx.get(f"{server.url}/metrics").text  # anonymous on purpose: scrapers do not log in
     line = next(x for x in text.splitlines()
                 if x.startswith('dockyard_http_requests_total{method="GET",route="base",status="200"}'))
     assert float(line.split()[-1]) == 40.0

@@ -22,6 +22,7 @@ import pytest
 
 from tests.support import ocihttp
 from tests.support.reference import RegistryProcess, registry_process
+from tests.support.server import ADMIN_AUTH
 
 MIB = 1 << 20
 BIG_BLOB_BYTES = int(os.environ.get("DOCKYARD_TEST_BIG_BLOB_MB", "2048")) * MIB
@@ -147,7 +148,7 @@ def test_big_blob_round_trip_keeps_memory_flat(
     name = "memory/big"
     baseline = tree_rss_bytes(server.proc.pid)
     with RssSampler(server.proc.pid) as sampler, \
-            httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+            httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH) as client:
         upload(client, name, digest)
         head = ocihttp.expect(client.head(f"/v2/{name}/blobs/{digest}"), 200)
         served_digest, served_bytes = ocihttp.stream_blob_digest(client, name, digest)

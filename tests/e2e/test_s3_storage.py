@@ -19,7 +19,9 @@ import pytest
 
 from tests.e2e.images import build_image, write_layout
 from tests.support.s3 import BUCKET, CEPH, S3Endpoint, delete_prefix
-from tests.support.server import ServerProcess
+from tests.support.server import ADMIN_AUTH, ServerProcess
+
+CREDS = ":".join(ADMIN_AUTH)  # skopeo --creds USER:PASSWORD
 
 pytestmark = pytest.mark.e2e
 
@@ -49,12 +51,12 @@ def skopeo(*args: str) -> str:
 
 def chunked_push(url: str, name: str, data: bytes, chunk: int) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, auth=ADMIN_AUTH) as client:
         location = client.post(f"/v2/{name}/blobs/uploads/").headers["location"]
         for start in range(0, len(data), chunk):
             # A new connection per chunk: the two workers take turns.
             part = data[start:start + chunk]
-            response = httpx.patch(f"{url}{location}", content=part, timeout=60, headers={
+            response = httpx.patch(f"{url}{location}", content=part, timeout=60, auth=ADMIN_AUTH, headers={
                 "Content-Range": f"{start}-{start + len(part) - 1}", "Connection": "close"})
             assert response.status_code == 202, response.text
             location = response.headers["location"]
@@ -69,18 +71,19 @@ def test_skopeo_round_trip_with_redirected_pulls(tmp_path: Path, endpoint: S3End
     layout = write_layout(tmp_path / "in", "v1", build_image("s3-e2e", layer_count=3))
     try:
         with s3_server(tmp_path, endpoint, prefix, redirect=True) as server:
-            skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{server.host}/team/app:v1")
-            skopeo("copy", "--src-tls-verify=false", f"docker://{server.host}/team/app:v1",
+            skopeo("copy", "--dest-tls-verify=false", f"--dest-creds={CREDS}", f"oci:{layout}:v1",
+                   f"docker://{server.host}/team/app:v1")
+            skopeo("copy", "--src-tls-verify=false", f"--src-creds={CREDS}", f"docker://{server.host}/team/app:v1",
                    f"oci:{tmp_path / 'out'}:v1")
             pushed = json.loads(skopeo("inspect", "--raw", f"oci:{layout}:v1"))
             pulled = json.loads(skopeo("inspect", "--raw", f"oci:{tmp_path / 'out'}:v1"))
             assert pulled == pushed
             layer = pushed["layers"][0]["digest"]
-            redirected = httpx.get(f"{server.url}/v2/team/app/blobs/{layer}")
+            redirected = httpx.get(f"{server.url}/v2/team/app/blobs/{layer}", auth=ADMIN_AUTH)
             assert redirected.status_code == 307
             assert redirected.headers["location"].startswith(endpoint.endpoint)
             assert redirected.headers["docker-content-digest"] == layer
-            head = httpx.head(f"{server.url}/v2/team/app/blobs/{layer}")
+            head = httpx.head(f"{server.url}/v2/team/app/blobs/{layer}", auth=ADMIN_AUTH)
             assert head.status_code == 200
             assert int(head.headers["content-length"]) == pushed["layers"][0]["size"]
     finally:
@@ -93,15 +96,17 @@ def test_chunked_multipart_upload_and_streamed_ranges(tmp_path: Path, endpoint: 
     try:
         with s3_server(tmp_path, endpoint, prefix, redirect=False) as server:
             digest = chunked_push(server.url, "team/big", data, chunk=3 * 1024 * 1024 + 17)
-            whole = httpx.get(f"{server.url}/v2/team/big/blobs/{digest}", timeout=60)
+            whole = httpx.get(f"{server.url}/v2/team/big/blobs/{digest}", timeout=60, auth=ADMIN_AUTH)
             assert whole.status_code == 200
             assert hashlib.sha256(whole.content).hexdigest() == digest.split(":")[1]
-            part = httpx.get(f"{server.url}/v2/team/big/blobs/{digest}", headers={"Range": "bytes=9000000-9000099"})
+            part = httpx.get(f"{server.url}/v2/team/big/blobs/{digest}", headers={"Range": "bytes=9000000-9000099"},
+                             auth=ADMIN_AUTH)
             assert part.status_code == 206
             assert part.content == data[9000000:9000100]
             small = chunked_push(server.url, "team/small", b"tiny blob", chunk=4)
-            assert httpx.get(f"{server.url}/v2/team/small/blobs/{small}").content == b"tiny blob"
-            wrong = httpx.post(f"{server.url}/v2/team/big/blobs/uploads/?digest=sha256:{'0' * 64}", content=b"x")
+            assert httpx.get(f"{server.url}/v2/team/small/blobs/{small}", auth=ADMIN_AUTH).content == b"tiny blob"
+            wrong = httpx.post(f"{server.url}/v2/team/big/blobs/uploads/?digest=sha256:{'0' * 64}", content=b"x",
+                               auth=ADMIN_AUTH)
             assert wrong.status_code == 400
     finally:
         delete_prefix(endpoint, BUCKET, prefix)
@@ -113,9 +118,10 @@ def test_purge_aborts_abandoned_multipart_uploads(tmp_path: Path, endpoint: S3En
     s3 = endpoint.client()
     try:
         with server:
-            location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/").headers["location"]
+            location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/", auth=ADMIN_AUTH).headers["location"]
             nine_mib = bytes(9 * 1024 * 1024)  # more than one 8 MiB part: a multipart upload exists
-            assert httpx.patch(f"{server.url}{location}", content=nine_mib, timeout=60).status_code == 202
+            assert httpx.patch(f"{server.url}{location}", content=nine_mib, timeout=60,
+                               auth=ADMIN_AUTH).status_code == 202
             pending = s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
             assert len(pending) == 1
             purge = subprocess.run(
@@ -127,6 +133,6 @@ def test_purge_aborts_abandoned_multipart_uploads(tmp_path: Path, endpoint: S3En
             assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", []) == []
             listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/uploads/").get("Contents", [])
             assert listed == []
-            assert httpx.get(f"{server.url}{location}").status_code == 404
+            assert httpx.get(f"{server.url}{location}", auth=ADMIN_AUTH).status_code == 404
     finally:
         delete_prefix(endpoint, BUCKET, prefix)

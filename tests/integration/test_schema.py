@@ -68,3 +68,23 @@ async def test_concurrent_migrations_of_one_database(postgres) -> None:  # type:
         finally:
             for db in databases:
                 await db.dispose()
+
+
+async def test_repositories_from_before_access_control_get_private_projects(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    from dockyard.config import DatabaseConfig
+    from dockyard.store.db import Database
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/old.db", DatabaseConfig())
+    try:
+        await migrate.upgrade(db, "0003")
+        async with db.write() as conn:
+            for name in ("team-a/api", "team-a/web/x", "solo"):
+                await conn.execute(sa.text("INSERT INTO repositories (name, created_at) VALUES (:n, '2026-01-01')"),
+                                   {"n": name})
+        await migrate.upgrade(db)
+        async with db.read() as conn:
+            rows = (await conn.execute(sa.text("SELECT name, public FROM projects ORDER BY name"))).all()
+        assert [(name, bool(public)) for name, public in rows] == [("solo", False), ("team-a", False)]
+    finally:
+        await db.dispose()

@@ -161,13 +161,19 @@ class Cluster:
     def start(self) -> Cluster:
         self.storage_root.mkdir(parents=True, exist_ok=True)
         self.migrate()
+        # The balancer's port is chosen now, so every node can name its token endpoint as the realm
+        # of its challenges: clients only know the balancer.
+        balancer = Nginx(data_dir=self.root / "nginx")
+        env = {"DOCKYARD_AUTH__REALM": f"{balancer.url}/token", **self.env}
         try:
+            # Every node gets the same DOCKYARD_ADMIN_PASSWORD (ServerProcess's default); they share
+            # one database, so the first node to start creates `admin` and the others find it.
             for index in range(NODES):
-                node = ServerProcess(data_dir=self.root / f"node{index + 1}" / "data", workers=1, env=self.env)
+                node = ServerProcess(data_dir=self.root / f"node{index + 1}" / "data", workers=1, env=env)
                 self.nodes.append(node)
                 node.start()
-            self.balancer = Nginx(data_dir=self.root / "nginx",
-                                  upstreams=[node.host for node in self.nodes]).start()
+            balancer.upstreams = [node.host for node in self.nodes]
+            self.balancer = balancer.start()
         except BaseException:
             self.stop()
             raise

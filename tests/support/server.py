@@ -18,6 +18,18 @@ from pathlib import Path
 
 import httpx
 
+# Every test server starts with this system admin password (the first start creates `admin`).
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "e2e-admin-Secret-1"
+ADMIN_AUTH = (ADMIN_USER, ADMIN_PASSWORD)
+# What every test server gets unless the test overrides it: the admin password, and argon2 at its
+# cheapest settings (a server verifies each password once per process; tests start many servers).
+AUTH_ENV = {
+    "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "DOCKYARD_AUTH__ARGON2_TIME_COST": "1",
+    "DOCKYARD_AUTH__ARGON2_MEMORY_KIB": "1024",
+}
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -88,7 +100,11 @@ class ManagedProcess:
 
 @dataclass
 class ServerProcess(ManagedProcess):
-    """One `dockyard serve` process; `start()` waits until `/readyz` answers 200."""
+    """One `dockyard serve` process; `start()` waits until `/readyz` answers 200.
+
+    The server's environment is `AUTH_ENV` (admin password ``ADMIN_PASSWORD``) overlaid with `env`,
+    so a test can override any of it.
+    """
 
     workers: int = 1
     env: dict[str, str] = field(default_factory=dict)
@@ -97,7 +113,7 @@ class ServerProcess(ManagedProcess):
     def start(self, timeout: float = 30.0) -> ServerProcess:
         cmd = [sys.executable, "-m", "dockyard", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir), "--workers", str(self.workers), *self.extra_args]
-        self._launch("dockyard", cmd, "/readyz", timeout, self.env)
+        self._launch("dockyard", cmd, "/readyz", timeout, {**AUTH_ENV, **self.env})
         return self
 
     def __enter__(self) -> ServerProcess:

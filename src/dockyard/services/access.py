@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import jwt
 
 from dockyard import events
 from dockyard.auth import tokens
@@ -37,7 +38,6 @@ from dockyard.store.db import Database
 log = logging.getLogger("dockyard.auth")
 ROBOT_PREFIX = "robot+"
 REFRESH_PREFIX = "dyr_"
-KEY_RELOAD_SECONDS = 5.0
 ISSUER_REFRESH_SECONDS = 60.0
 
 
@@ -121,9 +121,9 @@ class KeyRing:
         await self.load()
         return key.kid
 
-    async def refresh(self, *, force: bool = False) -> None:
-        due = ISSUER_REFRESH_SECONDS if not force else KEY_RELOAD_SECONDS
-        if self.config.key_file is None and time.monotonic() - self._loaded_at >= due:
+    async def refresh(self) -> None:
+        """Pick up keys rotated on other nodes, at most once a minute."""
+        if self.config.key_file is None and time.monotonic() - self._loaded_at >= ISSUER_REFRESH_SECONDS:
             await self.load()
 
     async def verify(self, token: str) -> tokens.Claims:
@@ -133,8 +133,21 @@ class KeyRing:
         try:
             return self.verifier.verify(token)
         except tokens.TokenInvalid:
-            await self.refresh(force=True)  # perhaps signed with a key rotated in on another node
+            if not await self._new_key_in_database(token):
+                raise
+            await self.load()  # signed with a key another node rotated in since this one loaded
             return self.verifier.verify(token)
+
+    async def _new_key_in_database(self, token: str) -> bool:
+        if self.config.key_file is not None:
+            return False
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            return False
+        if not isinstance(kid, str) or len(kid) > 64 or any(k.kid == kid for k in self.keys):
+            return False
+        return await self.db.first(accounts.SIGNING_KEY_EXISTS, kid=kid) is not None
 
     async def issue(self, subject: str, access: Sequence[Grant]) -> tokens.IssuedToken:
         await self.refresh()

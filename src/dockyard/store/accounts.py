@@ -86,12 +86,8 @@ async def list_users(conn: AsyncConnection) -> list[User]:
 async def create_user(conn: AsyncConnection, name: str, password_hash: str, *, is_admin: bool = False) -> bool:
     """False when a user of that name exists already (the insert is skipped, not an error)."""
     now = utcnow()
-    before = await conn.scalar(sa.select(users.c.id).where(users.c.name == name))
-    if before is not None:
-        return False
-    await insert_ignore(conn, users, [{"name": name, "password_hash": password_hash, "is_admin": is_admin,
-                                       "disabled": False, "created_at": now, "updated_at": now}])
-    return True
+    return await insert_ignore(conn, users, [{"name": name, "password_hash": password_hash, "is_admin": is_admin,
+                                              "disabled": False, "created_at": now, "updated_at": now}]) == 1
 
 
 async def update_user(conn: AsyncConnection, user_id: int, **values: Any) -> None:
@@ -123,11 +119,8 @@ async def list_projects(conn: AsyncConnection) -> list[Project]:
 
 async def ensure_project(conn: AsyncConnection, name: str, *, public: bool, created_by: str | None) -> bool:
     """Create the project unless it exists; True when this call created it."""
-    if await conn.scalar(sa.select(projects.c.id).where(projects.c.name == name)) is not None:
-        return False
-    await insert_ignore(conn, projects, [{"name": name, "public": public, "created_at": utcnow(),
-                                          "created_by": created_by}])
-    return True
+    return await insert_ignore(conn, projects, [{"name": name, "public": public, "created_at": utcnow(),
+                                                 "created_by": created_by}]) == 1
 
 
 async def update_project(conn: AsyncConnection, project_id: int, **values: Any) -> None:
@@ -172,10 +165,8 @@ async def find_team(conn: AsyncConnection, project_id: int, name: str) -> int | 
 
 
 async def create_team(conn: AsyncConnection, project_id: int, name: str) -> bool:
-    if await find_team(conn, project_id, name) is not None:
-        return False
-    await insert_ignore(conn, teams, [{"project_id": project_id, "name": name, "created_at": utcnow()}])
-    return True
+    return await insert_ignore(conn, teams, [{"project_id": project_id, "name": name,
+                                              "created_at": utcnow()}]) == 1
 
 
 async def delete_team(conn: AsyncConnection, team_id: int) -> None:
@@ -272,12 +263,10 @@ async def list_robots(conn: AsyncConnection, project_id: int | None) -> list[Rob
 async def create_robot(conn: AsyncConnection, *, name: str, project_id: int | None, secret_hash: str,
                        actions: list[str], repositories: list[str], expires_at: datetime | None,
                        created_by: int | None) -> bool:
-    if await conn.scalar(sa.select(robots.c.id).where(robots.c.name == name)) is not None:
-        return False
-    await conn.execute(sa.insert(robots).values(
-        name=name, project_id=project_id, secret_hash=secret_hash, actions=actions, repositories=repositories,
-        expires_at=expires_at, revoked=False, created_by=created_by, created_at=utcnow()))
-    return True
+    return await insert_ignore(conn, robots, [{
+        "name": name, "project_id": project_id, "secret_hash": secret_hash, "actions": actions,
+        "repositories": repositories, "expires_at": expires_at, "revoked": False, "created_by": created_by,
+        "created_at": utcnow()}]) == 1
 
 
 async def update_robot(conn: AsyncConnection, robot_id: int, **values: Any) -> None:
@@ -317,6 +306,9 @@ async def signing_key_rows(conn: AsyncConnection, *, retired_after: datetime) ->
                                                  signing_keys.c.retired_at > retired_after)).order_by(
         signing_keys.c.created_at.desc(), signing_keys.c.kid)
     return [(r.kid, r.algorithm, bytes(r.private_pem), r.retired_at is not None) for r in await conn.execute(query)]
+
+
+SIGNING_KEY_EXISTS = sa.select(signing_keys.c.kid).where(signing_keys.c.kid == sa.bindparam("kid"))
 
 
 async def add_signing_key(conn: AsyncConnection, kid: str, algorithm: str, private_pem: bytes) -> None:

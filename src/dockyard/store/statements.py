@@ -18,10 +18,12 @@ def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
-async def insert_ignore(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows, skipping any that collide with an existing key."""
-    if rows:
-        await conn.execute(_insert(conn, table).on_conflict_do_nothing(), list(rows))
+async def insert_ignore(conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows, skipping any that collide with an existing key; how many went in."""
+    if not rows:
+        return 0
+    result = await conn.execute(_insert(conn, table).on_conflict_do_nothing(), list(rows))
+    return max(int(result.rowcount or 0), 0)
 
 
 async def upsert(conn: AsyncConnection, table: sa.Table, row: dict[str, Any], keys: Sequence[str]) -> None:

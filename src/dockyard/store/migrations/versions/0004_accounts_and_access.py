@@ -7,6 +7,8 @@ Create Date: 2026-11-28 08:49:13.002372
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -120,6 +122,19 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('address', sa.String(length=64), nullable=True))
         batch_op.create_index(batch_op.f('ix_events_project'), ['project'], unique=False)
 
+
+
+    # Repositories pushed before access control get their projects (private: admins only until
+    # someone grants roles or makes them public).
+    bind = op.get_bind()
+    names = [row[0] for row in bind.execute(sa.text("SELECT name FROM repositories"))]
+    projects = sorted({name.split("/", 1)[0] for name in names})
+    if projects:
+        now = datetime.now(UTC)
+        table = sa.table("projects", sa.column("name", sa.String), sa.column("public", sa.Boolean),
+                         sa.column("created_at", sa.DateTime(timezone=True)), sa.column("created_by", sa.String))
+        op.bulk_insert(table, [{"name": p, "public": False, "created_at": now, "created_by": "migration 0004"}
+                               for p in projects])
 
 
 def downgrade() -> None:
