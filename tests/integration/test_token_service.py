@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -18,7 +19,7 @@ import jwt
 import pytest
 
 from dockyard.auth.passwords import Passwords
-from dockyard.config import Config
+from dockyard.errors import ResourceExists
 from tests.integration.conftest import ADMIN_PASSWORD, Registry, make_config, open_registry
 from tests.support.content import make_image, push_image
 
@@ -38,10 +39,8 @@ async def add_user(registry: Registry, name: str, password: str, project: str = 
     admin = await admin_principal(registry)
     await registry.parts.accounts.add_user(admin, name, password)
     if role is not None:
-        try:
+        with contextlib.suppress(ResourceExists):
             await registry.parts.accounts.add_project(admin, project, public=public)
-        except Exception:  # noqa: BLE001 - the project exists from an earlier call
-            pass
         await registry.parts.accounts.set_member(admin, project, name, role)
 
 
