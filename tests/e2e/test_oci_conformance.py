@@ -33,6 +33,17 @@ Environment, as ``setup.go`` reads it, with the defaults of an ordinary full run
   declared in setup.go but read by none of these files: none of them changes a request or an
   expectation, so they are not read here.
 - ``OCI_SEED``: the seed for the two random blobs (Go: the Ginkgo random seed).
+- ``OCI_USERNAME`` / ``OCI_PASSWORD``: the credentials reggie answers a 401 with (setup.go passes
+  them to ``reggie.WithUsernamePassword``). dockyard authorizes every request, so against it they
+  default to its system admin (``tests.support.server.ADMIN_AUTH``), the way the independent suite
+  is run; against the reference registry they stay empty. ``OCI_AUTH_SCOPE`` replaces the scope of
+  the challenge in token requests (``reggie.WithAuthScope``).
+
+Authentication is reggie v0.6's (``auth.go``): every request goes out without credentials first;
+on a 401 with a ``WWW-Authenticate`` challenge, a Bearer challenge is answered by a GET to its realm
+(``service`` and ``scope`` from the challenge, Basic credentials, no status check: the body's
+``token`` or ``access_token`` is used), a Basic one by Basic credentials, and the request is sent
+once more with that ``Authorization``. So every check sees the answer to the authorized retry.
 
 Four Go specs are not ported because no default run against dockyard reaches them: the pull and
 discovery setups "from environment" (they need a pre-filled registry named by ``OCI_TAG_NAME`` /
@@ -63,7 +74,7 @@ import httpx
 import pytest
 
 from tests.support.reference import DistributionProcess, is_dockyard
-from tests.support.server import ManagedProcess, ServerProcess
+from tests.support.server import ADMIN_AUTH, ManagedProcess, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -308,12 +319,24 @@ class RequestInvalid(AssertionError):
     """reggie's validateRequest: a placeholder left in the URL (Go: `Expect(err).To(BeNil())` fails)."""
 
 
+class AuthFailed(AssertionError):
+    """reggie's retryRequestWithAuth returned an error (Go: `Expect(err).To(BeNil())` fails)."""
+
+
+# reggie auth.go: the challenge's scheme (the last "bearer" or "basic" in it) and its key="value" pairs
+_AUTH_SCHEME = re.compile(r"(?i).*(bearer|basic).*", re.DOTALL)
+_AUTH_PARAMS = re.compile(r'([a-zA-z]+)="(.+?)"')
+
+
 @dataclass
 class Reggie:
     root_url: str
     default_name: str
     http: httpx.Client
     debug: bool = False
+    username: str = ""
+    password: str = ""
+    auth_scope: str = ""
 
     def do(self, method: str, path: str, *, name: str = "", reference: str = "", digest: str = "",
            headers: dict[str, str] | None = None, query: dict[str, str] | None = None,
@@ -338,10 +361,48 @@ class Reggie:
             sent["Accept"] = content_type
         if method in {"GET", "HEAD", "OPTIONS"}:
             body = None  # resty sends no payload on these methods
-        resp = self.http.request(method, url, headers=sent, content=body)
+        resp = self._send(method, url, sent, body)
+        if resp.status_code == 401:  # client.Do: IsUnauthorized() → retryRequestWithAuth
+            resp = self._retry_with_auth(method, url, sent, body, resp)
+        return resp
+
+    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> httpx.Response:
+        resp = self.http.request(method, url, headers=headers, content=body)
         if self.debug:  # OCI_DEBUG: show every exchange (pytest -s, or -rA for passed tests)
             print(f"{method} {url} -> {resp.status_code}{describe(resp)}")
         return resp
+
+    def _retry_with_auth(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                         resp: httpx.Response) -> httpx.Response:
+        """reggie auth.go retryRequestWithAuth (v0.6)."""
+        challenge = header(resp, "Www-Authenticate")
+        if challenge == "":
+            return resp
+        scheme = _AUTH_SCHEME.sub(r"\1", challenge)
+        if scheme.lower() == "bearer":
+            params = {k.lower(): v for k, v in _AUTH_PARAMS.findall(challenge)}  # mapstructure: any case
+            query = {"service": params.get("service", "")}
+            if self.auth_scope:
+                query["scope"] = self.auth_scope
+            elif params.get("scope"):
+                query["scope"] = params["scope"]
+            try:
+                auth_resp = self.http.get(params.get("realm", ""), params=query, auth=(self.username, self.password),
+                                          headers={"Accept": "application/json", "User-Agent": USER_AGENT})
+                info = json.loads(auth_resp.content)
+            except (httpx.HTTPError, ValueError) as exc:
+                raise AuthFailed(f"token request for {method} {url} failed: {exc!r}{describe(resp)}") from exc
+            if not isinstance(info, dict):
+                raise AuthFailed(f"token response is not a JSON object: {auth_resp.content[:200]!r}")
+            token = info.get("token") or info.get("access_token") or ""
+            if not isinstance(token, str):
+                raise AuthFailed(f"token response has a non-string token: {auth_resp.content[:200]!r}")
+            authorization = f"Bearer {token}"
+        elif scheme.lower() == "basic":
+            authorization = "Basic " + b64(f"{self.username}:{self.password}".encode())
+        else:
+            raise AuthFailed(f"something went wrong with authorization: {challenge!r}{describe(resp)}")
+        return self._send(method, url, {**headers, "Authorization": authorization}, body)
 
 
 def header(resp: httpx.Response, name: str) -> str:
@@ -520,6 +581,12 @@ def start_registry(data_dir: Path) -> ManagedProcess:
     return DistributionProcess(data_dir=data_dir).start()
 
 
+def credentials() -> tuple[str, str]:
+    """OCI_USERNAME / OCI_PASSWORD; unset, dockyard's system admin (the reference registry needs none)."""
+    default = ADMIN_AUTH if is_dockyard() else ("", "")
+    return os.environ.get("OCI_USERNAME", default[0]), os.environ.get("OCI_PASSWORD", default[1])
+
+
 @pytest.fixture(scope="module")
 def s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     """setup.go init() against a fresh registry (dockyard; or distribution with DOCKYARD_E2E_TARGET)."""
@@ -532,11 +599,13 @@ def s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
         if env_flag(var, True):
             tests_to_run |= workflow
     automatic = os.environ.get("OCI_AUTOMATIC_CROSSMOUNT", "1" if is_dockyard() else None)
+    username, password = credentials()
     try:
         with httpx.Client(follow_redirects=True, timeout=60.0) as http:
             yield Suite(
                 client=Reggie(server.url, os.environ.get("OCI_NAMESPACE", "conformance/repo"), http,
-                              debug=parse_bool(os.environ.get("OCI_DEBUG"))),
+                              debug=parse_bool(os.environ.get("OCI_DEBUG")), username=username,
+                              password=password, auth_scope=os.environ.get("OCI_AUTH_SCOPE", "")),
                 data=SuiteData.build(seed),
                 crossmount_namespace=os.environ.get("OCI_CROSSMOUNT_NAMESPACE") or f"conformance-{uuid.uuid4()}",
                 tests_to_run=tests_to_run,

@@ -66,10 +66,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("DELETE", "/api/v1/projects/{project}/teams/{team}/members/{user}", "remove_team_member",
               "Remove a user from a team.", status=204),
     Operation("GET", "/api/v1/projects/{project}/members", "list_members", "List who holds which role."),
-    Operation("PUT", "/api/v1/projects/{project}/members/{member}", "set_member",
+    Operation("PUT", "/api/v1/projects/{project}/members/{member:path}", "set_member",
               "Grant a role to a user or team (user:NAME, team:NAME, PROJECT/TEAM or a bare name).",
               {"role": "string"}, ("role",)),
-    Operation("DELETE", "/api/v1/projects/{project}/members/{member}", "remove_member", "Take a role away.",
+    Operation("DELETE", "/api/v1/projects/{project}/members/{member:path}", "remove_member", "Take a role away.",
               status=204),
     Operation("GET", "/api/v1/projects/{project}/robots", "list_robots", "List a project's robot accounts."),
     Operation("POST", "/api/v1/projects/{project}/robots", "add_robot",
@@ -218,7 +218,7 @@ class ManagementApi:
         found = await self.accounts.audit(
             who, project=q.get("project") or None, repository=q.get("repository") or None,
             user=q.get("user") or None, action=q.get("action") or None, since=_time(q.get("since"), "since"),
-            until=_time(q.get("until"), "until"), before_id=before, limit=limit or 100)
+            until=_time(q.get("until"), "until"), before_id=before, limit=100 if limit is None else limit)
         return {"events": found, "next_before": found[-1]["id"] if found else None}
 
     async def _rotate_key(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
@@ -300,7 +300,7 @@ def openapi_document() -> dict[str, Any]:
             entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "properties": properties, "required": list(op.required),
                 "additionalProperties": False}}}}
-        paths.setdefault(op.path, {})[op.method.lower()] = entry
+        paths.setdefault(op.path.replace(":path}", "}"), {})[op.method.lower()] = entry
     errors_schema = {"type": "object", "properties": {"errors": {"type": "array", "items": {
         "type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "detail": {}},
     }}}}
@@ -319,4 +319,4 @@ def openapi_document() -> dict[str, Any]:
 
 
 def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]

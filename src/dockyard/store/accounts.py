@@ -21,7 +21,7 @@ from dockyard.store.schema import (
     teams,
     users,
 )
-from dockyard.store.statements import insert_ignore
+from dockyard.store.statements import insert_ignore, upsert
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,10 +205,10 @@ def _member_filter(user_id: int | None, team_id: int | None) -> sa.ColumnElement
 
 async def set_member(conn: AsyncConnection, project_id: int, role: str, *, user_id: int | None = None,
                      team_id: int | None = None) -> None:
-    await conn.execute(sa.delete(project_members).where(
-        project_members.c.project_id == project_id, _member_filter(user_id, team_id)))
-    await conn.execute(sa.insert(project_members).values(
-        project_id=project_id, user_id=user_id, team_id=team_id, role=role, created_at=utcnow()))
+    principal = f"user:{user_id}" if user_id is not None else f"team:{team_id}"
+    await upsert(conn, project_members, {"project_id": project_id, "principal": principal, "user_id": user_id,
+                                         "team_id": team_id, "role": role, "created_at": utcnow()},
+                 keys=["project_id", "principal"])
 
 
 async def remove_member(conn: AsyncConnection, project_id: int, *, user_id: int | None = None,

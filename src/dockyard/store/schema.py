@@ -153,18 +153,20 @@ team_members = sa.Table(
               index=True),
 )
 
-# A role in a project, held by a user or a team (exactly one of the two ids is set).
+# A role in a project, held by a user or a team (exactly one of the two ids is set; ``principal``
+# is "user:<id>" or "team:<id>", so each holds one role per project even under concurrent grants).
 project_members = sa.Table(
     "project_members", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("principal", sa.String(32), nullable=False),
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True,
               index=True),
     sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=True,
               index=True),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
-    sa.UniqueConstraint("project_id", "user_id", "team_id", name="uq_project_members_principal"),
+    sa.UniqueConstraint("project_id", "principal", name="uq_project_members_principal"),
 )
 
 robots = sa.Table(

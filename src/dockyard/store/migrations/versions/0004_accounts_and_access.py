@@ -93,6 +93,7 @@ def upgrade() -> None:
     op.create_table('project_members',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
+    sa.Column('principal', sa.String(length=32), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('team_id', sa.Integer(), nullable=True),
     sa.Column('role', sa.String(length=16), nullable=False),
@@ -101,7 +102,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_project_members_team_id_teams'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_project_members_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_project_members')),
-    sa.UniqueConstraint('project_id', 'user_id', 'team_id', name='uq_project_members_principal')
+    sa.UniqueConstraint('project_id', 'principal', name='uq_project_members_principal')
     )
     with op.batch_alter_table('project_members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_project_members_team_id'), ['team_id'], unique=False)
