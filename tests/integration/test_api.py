@@ -188,7 +188,8 @@ async def test_audit_log_records_and_filters(registry: Registry) -> None:
     assert actions(await api.get("/api/v1/audit", params={"until": started.isoformat(), "user": "alice"})) == []
     page = (await api.get("/api/v1/audit", params={"limit": "2"})).json()
     older = (await api.get("/api/v1/audit", params={"limit": "2", "before": page["next_before"]})).json()
-    assert len(page["events"]) == 2 and all(e["id"] < page["next_before"] for e in older["events"])
+    assert len(page["events"]) == 2
+    assert all(e["id"] < page["next_before"] for e in older["events"])
     assert (await api.get("/api/v1/audit", params={"since": "yesterday"})).status_code == 400
     assert (await api.get("/api/v1/audit", params={"limit": "0"})).status_code == 400
     # A maintainer sees the audit log of their project only.
@@ -225,4 +226,5 @@ async def test_concurrent_member_changes_leave_one_role(registry: Registry) -> N
     roles = ["guest", "developer", "maintainer", "admin"] * 3
     await asyncio.gather(*(api.put("/api/v1/projects/team-a/members/dana", json={"role": r}) for r in roles))
     members = (await api.get("/api/v1/projects/team-a/members")).json()
-    assert len(members) == 1 and members[0]["role"] in roles
+    assert len(members) == 1
+    assert members[0]["role"] in roles
