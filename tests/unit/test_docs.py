@@ -25,3 +25,22 @@ def test_documented_settings_exist() -> None:
 def test_example_configs_are_valid() -> None:
     for example in (ROOT / "examples").glob("*.toml"):
         load_config(example, environ={})
+
+
+def test_the_role_table_in_the_docs_is_the_one_in_the_code() -> None:
+    from dockyard.auth.principals import ROLE_PERMISSIONS, ROLES
+
+    lines = (ROOT / "docs" / "access.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| permission | guest"))
+    rows = [line for line in lines[start + 2:] if line.startswith("|")][:8]
+    names = {"pull": "pull", "push": "push", "delete (tags, manifests, blobs)": "delete",
+             "manage robots": "manage_robots", "manage policies": "manage_policies", "view audit": "view_audit",
+             "manage members (roles, teams)": "manage_members",
+             "manage settings (public / private)": "manage_settings"}
+    documented = {role: set() for role in ROLES}
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        for role, cell in zip(ROLES, cells[1:5], strict=True):
+            if cell == "✓":
+                documented[role].add(names[cells[0]])
+    assert documented == {role: set(permissions) for role, permissions in ROLE_PERMISSIONS.items()}
