@@ -5,9 +5,10 @@ public project ``pub``; users, roles and robots are made with the real ``dockyar
 server's data directory, exactly as an operator would.
 
 - **docker**: only the CLI runs here, no daemon. ``DOCKER_HOST`` points at a socket nobody
-  listens on, so ``docker login`` finds the daemon unreachable and logs in client-side (the CLI's
-  documented fallback). Docker treats ``127.0.0.0/8`` as an insecure registry by default (the
-  default of the daemon's ``insecure-registries``), so login tries https first, then plain http.
+  listens on, so ``docker login`` finds the daemon unreachable and logs in client-side (the CLI
+  falls back to that when the daemon does not answer). Registries on ``127.0.0.0/8`` are insecure
+  registries by default (dockerd's documented default, which the CLI's own registry code shares),
+  so login tries https first, then plain http; nothing needs configuring.
   ``docker manifest inspect`` needs its documented ``--insecure`` flag to use plain http: without
   it, it skips every non-TLS endpoint. ``DOCKER_CONFIG`` is a directory of the test's own, with no
   credential helper, so what login saved can be read from ``config.json``.
@@ -38,7 +39,7 @@ import pytest
 
 from tests.e2e.clients import COMMAND_TIMEOUT, NO_TLS, CommandFailed, Podman, Skopeo, require_tool
 from tests.e2e.conftest import TmpFactory, print_log_tail
-from tests.e2e.images import Image, build_image, unique_seed, write_layout
+from tests.e2e.images import Image, Layout, build_image, unique_seed, write_layout
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -47,9 +48,11 @@ ADMIN_PASSWORD = f"admin-{uuid.uuid4().hex}"
 PASSWORDS = {name: f"{name}-{uuid.uuid4().hex[:12]}" for name in
              ("alice", "bob", "carol", "dave", "dora", "erin")}
 # alice: developer in team and pub; bob: guest in team; carol, dora: developers in team (docker
-# login tests; carol gets disabled); dave: no role anywhere; erin: developer in team (podman).
+# login tests; carol gets disabled); dave: developer in pub, nothing in team; erin: developer in
+# team (podman).
 ROLES = (("team", "alice", "developer"), ("pub", "alice", "developer"), ("team", "bob", "guest"),
-         ("team", "carol", "developer"), ("team", "dora", "developer"), ("team", "erin", "developer"))
+         ("team", "carol", "developer"), ("team", "dora", "developer"), ("pub", "dave", "developer"),
+         ("team", "erin", "developer"))
 PRIVATE_REF = "team/app/base:v1"
 PUBLIC_REF = "pub/tools/hello:v1"
 # What a registry client prints when the registry refuses it (401 / DENIED / bad credentials).
@@ -86,6 +89,11 @@ def refusal(error: pytest.ExceptionInfo[CommandFailed]) -> str:
     return text
 
 
+def answer(text: str, name: str) -> str:
+    """A client's error output with the repository name and the log timestamps taken out."""
+    return re.sub(r'time="[^"]*"', "", text.split("--- stderr", 1)[-1]).replace(name, "NAME")
+
+
 @dataclass
 class Site:
     """The module's registry, its data directory and the `dockyard` CLI pointed at it."""
@@ -113,6 +121,9 @@ class Site:
 
     def audit(self, user: str, action: str) -> list[dict[str, Any]]:
         return list(json.loads(self.cli("audit", "--json", "--user", user, "--action", action)))
+
+    def audit_of(self, repository: str) -> list[dict[str, Any]]:
+        return list(json.loads(self.cli("audit", "--json", "--repository", repository)))
 
     def add_robot(self, name: str, perms: str, repo: str, expires: str = "30d") -> tuple[str, str]:
         """`dockyard robot add` in project team; the login and secret it printed."""
@@ -242,7 +253,10 @@ def test_docker_manifest_inspect_without_access_is_refused(site: Site, tmp: TmpF
     docker = Docker.create(tmp("docker"))
     succeeded(docker.login(site.host, "dave", PASSWORDS["dave"]))  # logging in needs no role
 
-    refused(docker.manifest_inspect(f"{site.host}/{PRIVATE_REF}"))
+    denied = refused(docker.manifest_inspect(f"{site.host}/{PRIVATE_REF}"))
+    # The same answer as for a repository that does not exist: nothing is revealed.
+    missing = refused(docker.manifest_inspect(f"{site.host}/team/app/missing:v1"))
+    assert answer(denied, "team/app/base") == answer(missing, "team/app/missing")
     public = json.loads(succeeded(docker.manifest_inspect(f"{site.host}/{PUBLIC_REF}")))
     assert public["config"]["digest"] == site.public.config.digest
 
@@ -299,6 +313,40 @@ def test_skopeo_developer_copies_in_and_out(site: Site, skopeo: Skopeo, tmp: Tmp
         == image.manifest.data
 
 
+def test_skopeo_copy_between_repositories_mounts_only_where_the_caller_may_pull(
+    site: Site, skopeo: Skopeo, tmp: TmpFactory,
+) -> None:
+    # Fresh images for each half: as root, skopeo's blob-location cache is machine-wide
+    # (/var/lib/containers/cache), so it would also offer mounts from copies made earlier.
+    hidden, shared = build_image(unique_seed()), build_image(unique_seed())
+    push_layout(skopeo, tmp("src"), hidden, site.ref("team/app/hidden:v1"), "--dest-creds", creds("alice"))
+    push_layout(skopeo, tmp("src"), shared, site.ref("team/app/shared:v1"), "--dest-creds", creds("alice"))
+
+    # dave may push to pub but not read team: skopeo asks for repository:team/app/hidden:pull
+    # as well, gets a token without it, is refused the source (401, as for a blob that does not
+    # exist) and uploads the layers itself: nothing is mounted.
+    skopeo.copy(site.ref("team/app/hidden:v1"), site.ref("pub/tools/uploaded:v1"),
+                "--src-creds", creds("alice"), "--dest-creds", creds("dave"))
+    assert skopeo.inspect_raw(site.ref("pub/tools/uploaded:v1")) == hidden.manifest.data
+    out = Layout(tmp("out"))
+    skopeo.copy(site.ref("pub/tools/uploaded:v1"), f"oci:{out.directory}:v1")
+    for blob in (hidden.config, *hidden.layers):
+        assert out.blob(blob.digest) == blob.data
+    events = site.audit_of("pub/tools/uploaded")
+    assert not [e for e in events if e["action"] == "blob.mounted"], events
+    assert {e["digest"] for e in events if e["action"] == "blob.pushed"} >= {b.digest for b in hidden.layers}
+
+    # alice may pull the source: the same kind of copy mounts layers from it. (Which layers
+    # skopeo offers to mount depends on its blob-location cache, so not necessarily all.)
+    skopeo.copy(site.ref("team/app/shared:v1"), site.ref("pub/tools/mounted:v1"),
+                "--src-creds", creds("alice"), "--dest-creds", creds("alice"))
+    assert skopeo.inspect_raw(site.ref("pub/tools/mounted:v1")) == shared.manifest.data
+    mounted = [e for e in site.audit_of("pub/tools/mounted") if e["action"] == "blob.mounted"]
+    assert mounted, "skopeo mounted nothing from a repository alice may pull"
+    assert {e["digest"] for e in mounted} <= {b.digest for b in shared.layers}, mounted
+    assert {e["detail"]["source"] for e in mounted} == {"team/app/shared"}, mounted
+
+
 def test_skopeo_guest_pulls_but_cannot_push(site: Site, skopeo: Skopeo, tmp: TmpFactory) -> None:
     raw = skopeo.run("inspect", NO_TLS, "--raw", "--creds", creds("bob"), site.ref(PRIVATE_REF))
     assert raw.encode() == site.base.manifest.data
@@ -321,7 +369,13 @@ def test_skopeo_wrong_password_and_no_credentials_are_refused(site: Site, skopeo
     refusal(error)
     with pytest.raises(CommandFailed) as error:
         skopeo.run("inspect", NO_TLS, "--raw", site.ref(PRIVATE_REF))
-    refusal(error)
+    denied = answer(refusal(error), "team/app/base")
+    # Anonymous callers learn nothing: a private repository looks like one that does not exist,
+    # in an existing project or in none.
+    for missing in ("team/app/missing", "nosuch/app/base"):
+        with pytest.raises(CommandFailed) as error:
+            skopeo.run("inspect", NO_TLS, "--raw", site.ref(f"{missing}:v1"))
+        assert answer(refusal(error), missing) == denied
     with pytest.raises(CommandFailed) as error:
         skopeo.run("inspect", NO_TLS, "--raw", "--no-creds", site.ref(PRIVATE_REF))
     refusal(error)
@@ -344,9 +398,15 @@ def test_robot_pushes_only_within_its_glob_until_revoked(site: Site, skopeo: Sko
     assert skopeo.run("inspect", NO_TLS, "--raw", "--creds", robot, site.ref("team/app/ci:v1")).encode() \
         == image.manifest.data
 
+    pushed = [e for e in site.audit_of("team/app/ci") if e["action"] == "manifest.pushed"]
+    assert [(e["actor"], e["digest"]) for e in pushed] == [(login, image.digest)]
+
     with pytest.raises(CommandFailed) as error:
         push_layout(skopeo, tmp("src"), image, site.ref("team/other/ci:v1"), "--dest-creds", robot)
     refusal(error)
+    with pytest.raises(CommandFailed) as error:  # nothing was written
+        skopeo.run("inspect", NO_TLS, "--raw", "--creds", creds("alice"), site.ref("team/other/ci:v1"))
+    assert "manifest unknown" in str(error.value).lower()
 
     site.cli("robot", "revoke", login)
 
@@ -386,3 +446,18 @@ def test_expired_robot_is_refused(site: Site, skopeo: Skopeo) -> None:
         skopeo.run("inspect", NO_TLS, "--raw", "--creds", robot, site.ref(PRIVATE_REF))
     refusal(error)
 
+
+def test_robot_docker_login_in_ci_until_revoked(site: Site, tmp: TmpFactory) -> None:
+    """`echo $SECRET | docker login -u 'robot+team+deploy' --password-stdin`, as a CI job does."""
+    login, secret = site.add_robot("deploy", "pull", "app/*")
+    docker = Docker.create(tmp("docker"))
+
+    assert "Login Succeeded" in succeeded(docker.login(site.host, login, secret))
+    assert docker.saved(site.host).get("identitytoken")
+    inspected = json.loads(succeeded(docker.manifest_inspect(f"{site.host}/{PRIVATE_REF}")))
+    assert inspected["config"]["digest"] == site.base.config.digest
+
+    site.cli("robot", "revoke", login)
+
+    refused(docker.manifest_inspect(f"{site.host}/{PRIVATE_REF}"))  # the saved refresh token is dead
+    refused(Docker.create(tmp("docker")).login(site.host, login, secret))
