@@ -7,6 +7,9 @@ Starts each registry on 127.0.0.1 with an empty data directory and measures, per
   * pulling it with 1 stream, and with 8 concurrent streams (aggregate)                  [MB/s]
   * manifest GET (wrk) and HEAD (ab -i -k) under 64 connections                   [req/s, p99 ms]
   * peak RSS of the server's whole process tree                                             [MB]
+dockyard authorizes every request: it starts with a generated admin password, and each pass gets
+one bearer token from its /token endpoint and sends it on every request (curl, wrk and ab too),
+as a real client does; distribution runs without authentication.
 Repetitions interleave the two registries (dockyard, distribution, dockyard, ...). Prints the
 machine, then one markdown table of medians with the ratio dockyard/distribution, and writes
 it to bench/results/latest.md. A full run takes about 4 minutes on a 2-core machine.

@@ -2,13 +2,21 @@
 
 Big bodies never go through here: ``bench.curl`` streams them. Every URL is checked to stay on the
 registry's own loopback address, whatever a ``Location`` header says.
+
+A registry that authorizes requests (dockyard) is reached like a real client reaches it: one
+bearer token from its token endpoint (``fetch_token``, Basic credentials), then
+``Authorization: Bearer`` on every request, which ``RegistryClient.auth_headers`` also hands to
+curl, wrk and ab.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from bench.testdata import MANIFEST_ACCEPT, OCI_MANIFEST, SmallImage, digest_of
 
@@ -29,12 +37,40 @@ def with_digest(location: str, digest: str) -> str:
     return f"{location}{'&' if urlsplit(location).query else '?'}digest={digest}"
 
 
-class RegistryClient:
-    """Issues single, small requests to one registry at ``base_url`` (``http://127.0.0.1:PORT``)."""
+def fetch_token(base_url: str, credentials: tuple[str, str], scopes: Sequence[str],
+                service: str = "dockyard") -> str:
+    """``GET /token?service=&scope=...`` with Basic ``credentials``; the bearer token it grants."""
+    parts = urlsplit(base_url)
+    query = urlencode([("service", service), *(("scope", scope) for scope in scopes)])
+    basic = base64.b64encode(":".join(credentials).encode()).decode()
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    try:
+        conn.request("GET", f"/token?{query}", headers={"Authorization": f"Basic {basic}"})
+        answer = conn.getresponse()
+        body = answer.read()
+    finally:
+        conn.close()
+    if answer.status != 200:
+        raise ProtocolError(f"GET /token answered {answer.status}, expected 200: {body[:300]!r}")
+    try:
+        token = json.loads(body).get("token")
+    except (ValueError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token:
+        raise ProtocolError(f"GET /token answered 200 without a token: {body[:300]!r}")
+    return token
 
-    def __init__(self, base_url: str) -> None:
+
+class RegistryClient:
+    """Issues single, small requests to one registry at ``base_url`` (``http://127.0.0.1:PORT``).
+
+    With ``token`` every request carries ``Authorization: Bearer <token>``.
+    """
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
         self.base_url = base_url
         self._netloc = urlsplit(base_url).netloc
+        self.auth_headers: dict[str, str] = {"Authorization": f"Bearer {token}"} if token else {}
 
     def resolve(self, location: str) -> str:
         """An absolute URL for a (possibly relative) ``Location``; refuses to leave the registry."""
@@ -51,7 +87,7 @@ class RegistryClient:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=300)
         try:
-            conn.request(method, target, body=body, headers=headers or {})
+            conn.request(method, target, body=body, headers={**self.auth_headers, **(headers or {})})
             answer = conn.getresponse()
             return Response(answer.status, answer.headers, answer.read())
         finally:

@@ -7,6 +7,7 @@ timing, read from one ``--write-out`` template.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -47,22 +48,35 @@ def upload_command(url: str, path: Path, method: str = "PUT", headers: dict[str,
     if urlsplit(url).path.endswith("/"):
         # curl -T would append the file's name to such a URL.
         raise CurlError(f"refusing to upload to a URL whose path ends in '/': {url}")
-    header_args = [arg for name, value in (headers or {}).items() for arg in ("--header", f"{name}: {value}")]
-    return [*_BASE, "--request", method, "--upload-file", str(path), *header_args, url]
+    return [*_BASE, "--request", method, "--upload-file", str(path), *_header_args(headers), url]
 
 
-def download_command(url: str, follow_redirects: bool = False) -> list[str]:
-    """curl reading ``GET url`` into /dev/null; with ``follow_redirects`` also through 3xx (``-L``)."""
-    return [*_BASE, *(["--location"] if follow_redirects else []), url]
+def _header_args(headers: dict[str, str] | None) -> list[str]:
+    return [arg for name, value in (headers or {}).items() for arg in ("--header", f"{name}: {value}")]
 
 
-def _finish(proc: subprocess.Popen[str], expected: int) -> CurlResult:
+def download_command(url: str, follow_redirects: bool = False, headers: dict[str, str] | None = None
+                     ) -> list[str]:
+    """curl reading ``GET url`` into /dev/null; with ``follow_redirects`` also through 3xx (``-L``).
+
+    curl sends an ``Authorization`` given in ``headers`` to the registry only, never on to where a
+    redirect points (another host or port, e.g. a presigned object-store URL).
+    """
+    return [*_BASE, *(["--location"] if follow_redirects else []), *_header_args(headers), url]
+
+
+def shown(command: Sequence[str]) -> list[str]:
+    """``command`` fit for an error message: credentials replaced by ``[redacted]``."""
+    return ["Authorization: [redacted]" if arg.lower().startswith("authorization:") else arg for arg in command]
+
+
+def _finish(proc: subprocess.Popen[str], command: Sequence[str], expected: int) -> CurlResult:
     out, err = proc.communicate()
     if proc.returncode != 0:
         raise CurlError(f"curl exited with {proc.returncode}: {err.strip()}")
     result = parse_write_out(out)
     if result.status != expected:
-        raise CurlError(f"{proc.args!r} answered {result.status}, expected {expected}")
+        raise CurlError(f"{shown(command)!r} answered {result.status}, expected {expected}")
     return result
 
 
@@ -78,7 +92,7 @@ def run_concurrently(commands: list[list[str]], expected: int) -> list[CurlResul
         for command in commands:
             procs.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True))
-        return [_finish(proc, expected) for proc in procs]
+        return [_finish(proc, command, expected) for proc, command in zip(procs, commands, strict=True)]
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -3,7 +3,8 @@
 Stock wrk waits for a body after a HEAD response that carries a Content-Length, so HEAD load uses
 ApacheBench (``ab -i -k``), which knows a HEAD response has none. ab reports percentiles in whole
 milliseconds; wrk in microseconds. A run counts only if every response was 2xx and the tool
-completed requests; otherwise LoadError says what went wrong.
+completed requests; otherwise LoadError says what went wrong. Extra request headers (the
+registry's ``Authorization``) go to both tools with ``-H``.
 """
 
 from __future__ import annotations
@@ -69,22 +70,28 @@ def parse_ab(text: str) -> LoadResult:
     )
 
 
-def wrk_command(url: str, accept: str, connections: int, seconds: int) -> list[str]:
+def _header_args(headers: dict[str, str] | None) -> list[str]:
+    return [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
+
+
+def wrk_command(url: str, accept: str, connections: int, seconds: int, headers: dict[str, str] | None = None
+                ) -> list[str]:
     """``wrk`` GETting ``url`` over ``connections`` connections, one thread per core."""
     threads = max(1, min(os.cpu_count() or 1, connections))
     return [
         "wrk", f"--threads={threads}", f"--connections={connections}", f"--duration={seconds}s",
-        "--timeout=10s", "--latency", "--header", f"Accept: {accept}", url,
+        "--timeout=10s", "--latency", "--header", f"Accept: {accept}", *_header_args(headers), url,
     ]
 
 
-def ab_command(url: str, accept: str, connections: int, seconds: int) -> list[str]:
+def ab_command(url: str, accept: str, connections: int, seconds: int, headers: dict[str, str] | None = None
+               ) -> list[str]:
     """``ab`` sending HEAD (-i) over ``connections`` keep-alive connections for ``seconds``."""
     # -t alone caps the run at 50,000 requests; -n after it lifts the cap (ab sizes a table by it).
     cap = 200_000 * seconds
     return [
         "ab", "-q", "-i", "-k", "-r", "-c", str(connections), "-t", str(seconds), "-n", str(cap),
-        "-H", f"Accept: {accept}", url,
+        "-H", f"Accept: {accept}", *_header_args(headers), url,
     ]
 
 
@@ -99,11 +106,13 @@ def _run(command: list[str], seconds: int) -> str:
     return done.stdout
 
 
-def get_load(url: str, accept: str, connections: int, seconds: int) -> LoadResult:
+def get_load(url: str, accept: str, connections: int, seconds: int, headers: dict[str, str] | None = None
+             ) -> LoadResult:
     """GET load with wrk."""
-    return parse_wrk(_run(wrk_command(url, accept, connections, seconds), seconds))
+    return parse_wrk(_run(wrk_command(url, accept, connections, seconds, headers), seconds))
 
 
-def head_load(url: str, accept: str, connections: int, seconds: int) -> LoadResult:
+def head_load(url: str, accept: str, connections: int, seconds: int, headers: dict[str, str] | None = None
+              ) -> LoadResult:
     """HEAD load with ab."""
-    return parse_ab(_run(ab_command(url, accept, connections, seconds), seconds))
+    return parse_ab(_run(ab_command(url, accept, connections, seconds, headers), seconds))

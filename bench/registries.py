@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +25,18 @@ from bench.proctree import tree_pids
 
 class RegistryError(RuntimeError):
     """A registry would not start, or stopped working."""
+
+
+# dockyard authorizes every request. Its first start creates the system admin with this password
+# (one per benchmark run, so every node of a cluster on one database agrees), and the benchmark
+# authenticates as that admin the way a real client does: a bearer token from /token.
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = secrets.token_urlsafe(18)
+DOCKYARD_AUTH_ENV = {
+    "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    # The longest lifetime allowed: one token serves a whole pass, however slow the machine.
+    "DOCKYARD_AUTH__TOKEN_LIFETIME_SECONDS": "3600",
+}
 
 
 def free_port() -> int:
@@ -50,6 +63,7 @@ class Registry(ABC):
 
     name: str
     ready_path: str
+    credentials: tuple[str, str] | None = None  # (user, password) to get a token with; None: no auth
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -185,10 +199,17 @@ def distribution_version() -> str:
 
 
 class Dockyard(Registry):
-    """``python -m dockyard serve`` with its defaults (a worker per core, SQLite + filesystem)."""
+    """``python -m dockyard serve`` with its defaults (a worker per core, SQLite + filesystem).
+
+    Its admin password is ``ADMIN_PASSWORD``; clients authenticate with ``credentials``.
+    """
 
     name = "dockyard"
     ready_path = "/readyz"
+    credentials = (ADMIN_USER, ADMIN_PASSWORD)
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **DOCKYARD_AUTH_ENV}
 
     def command(self) -> list[str]:
         return [

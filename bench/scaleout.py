@@ -177,7 +177,7 @@ class DockyardNode(Dockyard):
         self._workers = workers
 
     def environment(self) -> dict[str, str]:
-        return {**os.environ, **self._env}
+        return {**super().environment(), **self._env}
 
     def command(self) -> list[str]:
         workers = [] if self._workers is None else ["--workers", str(self._workers)]
@@ -243,11 +243,13 @@ class NginxBalancer(Registry):
 
 @dataclass(frozen=True, slots=True)
 class Running:
-    """A started setup: where clients go, the process trees to sum for RSS, and whether blobs redirect."""
+    """A started setup: where clients go, the process trees to sum for RSS, whether blobs redirect, and
+    the credentials clients get their token with (every node of a setup has the same admin)."""
 
     url: str
     root_pids: list[int]
     follow_redirects: bool
+    credentials: tuple[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +272,7 @@ def _migrate(database_url: str, workdir: Path) -> None:
 @contextmanager
 def _filesystem_setup(workdir: Path, shared: Shared) -> Iterator[Running]:
     with Dockyard(workdir) as registry:
-        yield Running(registry.url, [registry.pid], follow_redirects=False)
+        yield Running(registry.url, [registry.pid], follow_redirects=False, credentials=registry.credentials)
 
 
 @contextmanager
@@ -294,12 +296,13 @@ def _s3_setup(workdir: Path, shared: Shared, nodes: int) -> Iterator[Running]:
         }
         if nodes == 1:
             node = stack.enter_context(DockyardNode(workdir / "node1", "dockyard-s3", env))
-            yield Running(node.url, [node.pid], follow_redirects=True)
+            yield Running(node.url, [node.pid], follow_redirects=True, credentials=node.credentials)
             return
         started = [stack.enter_context(DockyardNode(workdir / f"node{i}", f"dockyard-s3-node{i}", env, workers=1))
                    for i in range(1, nodes + 1)]
         balancer = stack.enter_context(NginxBalancer(workdir / "nginx", [f"127.0.0.1:{n.port}" for n in started]))
-        yield Running(balancer.url, [*(n.pid for n in started), balancer.pid], follow_redirects=True)
+        yield Running(balancer.url, [*(n.pid for n in started), balancer.pid], follow_redirects=True,
+                      credentials=started[0].credentials)
 
 
 def _start(name: str, workdir: Path, shared: Shared) -> AbstractContextManager[Running]:
@@ -376,7 +379,7 @@ def run_scaleout(settings: Settings, blob: BigBlob, image: SmallImage, log: Log,
                     with _start(setup, workdir, shared) as running:
                         pass_log(f"ready at {running.url}")
                         values = run_pass_at(running.url, running.root_pids, blob, image, settings, pass_log,
-                                             running.follow_redirects)
+                                             running.follow_redirects, running.credentials)
                     shutil.rmtree(workdir, ignore_errors=True)
                     results.record(setup, values)
     return results

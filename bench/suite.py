@@ -9,6 +9,11 @@ right after a push its blob is cached; dockyard writes with O_DIRECT, so its blo
 A pull right after the push therefore compares a cached read with a disk read. To compare like
 with like the pass also pulls with the page cache dropped (``sync`` + ``drop_caches``, both
 registries from disk; needs root) and warm (both from the page cache), and reports all three.
+
+A registry with ``credentials`` (dockyard, which authorizes every request) is measured the way a
+real client uses it: one bearer token per pass from its token endpoint, for the pass's repositories,
+sent as ``Authorization: Bearer`` on every request (curl, wrk and ab included). distribution runs
+without authentication.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from bench import transfers
-from bench.client import RegistryClient
+from bench.client import RegistryClient, fetch_token
 from bench.loadgen import LoadResult, get_load, head_load
 from bench.proctree import PeakMemory
 from bench.registries import Registry
@@ -28,6 +33,9 @@ from bench.settings import Settings
 from bench.testdata import MANIFEST_ACCEPT, BigBlob, SmallImage, warm
 
 IMAGE_REPO, IMAGE_TAG = "bench/image", "bench"
+MONO_REPO, CHUNKED_REPO = "bench/mono", "bench/chunked"
+# What one pass does: push and pull in these three repositories.
+SCOPES = tuple(f"repository:{repo}:pull,push" for repo in (MONO_REPO, CHUNKED_REPO, IMAGE_REPO))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +94,12 @@ def drop_page_cache() -> bool:
 def _blob_tests(client: RegistryClient, blob: BigBlob, streams: int, log: Log, follow: bool = False
                 ) -> dict[str, float]:
     values = {
-        "push_mono": transfers.push_monolithic(client, "bench/mono", blob),
-        "push_chunked": transfers.push_chunked(client, "bench/chunked", blob),
+        "push_mono": transfers.push_monolithic(client, MONO_REPO, blob),
+        "push_chunked": transfers.push_chunked(client, CHUNKED_REPO, blob),
     }
     log(f"push: monolithic {values['push_mono']:.0f} MB/s, chunked {values['push_chunked']:.0f} MB/s")
     def pull(count: int) -> float:
-        return transfers.pull(client, "bench/mono", blob, count, follow)
+        return transfers.pull(client, MONO_REPO, blob, count, follow)
 
     values["pull_after_push"] = pull(1)
     values["pull_cold"] = pull(1) if drop_page_cache() else float("nan")
@@ -109,9 +117,9 @@ def _manifest_tests(client: RegistryClient, image: SmallImage, settings: Setting
     client.push_image(IMAGE_REPO, IMAGE_TAG, image)
     client.check_manifest(IMAGE_REPO, IMAGE_TAG, image)
     url = client.resolve(f"/v2/{IMAGE_REPO}/manifests/{IMAGE_TAG}")
-    get = get_load(url, MANIFEST_ACCEPT, settings.connections, settings.seconds)
+    get = get_load(url, MANIFEST_ACCEPT, settings.connections, settings.seconds, client.auth_headers)
     log(_load_line("GET", get))
-    head = head_load(url, MANIFEST_ACCEPT, settings.connections, settings.seconds)
+    head = head_load(url, MANIFEST_ACCEPT, settings.connections, settings.seconds, client.auth_headers)
     log(_load_line("HEAD", head))
     return {"get_rps": get.requests_per_second, "get_p99": get.p99_ms,
             "head_rps": head.requests_per_second, "head_p99": head.p99_ms}
@@ -120,21 +128,27 @@ def _manifest_tests(client: RegistryClient, image: SmallImage, settings: Setting
 def run_pass(registry: Registry, blob: BigBlob, image: SmallImage, settings: Settings, log: Log
              ) -> dict[str, float]:
     """Measure every metric once against a started, empty ``registry``."""
-    return run_pass_at(registry.url, [registry.pid], blob, image, settings, log)
+    return run_pass_at(registry.url, [registry.pid], blob, image, settings, log,
+                       credentials=registry.credentials)
 
 
 def run_pass_at(url: str, root_pids: Sequence[int], blob: BigBlob, image: SmallImage, settings: Settings,
-                log: Log, follow_redirects: bool = False) -> dict[str, float]:
+                log: Log, follow_redirects: bool = False, credentials: tuple[str, str] | None = None
+                ) -> dict[str, float]:
     """Measure every metric once against the empty registry at ``url``.
 
     Peak RSS is summed over the process trees rooted at ``root_pids`` (several for a cluster);
-    ``follow_redirects`` makes blob pulls follow a 3xx to wherever it points (curl ``-L``).
+    ``follow_redirects`` makes blob pulls follow a 3xx to wherever it points (curl ``-L``);
+    ``credentials`` (user, password) get the pass its bearer token, None sends no credentials.
     """
     # The registry measured before this one may have left dirty pages (distribution writes through
     # the page cache); written back now, they would compete with this pass's disk writes.
     os.sync()
     warm(blob)
-    client = RegistryClient(url)
+    token = fetch_token(url, credentials, SCOPES) if credentials is not None else None
+    if credentials is not None:
+        log(f"authenticating as {credentials[0]}: one bearer token from {url}/token for {' '.join(SCOPES)}")
+    client = RegistryClient(url, token)
     with ExitStack() as stack:
         memories = [stack.enter_context(PeakMemory(pid)) for pid in root_pids]
         values = _blob_tests(client, blob, settings.streams, log, follow_redirects)

@@ -21,7 +21,8 @@ def push_monolithic(client: RegistryClient, repo: str, blob: BigBlob) -> float:
     """POST an upload, then PUT the whole blob with ``?digest=``; expect 201."""
     start = time.perf_counter()
     location = client.start_upload(repo)
-    curl.run(curl.upload_command(with_digest(location, blob.digest), blob.path), expected=201)
+    curl.run(curl.upload_command(with_digest(location, blob.digest), blob.path, headers=client.auth_headers),
+             expected=201)
     return mb_per_second(blob.size, time.perf_counter() - start)
 
 
@@ -30,7 +31,8 @@ def push_chunked(client: RegistryClient, repo: str, blob: BigBlob) -> float:
     start = time.perf_counter()
     location = client.start_upload(repo)
     for chunk in blob.chunks:
-        headers = {"Content-Type": "application/octet-stream", "Content-Range": f"{chunk.start}-{chunk.end}"}
+        headers = {**client.auth_headers, "Content-Type": "application/octet-stream",
+                   "Content-Range": f"{chunk.start}-{chunk.end}"}
         result = curl.run(curl.upload_command(location, chunk.path, "PATCH", headers), expected=202)
         if not result.location:
             raise ProtocolError(f"PATCH {location} answered 202 without a Location")
@@ -48,7 +50,7 @@ def pull(client: RegistryClient, repo: str, blob: BigBlob, streams: int, follow_
     """
     url = client.resolve(f"/v2/{repo}/blobs/{blob.digest}")
     start = time.perf_counter()
-    command = curl.download_command(url, follow_redirects)
+    command = curl.download_command(url, follow_redirects, client.auth_headers)
     results = curl.run_concurrently([command] * streams, expected=200)
     elapsed = time.perf_counter() - start
     short = [r.downloaded for r in results if r.downloaded != blob.size]

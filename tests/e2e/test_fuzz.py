@@ -8,6 +8,14 @@ steps with inconsistent ranges and digests. Every request must be answered withi
 status below 500; against dockyard, every 4xx (but HEAD) must carry the OCI error envelope with a
 code from SPEC.md §4.
 
+dockyard authorizes every request before any handler runs, so most fuzzed requests carry the
+system admin's Basic credentials (they must reach the handlers to test them); the rest carry a
+bearer token for the fuzz repository only, no credentials, wrong ones or malformed ones, and must
+get a clean 401/403/429 like any other bad input. Manifest bodies and upload steps always go as the
+admin. The fuzz server allows unlimited failed logins: wrong passwords would otherwise lock the
+admin out (per user and per client address, all 127.0.0.1 here) and stop the rest of the run at
+the guard.
+
 Requests go through httpcore, not httpx, so request targets reach the server byte for byte
 (httpx would normalise `..` away). With CI=true the examples are derandomised; with
 DOCKYARD_STRESS set (`make stress`) ten times as many are tried.
@@ -15,6 +23,7 @@ DOCKYARD_STRESS set (`make stress`) ten times as many are tried.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -33,6 +42,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from tests.support import ocihttp
 from tests.support.reference import RegistryProcess, is_dockyard, registry_process
+from tests.support.server import ADMIN_AUTH
 
 TIMEOUT = 10.0
 IN_CI = os.environ.get("CI") == "true"
@@ -41,6 +51,16 @@ REPO = "fuzz/base"
 CONFIG_BYTES = ocihttp.config_blob("fuzz")
 LAYER_BYTES = b"fuzz layer, long enough for ranges to land inside it"
 KNOWN_DIGESTS = (ocihttp.sha256_digest(CONFIG_BYTES), ocihttp.sha256_digest(LAYER_BYTES))
+# Failed logins the fuzz server tolerates per window: in effect no limit (see the module docstring).
+NO_LOGIN_LIMIT = {"DOCKYARD_AUTH__LOGIN_FAILURE_LIMIT": "1000000000",
+                  "DOCKYARD_AUTH__LOGIN_FAILURE_ADDRESS_LIMIT": "1000000000"}
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+ADMIN = {"Authorization": basic(*ADMIN_AUTH)}
 
 pytestmark = pytest.mark.e2e
 
@@ -87,9 +107,20 @@ class Base:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    process = registry_process(tmp_path_factory.mktemp("fuzz") / "data", workers=2).start()
+    process = registry_process(tmp_path_factory.mktemp("fuzz") / "data", workers=2, env=NO_LOGIN_LIMIT).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def bearer(server: RegistryProcess) -> str:
+    """`Authorization: Bearer` with the admin's token for REPO and the catalog (Basic where no /token)."""
+    answer = httpx.get(f"{server.url}/token", auth=ADMIN_AUTH, timeout=TIMEOUT, params=[
+        ("service", "dockyard"), ("scope", f"repository:{REPO}:pull,push,delete"), ("scope", "registry:catalog:*")])
+    if not is_dockyard() and answer.status_code == 404:
+        return ADMIN["Authorization"]
+    assert answer.status_code == 200, answer.text
+    return f"Bearer {answer.json()['token']}"
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +131,7 @@ def pool() -> Iterator[httpcore.ConnectionPool]:
 
 @pytest.fixture(scope="module")
 def base(server: RegistryProcess) -> Base:
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH) as client:
         ocihttp.push_blob_monolithic(client, REPO, CONFIG_BYTES)
         ocihttp.push_blob_monolithic(client, REPO, LAYER_BYTES)
         config = ocihttp.Descriptor.of(ocihttp.OCI_CONFIG, CONFIG_BYTES)
@@ -234,6 +265,36 @@ headers = st.fixed_dictionaries({}, optional={
     "Accept": st.one_of(media_type, header_text,
                         st.lists(media_type, max_size=4).map(lambda types: ", ".join(types).strip(" ,"))),
 })
+BEARER = "<the admin's bearer token for REPO>"  # replaced by the `bearer` fixture's header
+odd_authorization = st.one_of(
+    st.none(),  # anonymous
+    st.builds(basic, st.sampled_from(("admin", "nobody", "robot$fuzz+ci", "", "a:b")), st.text(max_size=20)),
+    st.text(alphabet=string.ascii_letters + string.digits + "+/=:. -", max_size=80).map("Basic ".__add__),
+    st.text(alphabet=string.ascii_letters + string.digits + "-_.=", max_size=400).map("Bearer ".__add__),
+    st.sampled_from(("Bearer", "Basic", "bearer", "Negotiate abc", "Basic Og==", "Bearer a.b.c",
+                     "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.")),
+    header_text,
+)
+
+
+@st.composite
+def authorization(draw: st.DrawFn) -> str | None:
+    """Mostly the admin's Basic credentials, now and then the admin's token for REPO, or odd ones."""
+    roll = draw(st.integers(0, 9))
+    if roll < 7:
+        return ADMIN["Authorization"]
+    if roll == 7:
+        return BEARER
+    return draw(odd_authorization)
+
+
+def with_authorization(request_headers: dict[str, str], value: str | None, bearer: str) -> dict[str, str]:
+    if value is None:
+        return request_headers
+    # h11 sends no value with whitespace at either end ("Basic " goes out as "Basic")
+    return {**request_headers, "Authorization": bearer if value == BEARER else value.strip()}
+
+
 method = st.sampled_from(("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "TRACE", "FOO"))
 small_body = st.one_of(st.just(b""), st.binary(max_size=256), st.just(b'{"schemaVersion":2}'))
 
@@ -310,12 +371,12 @@ def manifest_body(draw: st.DrawFn, base_manifest: dict[str, Any]) -> bytes:
 # -- tests ------------------------------------------------------------------------------------
 
 @fuzz_settings(max_examples=220)
-@given(method=method, target=path, request_headers=headers, body=small_body)
+@given(method=method, target=path, request_headers=headers, body=small_body, auth=authorization())
 def test_any_request_under_v2_gets_an_answer_below_500(
-    server: RegistryProcess, pool: httpcore.ConnectionPool, base: Base,
-    method: str, target: str, request_headers: dict[str, str], body: bytes,
+    server: RegistryProcess, pool: httpcore.ConnectionPool, base: Base, bearer: str,
+    method: str, target: str, request_headers: dict[str, str], body: bytes, auth: str | None,
 ) -> None:
-    reply = send(pool, server.url, method, target.encode(), request_headers,
+    reply = send(pool, server.url, method, target.encode(), with_authorization(request_headers, auth, bearer),
                  b"" if method in ("GET", "HEAD") else body)
     assert_well_behaved(reply)
 
@@ -329,11 +390,11 @@ def test_any_manifest_body_gets_an_answer_below_500(
     body = data.draw(manifest_body(base.manifest), label="body")
     ref = ocihttp.sha256_digest(body) if tag == "by-digest" else tag
     reply = send(pool, server.url, "PUT", f"/v2/{REPO}/manifests/{ref}".encode(),
-                 {"Content-Type": content_type}, body)
+                 {"Content-Type": content_type, **ADMIN}, body)
     assert_well_behaved(reply)
     if reply.status == 201:
         check = send(pool, server.url, "GET", f"/v2/{REPO}/manifests/{ocihttp.sha256_digest(body)}".encode(),
-                     {"Accept": f"{ocihttp.MANIFEST_ACCEPT}, */*"})
+                     {"Accept": f"{ocihttp.MANIFEST_ACCEPT}, */*", **ADMIN})
         assert (check.status, check.body) == (200, body), "an accepted manifest must read back as pushed"
 
 
@@ -349,22 +410,22 @@ def test_any_upload_sequence_gets_answers_below_500(
     chunks: list[tuple[str | None, bytes]], final_digest: str | None, final_body: bytes,
     method_after: str,
 ) -> None:
-    start = send(pool, server.url, "POST", f"/v2/{REPO}/blobs/uploads/".encode())
+    start = send(pool, server.url, "POST", f"/v2/{REPO}/blobs/uploads/".encode(), ADMIN)
     assert start.status == 202, start
     location = httpx.URL(start.headers["location"])
     target = location.raw_path
     for content_range, chunk in chunks:
-        patch_headers = {"Content-Type": "application/octet-stream"}
+        patch_headers = {"Content-Type": "application/octet-stream", **ADMIN}
         if content_range is not None:
             patch_headers["Content-Range"] = content_range
         assert_well_behaved(send(pool, server.url, "PATCH", target, patch_headers, chunk))
     final = location if final_digest is None else location.copy_merge_params({"digest": final_digest})
-    put = send(pool, server.url, "PUT", final.raw_path, {"Content-Type": "application/octet-stream"},
+    put = send(pool, server.url, "PUT", final.raw_path, {"Content-Type": "application/octet-stream", **ADMIN},
                final_body)
     assert_well_behaved(put)
-    assert_well_behaved(send(pool, server.url, method_after, target))
+    assert_well_behaved(send(pool, server.url, method_after, target, ADMIN))
     if put.status == 201 and final_digest is not None:
-        pulled = send(pool, server.url, "GET", f"/v2/{REPO}/blobs/{final_digest}".encode())
+        pulled = send(pool, server.url, "GET", f"/v2/{REPO}/blobs/{final_digest}".encode(), ADMIN)
         served = (pulled.status, ocihttp.sha256_digest(pulled.body))
         assert served == (200, final_digest), f"upload acknowledged as {final_digest}, serves {served}"
 
@@ -373,7 +434,7 @@ def send_truncated(url: str, method: str, target: str, content_type: str, body: 
     """Promise len(body) + 1 MiB bytes, send `body`, close our side; the status, or None on close."""
     origin = httpx.URL(url)
     head = (f"{method} {target} HTTP/1.1\r\nHost: {origin.host}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body) + (1 << 20)}\r\n\r\n")
+            f"Authorization: {ADMIN['Authorization']}\r\nContent-Length: {len(body) + (1 << 20)}\r\n\r\n")
     with socket.create_connection((origin.host, origin.port or 80), timeout=TIMEOUT) as sock:
         sock.sendall(head.encode() + body)
         sock.shutdown(socket.SHUT_WR)
@@ -388,7 +449,7 @@ def test_truncated_request_body_is_refused_without_a_5xx_or_a_hang(
     server: RegistryProcess, base: Base, kind: str,
 ) -> None:
     """A client that promises more body than it sends, then closes, must not get a 201 or a 5xx."""
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, auth=ADMIN_AUTH) as client:
         if kind == "manifest":
             body = ocihttp.image_manifest(base.config, [base.layer], {"truncated": "yes"})
             target = f"/v2/{REPO}/manifests/truncated"
@@ -419,9 +480,20 @@ def test_unknown_things_under_v2_answer_with_oci_errors(
         ("GET", "/v2/_catalog?n=-1", 400, None),
     ]
     for verb, target, status, code in probes:
-        reply = send(pool, server.url, verb, target.encode(), {"Content-Type": ocihttp.OCI_MANIFEST}, b"{}")
+        reply = send(pool, server.url, verb, target.encode(), {"Content-Type": ocihttp.OCI_MANIFEST, **ADMIN}, b"{}")
         assert_well_behaved(reply)
         if is_dockyard():
             assert reply.status == status, f"{verb} {target}: expected {status}, got {reply.status}"
             assert code is None or code in {e["code"] for e in json.loads(reply.body)["errors"]}, (
                 f"{verb} {target}: expected {code}, got {reply.body[:300]!r}")
+    # Without valid credentials the guard answers first: 401, the OCI envelope and a challenge.
+    refused = [({}, None), ({"Authorization": "Bearer not-a-token"}, 'error="invalid_token"'),
+               ({"Authorization": "Basic %%%"}, None)]
+    for extra, challenge_part in refused:
+        reply = send(pool, server.url, "GET", f"/v2/{REPO}/manifests/latest".encode(), extra)
+        assert_well_behaved(reply)
+        if is_dockyard():
+            assert reply.status == 401, f"GET with {extra}: expected 401, got {reply.status} {reply.body[:300]!r}"
+            assert "UNAUTHORIZED" in {e["code"] for e in json.loads(reply.body)["errors"]}, reply.body[:300]
+            assert reply.headers.get("www-authenticate", "").startswith("Bearer realm="), reply.headers
+            assert challenge_part is None or challenge_part in reply.headers["www-authenticate"], reply.headers

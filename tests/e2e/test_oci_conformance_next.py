@@ -29,6 +29,20 @@ Requests are made the way Go's ``net/http`` makes them: a body set without a len
 PUTs, streamed PATCHes) goes out with ``Transfer-Encoding: chunked``; ``apiWithContentLength`` sets
 ``Content-Length``; a POST/PUT/PATCH without a body carries ``Content-Length: 0``; two ``Accept`` header lines are two
 ``Accept`` header lines. Set ``DOCKYARD_E2E_TARGET=distribution`` to run the same checks against CNCF distribution.
+
+Authentication is the suite's own. dockyard authorizes every request, so both generations log in, by default as
+dockyard's system admin (``tests.support.server.ADMIN_AUTH``), the way the independent suite is run;
+``OCI_USERNAME`` / ``OCI_PASSWORD`` override that (against the reference registry they default to empty).
+
+* The runner generation is ``api.go``'s ``Do`` (commit 216c04cd): with ``OCI_CACHE_AUTH`` (default on) a request
+  first carries the ``Authorization`` cached for its host, repository and kind of access (``authCacheKey``: pull
+  for GET/HEAD, push for POST/PATCH/PUT, else the method); on a 401 ``getAuthHeader`` answers the challenge (a
+  Bearer one by a GET to the realm with its ``service`` and ``scope`` and Basic credentials, which must answer
+  200 with ``token`` or ``access_token``; a Basic one with Basic credentials), caches it and the request is sent
+  once more with its body. A failure there fails the call, as an error of Go's ``Do`` does.
+* The Ginkgo generation is reggie v0.6 (``auth.go`` ``retryRequestWithAuth``): nothing cached; on a 401 the
+  challenge is answered (``OCI_AUTH_SCOPE`` replacing its scope; the token answer's status is not checked) and the
+  request is sent once more.
 """
 
 from __future__ import annotations
@@ -41,18 +55,19 @@ import io
 import json
 import os
 import random
+import re
 import string
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 import pytest
 
 from tests.support.reference import DistributionProcess, is_dockyard
-from tests.support.server import ManagedProcess, ServerProcess
+from tests.support.server import ADMIN_AUTH, ManagedProcess, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -480,6 +495,66 @@ def go_do(client: httpx.Client, method: str, url: str, headers: list[tuple[str, 
         resp.close()
 
 
+def failed(resp: httpx.Response, error: str) -> httpx.Response:
+    """`resp` marked as a failed call (an error returned by Go's Do), so every expectation on it fails."""
+    return httpx.Response(resp.status_code, headers=resp.headers, content=resp.content, request=resp.request,
+                          extensions={"transport_error": error})
+
+
+# --- authentication: the suite answers a 401 with the credentials it was given ----------------------------------
+
+@dataclass(frozen=True)
+class Credentials:
+    """config.go LoginUser / LoginPass (OCI_USERNAME / OCI_PASSWORD), setup.go's reggie.WithUsernamePassword."""
+
+    user: str
+    password: str
+
+    @classmethod
+    def from_env(cls) -> Credentials:
+        """OCI_USERNAME / OCI_PASSWORD; unset, dockyard's system admin (the reference registry needs none)."""
+        default = ADMIN_AUTH if is_dockyard() else ("", "")
+        return cls(os.environ.get("OCI_USERNAME", default[0]), os.environ.get("OCI_PASSWORD", default[1]))
+
+    def basic(self) -> str:
+        return "Basic " + b64(f"{self.user}:{self.password}".encode())
+
+
+# api.go parseAuthHeader / reggie auth.go: the scheme is the last "bearer" or "basic" in the header, then the
+# key="value" pairs ([a-zA-z] as written, which also takes [\]^_` between the cases).
+AUTH_SCHEME = re.compile(r"(?i).*(bearer|basic).*", re.DOTALL)
+AUTH_PARAMS = re.compile(r'([a-zA-z]+)="(.+?)"')
+
+
+def parse_challenge(resp: httpx.Response) -> tuple[str, dict[str, str]]:
+    """The challenge's scheme (as written) and its parameters (keys lowercased, the first value of each)."""
+    challenge = resp.headers.get("WWW-Authenticate", "")
+    params: dict[str, str] = {}
+    for key, value in AUTH_PARAMS.findall(challenge):
+        params[key.lower()] = value  # Go keeps the last value of a repeated key, as does this
+    return AUTH_SCHEME.sub(r"\1", challenge), params
+
+
+# api.go reRepo / authCacheKey
+RE_REPO = re.compile(r"/v2/"
+                     r"([a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*)"
+                     r"(/(?:blobs|manifests|tags|referrers)/(?:[^/]+)|/blobs/uploads/[^/]*)")
+
+
+def auth_cache_key(method: str, url: str) -> str | None:
+    """host:repo:pull|push|METHOD; None where Go returns "could not extract repo from path"."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    repo = ""
+    if path != "/v2/":
+        found = RE_REPO.search(path)
+        if found is None:
+            return None
+        repo = found.group(1)
+    kind = {"GET": "pull", "HEAD": "pull", "POST": "push", "PATCH": "push", "PUT": "push"}.get(method, method)
+    return ":".join((parts.netloc, repo, kind))
+
+
 def expect_status(resp: httpx.Response, *codes: int) -> Errs:
     if "transport_error" in resp.extensions:
         return err(f"request failed: {resp.extensions['transport_error']} {show(resp)}")
@@ -537,10 +612,70 @@ def header(resp: httpx.Response, key: str, cur: str) -> str:
 class Api:
     """api.go: one method per registry call, returning the problems found (empty when all expectations held)."""
 
-    def __init__(self, client: httpx.Client, registry: str) -> None:
+    def __init__(self, client: httpx.Client, registry: str, credentials: Credentials, *,
+                 cache_auth: bool = True) -> None:
         self.client = client
         self.registry = registry
         self.watch: dict[str, str] | None = None  # apiReturnHeader passed down through opts (OCI-Chunk-Min-Length)
+        self.credentials = credentials
+        self.auth_cache: dict[str, str] | None = {} if cache_auth else None  # apiWithAuth(user, pass, cacheAuth)
+
+    def do(self, method: str, url: str, headers: list[tuple[str, str]],
+           content: bytes | list[bytes] | None) -> httpx.Response:
+        """api.go Do: the cached Authorization if any; on a 401, answer the challenge and send once more."""
+        if self.auth_cache is not None:
+            key = auth_cache_key(method, url)
+            if key is None:
+                return httpx.Response(599, request=httpx.Request(method, url), extensions={
+                    "transport_error": f"could not extract repo from path (auth cache key of {url})"})
+            if key in self.auth_cache:
+                headers = [*headers, ("Authorization", self.auth_cache[key])]
+        resp = go_do(self.client, method, url, headers, content)
+        if resp.status_code != 401:
+            return resp
+        try:
+            auth = self.auth_header(method, url, resp)
+        except AssertionError as e:
+            return failed(resp, str(e))
+        headers = [(k, v) for k, v in headers if k.lower() != "authorization"] + [("Authorization", auth)]
+        return go_do(self.client, method, url, headers, content)
+
+    def auth_header(self, method: str, url: str, resp: httpx.Response) -> str:
+        """api.go getAuthHeader; raises AssertionError where Go returns an error."""
+        key = auth_cache_key(method, url)
+        if key is None:
+            raise AssertionError(f"could not extract repo from path {url}")
+        challenge = resp.headers.get("WWW-Authenticate", "")
+        if challenge == "":
+            raise AssertionError(f"status code or header invalid for adding auth, status 401, header {challenge}")
+        scheme, params = parse_challenge(resp)
+        if scheme.lower() == "basic":
+            auth = self.credentials.basic()
+        elif scheme.lower() == "bearer":
+            query = {"service": params.get("service", "")}
+            if params.get("scope"):
+                query["scope"] = params["scope"]
+            token_url = resolve(url, params.get("realm", ""))
+            try:
+                token_resp = self.client.get(token_url, params=query, headers={"Accept": "application/json"},
+                                             auth=(self.credentials.user, self.credentials.password))
+            except httpx.TransportError as e:
+                raise AssertionError(f"failed to send auth request: {e!r}") from e
+            if token_resp.status_code != 200:
+                raise AssertionError(f"invalid status on auth request: {token_resp.status_code} {show(token_resp)}")
+            try:
+                info = json.loads(token_resp.content)
+                token = info.get("access_token") or info.get("token") or ""
+                if not isinstance(token, str):
+                    raise ValueError("the token is not a string")
+            except (ValueError, AttributeError) as e:
+                raise AssertionError(f"failed to parse auth response: {e} {show(token_resp)}") from e
+            auth = f"Bearer {token}"
+        else:
+            raise AssertionError(f"failed to parse auth header, type={scheme.lower()}: {challenge}")
+        if self.auth_cache is not None:
+            self.auth_cache[key] = auth
+        return auth
 
     def send(self, method: str, url: str, *, headers: Sequence[tuple[str, str]] = (), body: bytes | None = None,
              length: int | None = None) -> httpx.Response:
@@ -552,7 +687,7 @@ class Api:
         else:
             assert length == len(body)
             content = body
-        resp = go_do(self.client, method, url, list(headers), content)
+        resp = self.do(method, url, list(headers), content)
         if self.watch is not None:
             for key in self.watch:
                 self.watch[key] = header(resp, key, self.watch[key])
@@ -1744,7 +1879,8 @@ def go_client(registry: ManagedProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def runner(registry: ManagedProcess, go_client: httpx.Client) -> Runner:
-    r = Runner(Api(go_client, registry.url), SuiteConfig())
+    cache_auth = (os.environ.get("OCI_CACHE_AUTH") or "true").lower() in ("1", "t", "true")  # config.go CacheAuth
+    r = Runner(Api(go_client, registry.url, Credentials.from_env(), cache_auth=cache_auth), SuiteConfig())
     r.generate_data()
     assert r.data_tests == DATA_TESTS
     return r
@@ -1803,10 +1939,13 @@ class Reggie:
     """bloodorangeio/reggie over resty: `<name>` is the namespace, query params are appended to the path's own,
     a Content-Length header set by hand is dropped by Go (the body's real length is sent)."""
 
-    def __init__(self, client: httpx.Client, base: str, name: str) -> None:
+    def __init__(self, client: httpx.Client, base: str, name: str, credentials: Credentials,
+                 auth_scope: str = "") -> None:
         self.client = client
         self.base = base
         self.name = name
+        self.credentials = credentials
+        self.auth_scope = auth_scope  # OCI_AUTH_SCOPE: reggie.WithAuthScope
 
     def do(self, method: str, path: str, *, headers: Sequence[tuple[str, str]] = (),
            params: Sequence[tuple[str, str]] = (), body: bytes | None = None) -> httpx.Response:
@@ -1816,7 +1955,37 @@ class Reggie:
         content = body if body is not None else (b"" if method in ("POST", "PUT", "PATCH") else None)
         sent = [("User-Agent", "distribution-spec-conformance-tests")]
         sent += [(k, v) for k, v in headers if k.lower() != "content-length"]
-        return go_do(self.client, method, url, sent, content)
+        resp = go_do(self.client, method, url, sent, content)
+        if resp.status_code == 401:  # client.Do: IsUnauthorized() → retryRequestWithAuth
+            resp = self.retry_with_auth(method, url, sent, content, resp)
+        return resp
+
+    def retry_with_auth(self, method: str, url: str, sent: list[tuple[str, str]], content: bytes | None,
+                        resp: httpx.Response) -> httpx.Response:
+        """reggie auth.go retryRequestWithAuth (v0.6): no status check on the token answer, nothing cached."""
+        if not resp.headers.get("WWW-Authenticate"):
+            return resp
+        scheme, params = parse_challenge(resp)
+        if scheme.lower() == "bearer":
+            query = {"service": params.get("service", "")}
+            if self.auth_scope:
+                query["scope"] = self.auth_scope
+            elif params.get("scope"):
+                query["scope"] = params["scope"]
+            try:
+                token_resp = self.client.get(params.get("realm", ""), params=query, headers={
+                    "Accept": "application/json", "User-Agent": "distribution-spec-conformance-tests"},
+                    auth=(self.credentials.user, self.credentials.password))
+                info = json.loads(token_resp.content)
+            except (httpx.HTTPError, ValueError) as e:
+                return failed(resp, f"token request failed: {e!r}")
+            token = (info.get("token") or info.get("access_token") or "") if isinstance(info, dict) else ""
+            auth = f"Bearer {token}"
+        elif scheme.lower() == "basic":
+            auth = self.credentials.basic()
+        else:
+            return failed(resp, "something went wrong with authorization")
+        return go_do(self.client, method, url, [*sent, ("Authorization", auth)], content)
 
 
 def relative_location(resp: httpx.Response) -> str:
@@ -1940,8 +2109,11 @@ def era_configs_manifests(count: int, v2: bool) -> tuple[list[Blob], list[Blob]]
 def reggie(registry: ManagedProcess, go_client: httpx.Client) -> Any:
     """`reggie(namespace)` → a reggie-like client for that namespace."""
 
+    credentials = Credentials.from_env()
+    auth_scope = os.environ.get("OCI_AUTH_SCOPE", "")
+
     def make(name: str) -> Reggie:
-        return Reggie(go_client, registry.url, name)
+        return Reggie(go_client, registry.url, name, credentials, auth_scope)
 
     return make
 

@@ -41,10 +41,14 @@ def is_dockyard() -> bool:
     return os.environ.get(TARGET_ENV, "dockyard") == "dockyard"
 
 
-def registry_process(data_dir: Path, workers: int = 1) -> RegistryProcess:
-    """A not-yet-started registry process for the selected target."""
+def registry_process(data_dir: Path, workers: int = 1, env: dict[str, str] | None = None) -> RegistryProcess:
+    """A not-yet-started registry process for the selected target (`env`: dockyard's extra settings).
+
+    dockyard starts with its system admin's password set (``tests.support.server.ADMIN_AUTH``);
+    the reference registry runs without authentication, and ignores the credentials tests send.
+    """
     if is_dockyard():
-        return ServerProcess(data_dir=data_dir, workers=workers)
+        return ServerProcess(data_dir=data_dir, workers=workers, env=dict(env or {}))
     return DistributionProcess(data_dir=data_dir)
 
 

@@ -61,7 +61,7 @@ class ManagedProcess:
 
     def _launch(self, name: str, cmd: list[str], ready_path: str, timeout: float,
                 env: dict[str, str] | None = None) -> None:
-        """Start ``cmd`` and poll ``ready_path`` until it answers 200."""
+        """Start ``cmd`` and poll ``ready_path`` until it answers 200 (anonymously, as probes do)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"{name}-{self.port}.log"
         with self.log_path.open("ab") as log:

@@ -393,7 +393,7 @@ class AccessService:
             raise InvalidToken("the refresh token is not valid (expired, revoked or unknown): log in again")
         principal = await self.principal_named(found[0])
         if principal is None:
-            raise InvalidToken("the account of this refresh token is disabled, revoked or gone")
+            raise InvalidToken(f"the account {found[0]!r} is disabled, revoked or gone: ask an admin")
         return principal
 
 

@@ -185,7 +185,9 @@ class AccountsService:
             raise RequestInvalid("nothing to change: give a password, disabled or admin")
         async with self.db.write() as conn:
             await accounts.update_user(conn, user.id, **values)
-            if disabled or password is not None:
+            if password is not None:
+                # A new password ends old sessions; a disabled account is refused on every
+                # request anyway, and its sessions come back if it is enabled again.
                 await accounts.revoke_refresh_tokens(conn, name)
             await events.record(conn, events.Change("user.updated", target=name, details=changes))
             updated = await accounts.find_user(conn, name)
