@@ -577,20 +577,13 @@ def audit(config_file: Path | None, data_dir: Path | None, project: str | None, 
           user_name: str | None, action: str | None, since: str | None, until: str | None, limit: int,
           as_json: bool) -> None:
     """Search the audit log (newest first): pushes, pulls, deletes, logins, tokens, permission changes."""
-    from datetime import datetime
+    from dockyard.errors import RequestInvalid
+    from dockyard.services.accounts import parse_time
 
-    def when(text: str | None, name: str) -> datetime | None:
-        if not text:
-            return None
-        try:
-            found = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise click.BadParameter("use ISO 8601, e.g. 2026-11-28T09:00:00Z", param_hint=f"--{name}") from None
-        if found.tzinfo is None:
-            raise click.BadParameter("add a time zone, e.g. 2026-11-28T09:00:00Z", param_hint=f"--{name}")
-        return found
-
-    start, end = when(since, "since"), when(until, "until")
+    try:
+        start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    except RequestInvalid as exc:
+        raise click.BadParameter(exc.message) from None
     rows = _as_admin(config_file, data_dir, lambda svc, me: svc.audit(
         me, project=project, repository=repository, user=user_name, action=action, since=start, until=end,
         limit=limit))

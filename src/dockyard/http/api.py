@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -22,8 +21,8 @@ from dockyard import events
 from dockyard.auth.principals import Principal
 from dockyard.errors import RegistryError, RequestInvalid, Unauthorized
 from dockyard.http.auth import Guard
-from dockyard.http.errors import render_error
-from dockyard.services.accounts import AccountsService, parse_expiry
+from dockyard.http.errors import render_error, small_body
+from dockyard.services.accounts import AccountsService, parse_expiry, parse_time
 
 MAX_BODY_BYTES = 64 * 1024
 Handler = Callable[[Request, Principal, dict[str, Any]], Awaitable[Any]]
@@ -217,8 +216,8 @@ class ManagementApi:
         limit = _integer(q.get("limit"), "limit")
         found = await self.accounts.audit(
             who, project=q.get("project") or None, repository=q.get("repository") or None,
-            user=q.get("user") or None, action=q.get("action") or None, since=_time(q.get("since"), "since"),
-            until=_time(q.get("until"), "until"), before_id=before, limit=100 if limit is None else limit)
+            user=q.get("user") or None, action=q.get("action") or None, since=parse_time(q.get("since"), "since"),
+            until=parse_time(q.get("until"), "until"), before_id=before, limit=100 if limit is None else limit)
         return {"events": found, "next_before": found[-1]["id"] if found else None}
 
     async def _rotate_key(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
@@ -242,24 +241,8 @@ def _integer(text: str | None, name: str) -> int | None:
     return int(text)
 
 
-def _time(text: str | None, name: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        found = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise RequestInvalid(f"{name} must be an ISO 8601 time, e.g. 2026-11-28T09:00:00Z") from None
-    if found.tzinfo is None:
-        raise RequestInvalid(f"{name} needs a time zone, e.g. 2026-11-28T09:00:00Z")
-    return found
-
-
 async def _json_body(request: Request, op: Operation) -> dict[str, Any]:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise RequestInvalid(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raw = await small_body(request, MAX_BODY_BYTES)
     try:
         body = json.loads(raw or b"{}")
     except (UnicodeDecodeError, ValueError):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.errors import RegistryError
+from dockyard.errors import RegistryError, RequestInvalid
 
 
 def error_body(error: RegistryError) -> bytes:
@@ -24,3 +25,13 @@ def render_error(error: RegistryError, *, head: bool = False) -> Response:
         headers["Content-Length"] = str(len(body))
         return Response(b"", status_code=error.status, headers=headers, media_type="application/json")
     return Response(body, status_code=error.status, headers=headers, media_type="application/json")
+
+
+async def small_body(request: Request, limit: int, what: str = "the body") -> bytes:
+    """A request body that must be small (a form, a JSON document): refused past ``limit`` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestInvalid(f"{what} is larger than {limit} bytes")
+    return bytes(body)

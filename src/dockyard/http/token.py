@@ -17,7 +17,7 @@ from dockyard.auth.principals import ANONYMOUS
 from dockyard.auth.scopes import Grant, ScopeInvalid, parse_scopes
 from dockyard.errors import RegistryError, RequestInvalid
 from dockyard.http.auth import Guard
-from dockyard.http.errors import render_error
+from dockyard.http.errors import render_error, small_body
 from dockyard.services.access import AccessService
 
 MAX_FORM_BYTES = 64 * 1024
@@ -91,11 +91,7 @@ def _scopes(values: list[str]) -> list[Grant]:
 async def _form(request: Request) -> dict[str, str]:
     if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
         raise RequestInvalid("POST /token takes an application/x-www-form-urlencoded form")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise RequestInvalid(f"the form is larger than {MAX_FORM_BYTES} bytes")
+    body = await small_body(request, MAX_FORM_BYTES, "the form")
     try:
         parsed = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False, max_num_fields=64)
     except (UnicodeDecodeError, ValueError) as exc:

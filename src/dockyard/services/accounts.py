@@ -48,6 +48,19 @@ def parse_expiry(text: str | None) -> timedelta | None:
     return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
 
 
+def parse_time(text: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time with a zone (``2026-11-28T09:00:00Z``), for audit filters."""
+    if not text:
+        return None
+    try:
+        found = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RequestInvalid(f"{name} must be an ISO 8601 time, e.g. 2026-11-28T09:00:00Z") from None
+    if found.tzinfo is None:
+        raise RequestInvalid(f"{name} needs a time zone, e.g. 2026-11-28T09:00:00Z")
+    return found
+
+
 def _check_name(kind: str, name: str, pattern: re.Pattern[str] = _ACCOUNT_NAME) -> str:
     if not isinstance(name, str) or not pattern.fullmatch(name):
         raise RequestInvalid(f"{kind} name {str(name)[:80]!r} is not valid: use lowercase letters, digits "
