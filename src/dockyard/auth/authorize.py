@@ -63,10 +63,12 @@ def _robot_actions(principal: Principal, repository: str, facts: ProjectFacts) -
     rules = principal.robot
     if rules is None or not facts.exists:
         return frozenset()
+    # A robot never gets less than anonymous callers: public projects are pullable.
+    public: frozenset[str] = frozenset({"pull"}) if facts.public else frozenset()
     if rules.project is not None and project_of(repository) != rules.project:
-        return frozenset()
+        return public
     if not any(fnmatchcase(repository, glob) for glob in rules.repositories):
-        return frozenset()
+        return public
     # Never more than its creator holds now: a creator who loses a role takes it from the robot too.
     if rules.creator_is_admin:
         creator: frozenset[str] = REPOSITORY_ACTIONS
@@ -74,7 +76,7 @@ def _robot_actions(principal: Principal, repository: str, facts: ProjectFacts) -
         creator = (ROLE_PERMISSIONS[facts.role] & REPOSITORY_ACTIONS) if facts.role else frozenset()
         if facts.public:
             creator |= {"pull"}
-    return rules.actions & creator & REPOSITORY_ACTIONS
+    return public | (rules.actions & creator & REPOSITORY_ACTIONS)
 
 
 def authorize(principal: Principal, wanted: Grant, facts: ProjectFacts | None, *,

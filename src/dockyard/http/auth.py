@@ -79,28 +79,42 @@ class Guard:
 
     async def check(self, request: Request, found: Match) -> Caller:
         """The caller, if the route's access allows the request; else the right 401."""
-        caller = await self.identify(request)
-        name = found.params.get("name", "")
+        scopes = self._scopes(request, found)
+        try:
+            caller = await self.identify(request)
+        except Unauthorized as exc:
+            # Bad credentials or a dead token: the challenge still names what this request needs.
+            error = "invalid_token" if 'error="invalid_token"' in exc.headers.get("WWW-Authenticate", "") else None
+            raise self._challenge(exc.message, scopes, error=error) from None
         if found.access == "none":
             if not caller.credentials:
                 raise self._challenge("authentication required: log in (an anonymous token will do)", [])
             return caller
         if found.access == "catalog":
             if not caller.credentials:  # an anonymous token will do: it lists public repositories
-                raise self._challenge("authentication required", [Grant("registry", "catalog", ("*",))])
+                raise self._challenge("authentication required", scopes)
             if caller.grants is not None and not _holds(caller.grants, "registry", "catalog", "*"):
-                raise self._refuse(caller, [Grant("registry", "catalog", ("*",))])
+                raise self._refuse(caller, scopes)
             return caller
         action = _NEEDED[found.access]
-        if not await self.allows(caller, name, action):
-            scopes = [Grant("repository", name, tuple(_CHALLENGE_ACTIONS[found.access].split(",")))]
-            source = request.query_params.get("from")
-            if found.handler == "start_upload" and source:
-                scopes.append(Grant("repository", source, ("pull",)))
+        if not await self.allows(caller, found.params["name"], action):
             raise self._refuse(caller, scopes)
         if action == "push":
-            await self.access.ensure_project_for_push(caller.principal, name)
+            await self.access.ensure_project_for_push(caller.principal, found.params["name"])
         return caller
+
+    @staticmethod
+    def _scopes(request: Request, found: Match) -> list[Grant]:
+        """What the request needs, as the challenge names it (SPEC.md §5.1)."""
+        if found.access == "none":
+            return []
+        if found.access == "catalog":
+            return [Grant("registry", "catalog", ("*",))]
+        scopes = [Grant("repository", found.params["name"], tuple(_CHALLENGE_ACTIONS[found.access].split(",")))]
+        source = request.query_params.get("from")
+        if found.handler == "start_upload" and source:
+            scopes.append(Grant("repository", source, ("pull",)))
+        return scopes
 
     async def allows(self, caller: Caller, repository: str, action: str) -> bool:
         if caller.grants is not None:
@@ -109,10 +123,20 @@ class Guard:
         return action in await self.access.actions_on(caller.principal, repository)
 
     def visible(self, caller: Caller) -> Visible:
-        """The names of those repositories the caller may pull (for the catalog and mounts)."""
+        """Which of some repositories the caller may pull now (the catalog lists only those)."""
         async def visible(names: list[str]) -> list[str]:
             return await self.access.visible(caller.principal, names)
         return visible
+
+    def mountable(self, caller: Caller) -> Visible:
+        """Which repositories a blob may be mounted from: those the caller may pull now and,
+        with a token, those the token grants pull on (a mount is a read of the source)."""
+        async def mountable(names: list[str]) -> list[str]:
+            shown = await self.access.visible(caller.principal, names)
+            if caller.grants is None:
+                return shown
+            return [name for name in shown if _holds(caller.grants, "repository", name, "pull")]
+        return mountable
 
     def actor(self, request: Request, caller: Caller) -> Actor:
         return Actor(caller.actor, self.address(request))
