@@ -10,12 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import logging
 import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,6 @@ from dockyard.store import accounts
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
-log = logging.getLogger("dockyard.auth")
 ROBOT_PREFIX = "robot+"
 REFRESH_PREFIX = "dyr_"
 ISSUER_REFRESH_SECONDS = 60.0
@@ -177,11 +174,6 @@ def _key_from_file(path: Path, algorithm: str) -> tokens.SigningKey:
                 out.flush()
                 os.fsync(out.fileno())
     return tokens.load_private_pem(path.read_bytes())
-
-
-@dataclass(frozen=True, slots=True)
-class TokenResponse:
-    body: dict[str, Any]
 
 
 class AccessService:

@@ -8,7 +8,6 @@ same ``NOT_FOUND`` as for one that does not exist.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +24,6 @@ from dockyard.store import events as event_rows
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
-log = logging.getLogger("dockyard")
 ADMIN = "admin"
 _ACCOUNT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62})", flags=re.ASCII)
 _PROJECT_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", flags=re.ASCII)
