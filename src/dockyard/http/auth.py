@@ -99,9 +99,22 @@ class Guard:
         action = _NEEDED[found.access]
         if not await self.allows(caller, found.params["name"], action):
             raise self._refuse(caller, scopes)
+        if found.handler == "start_upload" and await self._token_lacks_mount_source(request, caller):
+            raise self._refuse(caller, scopes)
         if action == "push":
             await self.access.ensure_project_for_push(caller.principal, found.params["name"])
         return caller
+
+    async def _token_lacks_mount_source(self, request: Request, caller: Caller) -> bool:
+        """A mount ``from`` a repository the caller may pull, with a token that does not say so:
+        answered 401 so the client fetches a token that does (as distribution answers). Callers
+        who may not pull the source at all get no such hint: their mount is a plain upload."""
+        source = request.query_params.get("from")
+        if caller.grants is None or not source or "mount" not in request.query_params:
+            return False
+        if _holds(caller.grants, "repository", source, "pull"):
+            return False
+        return "pull" in await self.access.actions_on(caller.principal, source)
 
     @staticmethod
     def _scopes(request: Request, found: Match) -> list[Grant]:
@@ -127,16 +140,6 @@ class Guard:
         async def visible(names: list[str]) -> list[str]:
             return await self.access.visible(caller.principal, names)
         return visible
-
-    def mountable(self, caller: Caller) -> Visible:
-        """Which repositories a blob may be mounted from: those the caller may pull now and,
-        with a token, those the token grants pull on (a mount is a read of the source)."""
-        async def mountable(names: list[str]) -> list[str]:
-            shown = await self.access.visible(caller.principal, names)
-            if caller.grants is None:
-                return shown
-            return [name for name in shown if _holds(caller.grants, "repository", name, "pull")]
-        return mountable
 
     def actor(self, request: Request, caller: Caller) -> Actor:
         return Actor(caller.actor, self.address(request))

@@ -87,8 +87,8 @@ async def _counted(request: Request, expected: int | None) -> AsyncIterator[byte
         raise SizeInvalid(f"received {received} bytes but Content-Length said {expected}")
 
 
-def _visible(request: Request, key: str = "dockyard.visible") -> Visible | None:
-    found: Visible | None = request.scope.get(key)
+def _visible(request: Request) -> Visible | None:
+    found: Visible | None = request.scope.get("dockyard.visible")
     return found
 
 
@@ -178,8 +178,7 @@ class RegistryHandlers:
     async def start_upload(self, request: Request, name: str) -> Response:
         q = request.query_params
         mount = q.get("mount")
-        if mount is not None and await self.s.uploads.mount(name, mount, q.get("from") or None,
-                                                                _visible(request, "dockyard.mountable")):
+        if mount is not None and await self.s.uploads.mount(name, mount, q.get("from") or None, _visible(request)):
             return _blob_created(name, mount)
         digest = q.get("digest")
         if digest is not None:
@@ -255,7 +254,6 @@ class RegistryApp:
             else:
                 caller = await self.guard.check(request, found)
                 scope["dockyard.visible"] = self.guard.visible(caller)
-                scope["dockyard.mountable"] = self.guard.mountable(caller)
                 scope["dockyard.user"] = caller.actor
                 actor = events.CURRENT_ACTOR.set(self.guard.actor(request, caller))
                 try:
