@@ -167,6 +167,8 @@ async def test_audit_log_records_and_filters(registry: Registry) -> None:
         image = make_image()
         await push_image(alice, "team-a/app", image, "v1")
         assert (await alice.get("/v2/team-a/app/manifests/v1")).status_code == 200
+        assert (await alice.get("/v2/team-a/app/manifests/v1")).status_code == 200
+        assert (await alice.head("/v2/team-a/app/manifests/v1")).status_code == 200  # a HEAD is no pull
         assert (await alice.delete(f"/v2/team-a/app/manifests/{image.digest}")).status_code == 202
     await registry.client.get("/token", auth=("alice", "not-her-password"))
     await flush_pulls(registry.parts)  # pulls are written in batches, about once a second
@@ -181,6 +183,8 @@ async def test_audit_log_records_and_filters(registry: Registry) -> None:
     assert [(e["actor"], e["repository"], e["digest"]) for e in repo["events"]] == [
         ("alice", "team-a/app", image.digest)]
     assert repo["events"][0]["address"] == "127.0.0.1"
+    # The same pull by the same caller in one batch is one row that counts them.
+    assert repo["events"][0]["detail"] == {"reference": "v1", "count": 2}
     changes = actions(await api.get("/api/v1/audit", params={"project": "team-a", "action": "member.*"}))
     assert changes == ["member.set"]
     logins = actions(await api.get("/api/v1/audit", params={"action": "login.*", "since": started.isoformat()}))
