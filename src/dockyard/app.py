@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -113,8 +114,9 @@ async def start_accounts(parts: Components) -> None:
     generated = await parts.accounts.bootstrap_admin(os.environ.get("DOCKYARD_ADMIN_PASSWORD"))
     if generated is not None:
         # The one time this password is shown: the issue asks for it in the log.
-        log.warning("created the system admin 'admin' with the generated password %s "
-                    "(shown once; set DOCKYARD_ADMIN_PASSWORD before the first start to choose it)", generated)
+        # Printed, not logged through a handler that may ship it elsewhere: the one time it is shown.
+        print(f"created the system admin 'admin' with the generated password {generated} (shown once; set "
+              "DOCKYARD_ADMIN_PASSWORD before the first start to choose it)", file=sys.stderr, flush=True)
 
 
 class Dispatcher:

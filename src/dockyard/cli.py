@@ -129,8 +129,26 @@ def migrate(config_file: Path | None, data_dir: Path | None, check: bool, effect
                        "run `dockyard migrate`", err=True)
             sys.exit(1)
         click.echo(f"schema at {after}: current")
-        return
-    click.echo(f"schema at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+    else:
+        click.echo(f"schema at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+    if effective_config:
+        _start_accounts(config)
+
+
+def _start_accounts(config: Config) -> None:
+    """On `serve`'s first start: the signing key and the admin account, made here rather than in
+    a worker, so no worker ever holds the memory of hashing the admin's password."""
+    from dockyard.app import build_components, start_accounts
+
+    parts = build_components(config)
+
+    async def run() -> None:
+        try:
+            await start_accounts(parts)
+        finally:
+            await parts.db.dispose()
+
+    asyncio.run(run())
 
 
 @main.group()

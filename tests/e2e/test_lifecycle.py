@@ -104,3 +104,26 @@ def test_metrics_add_up_across_workers(tmp_path: Path) -> None:
     line = next(x for x in text.splitlines()
                 if x.startswith('dockyard_http_requests_total{method="GET",route="base",status="200"}'))
     assert float(line.split()[-1]) == 40.0
+
+
+def test_first_start_prints_a_generated_admin_password_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = ServerProcess(data_dir=data_dir, workers=2, env={"DOCKYARD_ADMIN_PASSWORD": ""}).start()
+    try:
+        lines = [line for line in server.log().splitlines() if "generated password" in line]
+        assert len(lines) == 1, server.log()
+        password = lines[0].split("generated password ", 1)[1].split()[0]
+        assert len(password) >= 20
+        token = httpx.get(f"{server.url}/token", auth=("admin", password), timeout=10)
+        assert token.status_code == 200
+    finally:
+        server.stop()
+    # A later start (even one that names a password) neither prints nor changes it.
+    again = ServerProcess(data_dir=data_dir, workers=1, port=server.port,
+                          env={"DOCKYARD_ADMIN_PASSWORD": "another-password"}).start()
+    try:
+        assert httpx.get(f"{again.url}/token", auth=("admin", password), timeout=10).status_code == 200
+        assert httpx.get(f"{again.url}/token", auth=("admin", "another-password"), timeout=10).status_code == 401
+        assert again.log().count(password) == 1  # the first start's line, in the same log file
+    finally:
+        again.stop()
