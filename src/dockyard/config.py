@@ -106,9 +106,10 @@ class AuthConfig:
     login_failure_limit: int = setting(10, minimum=1)  # per user, per window
     login_failure_address_limit: int = setting(30, minimum=1)  # per client address, per window
     login_failure_window_seconds: int = setting(300, minimum=1)
-    # One of OWASP's equivalent argon2id settings (12 MiB, 3 passes): each check holds the memory.
-    argon2_time_cost: int = setting(3, minimum=1)
-    argon2_memory_kib: int = setting(12288, minimum=1024)
+    # One of OWASP's equivalent argon2id settings (7 MiB, 5 passes): each check holds the memory,
+    # and every worker that checks a password keeps that high-water mark.
+    argon2_time_cost: int = setting(5, minimum=1)
+    argon2_memory_kib: int = setting(7168, minimum=1024)
     argon2_parallelism: int = setting(1, minimum=1, maximum=16)
     credential_cache_seconds: int = setting(60, minimum=0, maximum=3600)
     # Take the client address (for rate limits and the audit log) from X-Forwarded-For's last

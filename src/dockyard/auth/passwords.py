@@ -22,7 +22,7 @@ MAX_PASSWORD_BYTES = 1024
 
 
 class Passwords:
-    def __init__(self, *, time_cost: int = 3, memory_kib: int = 12288, parallelism: int = 1) -> None:
+    def __init__(self, *, time_cost: int = 5, memory_kib: int = 7168, parallelism: int = 1) -> None:
         self._hasher = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
                                     type=Type.ID)
         # A well-formed hash with these parameters that no password matches: verifying against it
