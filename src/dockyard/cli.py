@@ -69,6 +69,9 @@ def serve(config_file: Path | None, data_dir: Path | None, host: str | None, por
     _prepare_database(config)
     _prepare_metrics_dir(config)
     count = config.server.workers or os.cpu_count() or 1
+    if config.auth.realm is None and config.server.host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: auth.realm is not set, so clients are sent to {config.token_realm} for tokens; "
+                   "set auth.realm (DOCKYARD_AUTH__REALM) to the token URL they can reach", err=True)
     click.echo(f"dockyard listening on http://{config.server.host}:{config.server.port} "
                f"({count} worker(s), data in {config.data_dir.resolve()})")
     sys.stdout.flush()
