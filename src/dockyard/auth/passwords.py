@@ -2,6 +2,7 @@
 
 A check against an unknown account still runs one full argon2 verification, against a hash
 made at start-up, so "no such user" and "wrong password" take the same time (SPEC.md §5.5).
+argon2 is loaded on the first check: a worker that only ever sees tokens never pays its ~3 MB.
 Generated secrets carry 256 random bits and are stored as their SHA-256: they are too long to
 guess, so a slow hash would buy nothing but latency.
 """
@@ -12,10 +13,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher as Argon2Hasher
-from argon2 import Type
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher as Argon2Hasher
 
 SECRET_BYTES = 32
 MAX_PASSWORD_BYTES = 1024
@@ -23,24 +24,36 @@ MAX_PASSWORD_BYTES = 1024
 
 class Passwords:
     def __init__(self, *, time_cost: int = 5, memory_kib: int = 7168, parallelism: int = 1) -> None:
-        self._hasher = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
-                                    type=Type.ID)
+        self._parameters = (time_cost, memory_kib, parallelism)
+        self._loaded: Argon2Hasher | None = None
         # A well-formed hash with these parameters that no password matches: verifying against it
         # costs a full argon2 run, and building it costs nothing (no memory-hard hash at start-up
         # in every worker).
         salt, digest = (base64.b64encode(secrets.token_bytes(n)).decode().rstrip("=") for n in (16, 32))
         self._dummy = (f"$argon2id$v=19$m={memory_kib},t={time_cost},p={parallelism}${salt}${digest}")
 
+    @property
+    def _hasher(self) -> Argon2Hasher:
+        if self._loaded is None:
+            from argon2 import PasswordHasher, Type
+            time_cost, memory_kib, parallelism = self._parameters
+            self._loaded = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
+                                          type=Type.ID)
+        return self._loaded
+
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
 
     def verify(self, stored: str | None, password: str) -> bool:
         """True when ``password`` matches ``stored``; an absent hash costs the same and fails."""
+        from argon2.exceptions import InvalidHashError, VerificationError
+
         if len(password.encode()) > MAX_PASSWORD_BYTES:
             password = ""  # still verified, so a long password is not a timing oracle either
+        hasher = self._hasher
         try:
-            return self._hasher.verify(stored or self._dummy, password) and stored is not None
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return hasher.verify(stored or self._dummy, password) and stored is not None
+        except (VerificationError, InvalidHashError):  # VerifyMismatchError is a VerificationError
             return False
 
 
