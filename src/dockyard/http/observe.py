@@ -148,6 +148,10 @@ _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 def _route_label(path: str) -> str:
     if path.startswith("/v2"):
         return "v2_unmatched"
+    if path == "/token":
+        return "token"
+    if path.startswith("/api/v1/"):
+        return "api"
     return path if path in _OPS_PATHS else "other"
 
 
