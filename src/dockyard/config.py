@@ -105,7 +105,8 @@ class AuthConfig:
     users_create_projects: bool = False  # a user's first push into a new project creates it
     login_failure_limit: int = setting(10, minimum=1)  # per user, per window
     login_failure_address_limit: int = setting(30, minimum=1)  # per client address, per window
-    login_failure_window_seconds: int = setting(300, minimum=1)
+    # Short, so a locked-out user (or a flood of bad guesses at a name) waits a minute, not hours.
+    login_failure_window_seconds: int = setting(60, minimum=1)
     # One of OWASP's equivalent argon2id settings (7 MiB, 5 passes): each check holds the memory,
     # and every worker that checks a password keeps that high-water mark.
     argon2_time_cost: int = setting(5, minimum=1)
