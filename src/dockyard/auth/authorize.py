@@ -34,7 +34,7 @@ class ProjectFacts:
 
 def permissions(principal: Principal, facts: ProjectFacts) -> frozenset[Permission]:
     """Everything a user holds in a project, management included."""
-    if principal.kind == "user" and principal.is_admin:
+    if principal.is_system_admin:
         return ROLE_PERMISSIONS["admin"]
     if principal.kind != "user" or not facts.exists:
         return frozenset()
@@ -44,7 +44,7 @@ def permissions(principal: Principal, facts: ProjectFacts) -> frozenset[Permissi
 def repository_actions(principal: Principal, repository: str, facts: ProjectFacts, *,
                        users_create_projects: bool = False) -> frozenset[str]:
     """The registry actions (pull, push, delete) the principal may take on a repository."""
-    if principal.kind == "user" and principal.is_admin:
+    if principal.is_system_admin:
         return REPOSITORY_ACTIONS
     if principal.kind == "robot":
         return _robot_actions(principal, repository, facts)

@@ -55,6 +55,11 @@ class Principal:
     def is_anonymous(self) -> bool:
         return self.kind == "anonymous"
 
+    @property
+    def is_system_admin(self) -> bool:
+        """Only a user can be one; the flag on anything else means nothing."""
+        return self.kind == "user" and self.is_admin
+
 
 ANONYMOUS = Principal("anonymous", "")
 

@@ -97,6 +97,15 @@ def load_public_pem(pem: bytes) -> SigningKey:
     return _signing_key(None, _load_public(pem))
 
 
+def key_id(token: str) -> str | None:
+    """The ``kid`` a token names, read without verifying anything; None if it names none."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
+    return kid if isinstance(kid, str) else None
+
+
 def jwks(keys: Iterable[SigningKey]) -> dict[str, list[dict[str, str]]]:
     """The JWKS document (RFC 7517) listing ``keys``."""
     return {"keys": [key.public_jwk() for key in keys]}

@@ -21,8 +21,8 @@ from dockyard.http.routes import Match
 from dockyard.services.access import AccessService, InvalidCredentials, parse_basic
 
 Visible = Callable[[list[str]], Awaitable[list[str]]]
-_NEEDED = {"pull": "pull", "push": "push", "delete": "delete"}
-_CHALLENGE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete"}
+# What a challenge asks for, by route access: a push also reads (docker asks for both).
+_CHALLENGE_ACTIONS = {"pull": ("pull",), "push": ("pull", "push"), "delete": ("delete",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +54,11 @@ class Guard:
     def address(self, request: Request) -> str | None:
         return client_address(request, self.trust_forwarded_for)
 
-    async def identify(self, request: Request, *, record_login: bool = False) -> Caller:
-        """Who is calling; a bad token or bad credentials are a 401 right away."""
+    async def identify(self, request: Request, scopes: list[Grant] | None = None, *,
+                       record_login: bool = False) -> Caller:
+        """Who is calling; a bad token or bad credentials are a 401 right away, whose challenge
+        names ``scopes`` (what the request needs)."""
+        scopes = scopes or []
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
@@ -63,29 +66,24 @@ class Guard:
             try:
                 principal, grants = await self.access.verify_token(value.strip())
             except Unauthorized as exc:
-                raise self._challenge(exc.message, [], error="invalid_token") from None
+                raise self._challenge(exc.message, scopes, error="invalid_token") from None
             return Caller(principal, grants, True)
         if scheme == "basic":
             parsed = parse_basic(value)
             if parsed is None:
-                raise self._challenge("the Basic credentials are malformed: send base64(user:password)", [])
+                raise self._challenge("the Basic credentials are malformed: send base64(user:password)", scopes)
             try:
                 principal = await self.access.login(parsed[0], parsed[1], self.address(request),
                                                     record_success=record_login)
             except InvalidCredentials as exc:
-                raise self._challenge(exc.message, []) from None
+                raise self._challenge(exc.message, scopes) from None
             return Caller(principal, None, True)
         return Caller(ANONYMOUS, None, False)
 
     async def check(self, request: Request, found: Match) -> Caller:
         """The caller, if the route's access allows the request; else the right 401."""
         scopes = self._scopes(request, found)
-        try:
-            caller = await self.identify(request)
-        except Unauthorized as exc:
-            # Bad credentials or a dead token: the challenge still names what this request needs.
-            error = "invalid_token" if 'error="invalid_token"' in exc.headers.get("WWW-Authenticate", "") else None
-            raise self._challenge(exc.message, scopes, error=error) from None
+        caller = await self.identify(request, scopes)
         if found.access == "none":
             if not caller.credentials:
                 raise self._challenge("authentication required: log in (an anonymous token will do)", [])
@@ -96,12 +94,11 @@ class Guard:
             if caller.grants is not None and not _holds(caller.grants, "registry", "catalog", "*"):
                 raise self._refuse(caller, scopes)
             return caller
-        action = _NEEDED[found.access]
-        if not await self.allows(caller, found.params["name"], action):
+        if not await self.allows(caller, found.params["name"], found.access):
             raise self._refuse(caller, scopes)
         if found.handler == "start_upload" and await self._token_lacks_mount_source(request, caller):
             raise self._refuse(caller, scopes)
-        if action == "push":
+        if found.access == "push":
             await self.access.ensure_project_for_push(caller.principal, found.params["name"])
         return caller
 
@@ -123,7 +120,7 @@ class Guard:
             return []
         if found.access == "catalog":
             return [Grant("registry", "catalog", ("*",))]
-        scopes = [Grant("repository", found.params["name"], tuple(_CHALLENGE_ACTIONS[found.access].split(",")))]
+        scopes = [Grant("repository", found.params["name"], _CHALLENGE_ACTIONS[found.access])]
         source = request.query_params.get("from")
         if found.handler == "start_upload" and source:
             scopes.append(Grant("repository", source, ("pull",)))
@@ -146,9 +143,9 @@ class Guard:
 
     def _refuse(self, caller: Caller, scopes: list[Grant]) -> Unauthorized:
         if caller.credentials:
-            error = self._challenge("requested access to the resource is denied", scopes,
-                                    error="insufficient_scope" if caller.grants is not None else None)
-            return _as_denied(error)
+            return self._challenge("requested access to the resource is denied", scopes,
+                                   error="insufficient_scope" if caller.grants is not None else None,
+                                   kind=_DeniedChallenge)
         return self._challenge("authentication required", scopes)
 
     def challenge_header(self, scopes: list[Grant], error: str | None = None) -> str:
@@ -159,20 +156,16 @@ class Guard:
             parts.append(f'error="{error}"')
         return "Bearer " + ",".join(parts)
 
-    def _challenge(self, message: str, scopes: list[Grant], error: str | None = None) -> Unauthorized:
+    def _challenge(self, message: str, scopes: list[Grant], error: str | None = None,
+                   kind: type[Unauthorized] = Unauthorized) -> Unauthorized:
         detail = [{"Type": s.type, "Name": s.name, "Action": a} for s in scopes for a in s.actions]
-        return Unauthorized(message, detail=detail or None,
-                            headers={"WWW-Authenticate": self.challenge_header(scopes, error)})
+        return kind(message, detail=detail or None, headers={"WWW-Authenticate": self.challenge_header(scopes, error)})
 
 
 class _DeniedChallenge(Unauthorized):
     """401 (so clients fetch a better token) with the DENIED code (so people read why)."""
 
     code = "DENIED"
-
-
-def _as_denied(error: Unauthorized) -> Unauthorized:
-    return _DeniedChallenge(error.message, detail=error.detail, headers=error.headers)
 
 
 def _holds(grants: tuple[Grant, ...], type_: str, name: str, action: str) -> bool:

@@ -19,13 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import jwt
 
 from dockyard import events
 from dockyard.auth import tokens
 from dockyard.auth.authorize import ProjectFacts, authorize, repository_actions
 from dockyard.auth.passwords import Passwords, new_secret, secret_digest, secret_matches
-from dockyard.auth.principals import ANONYMOUS, ROLES, Principal, RobotRules, Role, best_role, project_of
+from dockyard.auth.principals import (
+    ANONYMOUS,
+    REPOSITORY_ACTIONS,
+    ROLES,
+    Principal,
+    RobotRules,
+    Role,
+    best_role,
+    project_of,
+)
 from dockyard.auth.scopes import Grant
 from dockyard.config import AuthConfig
 from dockyard.errors import TooManyRequests, Unauthorized
@@ -62,8 +70,9 @@ class KeyRing:
     """The token signing keys: the newest signs, every key not retired too long ago verifies.
 
     Keys live in the database (generated on first start, shared by every node) unless
-    ``auth.key_file`` names a PEM file. A token signed by a key this process has not seen yet (a
-    rotation on another node) makes it reload, at most every few seconds.
+    ``auth.key_file`` names a PEM file. A token signed by a key this process has not loaded but
+    the database holds (a rotation on another node) makes it reload; the issuer also reloads once
+    a minute, to sign with the newest key.
     """
 
     def __init__(self, db: Database, config: AuthConfig) -> None:
@@ -97,13 +106,13 @@ class KeyRing:
             key = tokens.generate_key(self.config.algorithm)
             assert key.private_pem is not None
             async with self.db.write() as conn:
-                # Two nodes starting at once may both add one; both keys verify, the newest signs.
-                if not [r for r in await accounts.signing_key_rows(conn, retired_after=utcnow()) if not r[3]]:
-                    await accounts.add_signing_key(conn, key.kid, key.algorithm, key.private_pem)
                 rows = await accounts.signing_key_rows(conn, retired_after=retired_after)
-        active = [r for r in rows if not r[3]]
-        retired = [r for r in rows if r[3]]
-        return [tokens.load_private_pem(pem) for _kid, _alg, pem, _ in active + retired]
+                if not any(not retired for *_, retired in rows):  # nobody added one meanwhile
+                    await accounts.add_signing_key(conn, key.kid, key.algorithm, key.private_pem)
+                    rows = await accounts.signing_key_rows(conn, retired_after=retired_after)
+        # The newest active key first: it signs.
+        ordered = sorted(rows, key=lambda row: row[3])  # stable: active (False) before retired
+        return [tokens.load_private_pem(pem) for _kid, _alg, pem, _retired in ordered]
 
     async def rotate(self) -> str:
         """Add a new signing key and retire the others (they keep verifying for one token lifetime)."""
@@ -138,11 +147,8 @@ class KeyRing:
     async def _new_key_in_database(self, token: str) -> bool:
         if self.config.key_file is not None:
             return False
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.PyJWTError:
-            return False
-        if not isinstance(kid, str) or len(kid) > 64 or any(k.kid == kid for k in self.keys):
+        kid = tokens.key_id(token)
+        if kid is None or len(kid) > 64 or any(k.kid == kid for k in self.keys):
             return False
         return await self.db.first(accounts.SIGNING_KEY_EXISTS, kid=kid) is not None
 
@@ -189,8 +195,8 @@ class AccessService:
 
     async def login(self, username: str, password: str, address: str | None, *, record_success: bool) -> Principal:
         """The principal these credentials name, or ``InvalidCredentials`` / ``TooManyRequests``."""
-        await self._check_rate(username, address)
-        principal, fresh = await self._check_credentials(username, password)
+        failed_before = await self._check_rate(username, address)
+        principal = await self._check_credentials(username, password)
         actor = events.Actor(username, address)
         if principal is None:
             window_start = utcnow() - timedelta(seconds=self.config.login_failure_window_seconds)
@@ -200,14 +206,16 @@ class AccessService:
                     await accounts.record_failure(conn, f"addr:{address}", window_start)
                 await events.record(conn, events.Change("login.failed", target=username), actor)
             raise InvalidCredentials()
-        if fresh or record_success:
+        if failed_before or record_success:
             async with self.db.write() as conn:
-                await accounts.clear_failures(conn, f"user:{username}")
+                if failed_before:
+                    await accounts.clear_failures(conn, f"user:{username}")
                 if record_success:
                     await events.record(conn, events.Change("login.succeeded", target=username), actor)
         return principal
 
-    async def _check_rate(self, username: str, address: str | None) -> None:
+    async def _check_rate(self, username: str, address: str | None) -> bool:
+        """``TooManyRequests`` past a limit; else whether this user name failed in the window."""
         window = self.config.login_failure_window_seconds
         keys = [f"user:{username}"] + ([f"addr:{address}"] if address else [])
         async with self.db.read() as conn:
@@ -219,32 +227,30 @@ class AccessService:
                 retry = max(1, int((started + timedelta(seconds=window) - utcnow()).total_seconds()) + 1)
                 raise TooManyRequests(f"too many failed logins; try again in {retry} seconds",
                                       headers={"Retry-After": str(retry)})
+        return f"user:{username}" in counts
 
-    async def _check_credentials(self, username: str, password: str) -> tuple[Principal | None, bool]:
-        """(principal or None, whether a full password check ran)."""
+    async def _check_credentials(self, username: str, password: str) -> Principal | None:
+        """The principal the credentials name, None when they are wrong or the account unusable."""
         if username.startswith(ROBOT_PREFIX):
             async with self.db.read() as conn:
                 robot = await accounts.find_robot(conn, username)
             ok = secret_matches(robot.secret_hash if robot else None, password)
-            if not ok or robot is None or not _robot_usable(robot):
-                return None, True
-            return _robot_principal(robot), True
+            return _robot_principal(robot) if ok and robot is not None and _robot_usable(robot) else None
         async with self.db.read() as conn:
             user = await accounts.find_user(conn, username)
         key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
         cached = self._verified.get(key)
         if user is not None and cached is not None and cached[0] == user.password_hash \
                 and cached[1] > time.monotonic():
-            ok, fresh = True, False
+            ok = True
         else:
             stored = user.password_hash if user else None
             ok = await anyio.to_thread.run_sync(self.passwords.verify, stored, password)
-            fresh = True
             if ok and user is not None and self.config.credential_cache_seconds:
                 self._remember(key, user.password_hash)
         if not ok or user is None or user.disabled:
-            return None, fresh
-        return Principal("user", user.name, user.id, user.is_admin), fresh
+            return None
+        return Principal("user", user.name, user.id, user.is_admin)
 
     def _remember(self, key: str, password_hash: str) -> None:
         self._verified[key] = (password_hash, time.monotonic() + self.config.credential_cache_seconds)
@@ -291,53 +297,52 @@ class AccessService:
         row = await self.db.first(accounts.PROJECT_VISIBILITY, name=project)
         if row is None:
             return ProjectFacts(project, exists=False)
-        project_id, public = int(row[0]), bool(row[1])
-        role: Role | None = None
+        return await self.facts_of(principal, project, int(row[0]), bool(row[1]))
+
+    async def facts_of(self, principal: Principal, project: str, project_id: int, public: bool) -> ProjectFacts:
+        """The facts of a project the caller has already found: the principal's role in it."""
         member = principal.id if principal.kind == "user" else None
         if principal.robot is not None and not principal.robot.creator_is_admin:
-            member = principal.robot.creator_id
+            member = principal.robot.creator_id  # a robot holds no more than its creator
+        role: Role | None = None
         if member is not None:
             async with self.db.read() as conn:
                 roles = await accounts.user_roles(conn, project_id, member)
             role = best_role([r for r in roles if r in ROLES])
         return ProjectFacts(project, True, public, role)
 
+    async def _facts_by_project(self, principal: Principal, names: Iterable[str]) -> dict[str, ProjectFacts]:
+        """The facts of each project the repository names are in, each looked up once."""
+        found: dict[str, ProjectFacts] = {}
+        for project in dict.fromkeys(project_of(name) for name in names):
+            found[project] = await self.facts(principal, project)
+        return found
+
     async def actions_on(self, principal: Principal, repository: str) -> frozenset[str]:
-        if principal.kind == "user" and principal.is_admin:
-            return frozenset({"pull", "push", "delete"})
+        if principal.is_system_admin:
+            return REPOSITORY_ACTIONS  # no lookup needed: a system admin may do everything
         facts = await self.facts(principal, project_of(repository))
         return repository_actions(principal, repository, facts,
                                   users_create_projects=self.config.users_create_projects)
 
     async def grant(self, principal: Principal, wanted: Iterable[Grant]) -> list[Grant]:
         """What of ``wanted`` the principal may have (the intersection; empty entries dropped)."""
+        wanted = list(wanted)
+        facts = await self._facts_by_project(principal, [w.name for w in wanted if w.type == "repository"])
         granted = []
-        cache: dict[str, ProjectFacts] = {}
         for want in wanted:
-            facts = None
-            if want.type == "repository":
-                project = project_of(want.name)
-                if project not in cache:
-                    cache[project] = await self.facts(principal, project)
-                facts = cache[project]
-            got = authorize(principal, want, facts, users_create_projects=self.config.users_create_projects)
+            known = facts[project_of(want.name)] if want.type == "repository" else None
+            got = authorize(principal, want, known, users_create_projects=self.config.users_create_projects)
             if got.actions:
                 granted.append(got)
         return granted
 
     async def visible(self, principal: Principal, names: list[str]) -> list[str]:
         """Those of ``names`` the principal may pull (the catalog shows nothing else)."""
-        if principal.kind == "user" and principal.is_admin:
+        if principal.is_system_admin:
             return names
-        cache: dict[str, ProjectFacts] = {}
-        shown = []
-        for name in names:
-            project = project_of(name)
-            if project not in cache:
-                cache[project] = await self.facts(principal, project)
-            if "pull" in repository_actions(principal, name, cache[project]):
-                shown.append(name)
-        return shown
+        facts = await self._facts_by_project(principal, names)
+        return [name for name in names if "pull" in repository_actions(principal, name, facts[project_of(name)])]
 
     async def ensure_project_for_push(self, principal: Principal, repository: str) -> None:
         """A push into a project that does not exist creates it (private); a non-admin creator
@@ -349,7 +354,7 @@ class AccessService:
             created = await accounts.ensure_project(conn, project, public=False, created_by=principal.name)
             if not created:
                 return
-            if principal.kind == "user" and not principal.is_admin and principal.id is not None:
+            if principal.kind == "user" and not principal.is_system_admin and principal.id is not None:
                 found = await accounts.find_project(conn, project)
                 assert found is not None
                 await accounts.set_member(conn, found.id, "admin", user_id=principal.id)

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
+
 from dockyard import events
-from dockyard.auth.authorize import ProjectFacts, permissions
+from dockyard.auth.authorize import permissions
 from dockyard.auth.passwords import Passwords, new_secret, secret_digest
-from dockyard.auth.principals import REPOSITORY_ACTIONS, ROLES, Permission, Principal, Role
+from dockyard.auth.principals import REPOSITORY_ACTIONS, ROLES, Permission, Principal, Role, project_of
 from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
 from dockyard.services.access import ROBOT_PREFIX, AccessService
 from dockyard.store import accounts
@@ -31,9 +33,6 @@ _GLOB = re.compile(r"[a-z0-9._/*?\[\]-]{1,255}", flags=re.ASCII)
 _DURATION = re.compile(r"(\d{1,6})([mhdw])", flags=re.ASCII)
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MIN_PASSWORD_LENGTH = 8
-
-# The system-wide operations that only a system admin may perform.
-SYSTEM: Principal = Principal("user", "", None, is_admin=True)
 
 
 def parse_expiry(text: str | None) -> timedelta | None:
@@ -121,7 +120,7 @@ class AccountsService:
         generated = None
         if not password:
             generated = password = new_secret()[:24]
-        hashed = self.passwords.hash(password)
+        hashed = await self._hash(password)
         async with self.db.write() as conn:
             created = await accounts.create_user(conn, ADMIN, hashed, is_admin=True)
             if created:
@@ -132,21 +131,30 @@ class AccountsService:
     # -- helpers --------------------------------------------------------------------------------
 
     async def _project(self, actor: Principal, name: str, need: Permission | None = None) -> accounts.Project:
+        return (await self._project_and_permissions(actor, name, need))[0]
+
+    async def _project_and_permissions(self, actor: Principal, name: str, need: Permission | None = None
+                                       ) -> tuple[accounts.Project, frozenset[Permission]]:
+        """The project, if the actor may see it (else NOT_FOUND, as if it did not exist), and what
+        the actor holds there; ``need`` must be among it (else DENIED)."""
         async with self.db.read() as conn:
             project = await accounts.find_project(conn, name)
         if project is None:
             raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
-        facts = await self.access.facts(actor, name)
-        held = permissions(actor, facts)
+        held = permissions(actor, await self.access.facts_of(actor, name, project.id, project.public))
         if not held and not project.public:
             raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
         if need is not None and need not in held:
             raise Denied(f"this needs the {need.replace('_', ' ')} permission in project {name!r}")
-        return project
+        return project, held
+
+    async def _hash(self, password: str) -> str:
+        # argon2 is memory-hard and takes milliseconds: off the event loop, like every check.
+        return await anyio.to_thread.run_sync(self.passwords.hash, password)
 
     @staticmethod
     def _require_admin(actor: Principal) -> None:
-        if not (actor.kind == "user" and actor.is_admin):
+        if not actor.is_system_admin:
             raise Denied("only a system admin may do this")
 
     async def _user(self, name: str) -> accounts.User:
@@ -163,7 +171,7 @@ class AccountsService:
         _check_name("user", name)
         if name.startswith("robot"):
             raise RequestInvalid("user names may not start with 'robot' (robot accounts use it)")
-        hashed = self.passwords.hash(_check_password(password))
+        hashed = await self._hash(_check_password(password))
         async with self.db.write() as conn:
             if not await accounts.create_user(conn, name, hashed, is_admin=admin):
                 raise ResourceExists(f"user {name!r} exists already")
@@ -186,7 +194,7 @@ class AccountsService:
         values: dict[str, Any] = {}
         changes: dict[str, Any] = {}
         if password is not None:
-            values["password_hash"] = self.passwords.hash(_check_password(password))
+            values["password_hash"] = await self._hash(_check_password(password))
             changes["password_changed"] = True
         if disabled is not None:
             values["disabled"] = changes["disabled"] = bool(disabled)
@@ -231,7 +239,7 @@ class AccountsService:
     async def list_projects(self, actor: Principal) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
             found = await accounts.list_projects(conn)
-            if actor.kind == "user" and actor.is_admin:
+            if actor.is_system_admin:
                 return [project_view(p) for p in found]
             mine = set(await accounts.member_projects(conn, actor.id)) if actor.kind == "user" and actor.id else set()
         return [project_view(p) for p in found if p.public or p.name in mine]
@@ -363,10 +371,9 @@ class AccountsService:
             login = f"{ROBOT_PREFIX}{name}"
             project_id = None
         else:
-            found = await self._project(actor, project, "manage_robots")
-            facts = await self.access.facts(actor, project)
+            found, permitted = await self._project_and_permissions(actor, project, "manage_robots")
             # Never more than the creator holds in the project.
-            held = _repository_permissions(actor, facts)
+            held = {p for p in permitted if p in REPOSITORY_ACTIONS}
             if not set(wanted) <= held:
                 missing = ", ".join(sorted(set(wanted) - held))
                 raise Denied(f"a robot cannot hold more than its creator: you lack {missing} in {project!r}")
@@ -439,8 +446,8 @@ class AccountsService:
         the view audit permission (maintainer and admin)."""
         scope: list[str] | None = None
         if repository is not None and project is None:
-            project = repository.split("/", 1)[0]
-        if not (actor.kind == "user" and actor.is_admin):
+            project = project_of(repository)
+        if not actor.is_system_admin:
             if project is not None:
                 await self._project(actor, project, "view_audit")
             else:
@@ -461,7 +468,3 @@ class AccountsService:
     async def rotate_signing_key(self, actor: Principal) -> str:
         self._require_admin(actor)
         return await self.access.keys.rotate()
-
-
-def _repository_permissions(actor: Principal, facts: ProjectFacts) -> set[str]:
-    return {p for p in permissions(actor, facts) if p in REPOSITORY_ACTIONS}

@@ -1,220 +1,32 @@
-"""The ``dockyard`` command line."""
+"""``dockyard user | project | team | member | robot | audit | keys``: accounts and access.
+
+Each command acts as the system admin ``admin`` through the same ``AccountsService`` (and so the
+same authorization) as ``/api/v1``; events record actor ``admin`` from address ``cli:<OS user>``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from dockyard.config import Config, build_config, load_config
-from dockyard.errors import ConfigError
+from dockyard.cli.options import config_options, load
 
-CONFIG_HELP = "TOML configuration file (default: none; DOCKYARD_* environment variables still apply)"
-DATA_DIR_HELP = "directory for the SQLite database and blob storage (default ./data)"
-
-
-def _load(config_file: Path | None, data_dir: Path | None, **server: Any) -> Config:
-    try:
-        config = load_config(config_file)
-        if data_dir is not None:
-            config = config.with_overrides(data_dir=data_dir)
-        overrides = {k: v for k, v in server.items() if v is not None}
-        return config.with_overrides(server=overrides) if overrides else config
-    except ConfigError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
-
-
-def config_options(func: Any) -> Any:
-    func = click.option("--data-dir", type=click.Path(path_type=Path), help=DATA_DIR_HELP)(func)
-    return click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
-                        help=CONFIG_HELP)(func)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="dockyard")
-def main() -> None:
-    """dockyard: a self-hosted OCI / Docker container registry.
-
-    Start with `dockyard serve`; see docs/configuration.md for every setting.
-    """
-
-
-@main.command()
-@config_options
-@click.option("--host", help="address to listen on (default 127.0.0.1)")
-@click.option("--port", type=int, help="port to listen on (default 5000)")
-@click.option("--workers", type=click.IntRange(min=0), help="worker processes (default: one per CPU core)")
-def serve(config_file: Path | None, data_dir: Path | None, host: str | None, port: int | None,
-          workers: int | None) -> None:
-    """Serve the registry API under granian until SIGTERM or Ctrl-C.
-
-    The schema is migrated first (unless database.auto_migrate is false, in which case a stale
-    schema is refused). SIGTERM finishes requests in flight, then exits.
-    """
-    from dockyard.serving import EFFECTIVE_CONFIG, configure_logging
-
-    config = _load(config_file, data_dir, host=host, port=port, workers=workers)
-    configure_logging(config)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ[EFFECTIVE_CONFIG] = config.to_json()
-    _prepare_database(config)
-    _prepare_metrics_dir(config)
-    count = config.server.workers or os.cpu_count() or 1
-    if config.auth.realm is None and config.server.host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"warning: auth.realm is not set, so clients are sent to {config.token_realm} for tokens; "
-                   "set auth.realm (DOCKYARD_AUTH__REALM) to the token URL they can reach", err=True)
-    click.echo(f"dockyard listening on http://{config.server.host}:{config.server.port} "
-               f"({count} worker(s), data in {config.data_dir.resolve()})")
-    sys.stdout.flush()
-    # Become the granian supervisor: a fresh, lean image (see dockyard/supervisor.py), same PID.
-    os.execv(sys.executable, [sys.executable, "-m", "dockyard.supervisor"])  # noqa: S606 - our own module
-
-
-def _prepare_database(config: Config) -> None:
-    """Migrate (or check) in a child process, so this supervisor, whose memory every forked
-    worker starts from, never loads SQLAlchemy and Alembic."""
-    from dockyard.serving import EFFECTIVE_CONFIG
-
-    command = [sys.executable, "-m", "dockyard", "migrate", "--effective-config"]
-    if not config.database.auto_migrate:
-        command.append("--check")
-    env = {**os.environ, EFFECTIVE_CONFIG: config.to_json()}
-    if subprocess.run(command, env=env, check=False).returncode != 0:
-        raise click.ClickException("the database is not ready; see the message above")
-
-
-def _prepare_metrics_dir(config: Config) -> None:
-    metrics_dir = config.data_dir / "run" / "prometheus"
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
-
-
-@main.command()
-@config_options
-@click.option("--check", is_flag=True, help="change nothing; exit 1 if the schema is not current")
-@click.option("--effective-config", is_flag=True, hidden=True,
-              help="read the configuration `serve` resolved from DOCKYARD_EFFECTIVE_CONFIG")
-def migrate(config_file: Path | None, data_dir: Path | None, check: bool, effective_config: bool) -> None:
-    """Bring the database schema up to date (safe to run again, and from several nodes)."""
-    from dockyard.store import migrate as migrations
-    from dockyard.store.db import Database
-
-    if effective_config:
-        from dockyard.serving import EFFECTIVE_CONFIG
-        config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
-    else:
-        config = _load(config_file, data_dir)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-
-    async def run() -> tuple[str | None, str]:
-        db = Database(config.database_url, config.database)
-        try:
-            if check:
-                return await migrations.current_revision(db), migrations.head_revision()
-            return await migrations.upgrade(db)
-        finally:
-            await db.dispose()
-
-    before, after = asyncio.run(run())
-    if check:
-        if before != after:
-            click.echo(f"the database schema is at {before or 'nothing'}, this dockyard needs {after}: "
-                       "run `dockyard migrate`", err=True)
-            sys.exit(1)
-        click.echo(f"schema at {after}: current")
-    else:
-        click.echo(f"schema at {after}" + ("" if before == after else f" (was {before or 'empty'})"))
-    if effective_config:
-        _start_accounts(config)
-
-
-def _start_accounts(config: Config) -> None:
-    """On `serve`'s first start: the signing key and the admin account, made here rather than in
-    a worker, so no worker ever holds the memory of hashing the admin's password."""
-    from dockyard.app import build_components, start_accounts
-
-    parts = build_components(config)
-
-    async def run() -> None:
-        try:
-            await start_accounts(parts)
-        finally:
-            await parts.db.dispose()
-
-    asyncio.run(run())
-
-
-@main.group()
-def config() -> None:
-    """Inspect and validate configuration."""
-
-
-@config.command("check")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-def config_check(file: Path) -> None:
-    """Validate FILE (with DOCKYARD_* overrides applied); name the bad key if any."""
-    try:
-        load_config(file)
-    except ConfigError as exc:
-        click.echo(f"{file}: {exc}", err=True)
-        sys.exit(1)
-    click.echo(f"{file}: ok")
-
-
-@config.command("show")
-@config_options
-def config_show(config_file: Path | None, data_dir: Path | None) -> None:
-    """Print the effective configuration as JSON."""
-    click.echo(json.dumps(_load(config_file, data_dir).to_dict(), indent=2))
-
-
-@main.group()
-def uploads() -> None:
-    """Manage in-flight blob uploads."""
-
-
-@uploads.command("purge")
-@config_options
-@click.option("--dry-run", is_flag=True, help="report what would be removed, remove nothing")
-@click.option("--older-than", type=int, help="seconds since last activity (default registry.upload_expiry_seconds)")
-def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool, older_than: int | None) -> None:
-    """Remove abandoned upload sessions and their bytes now."""
-    from dockyard.app import build_components
-    from dockyard.jobs.uploads_purge import purge_uploads
-
-    config = _load(config_file, data_dir)
-    parts = build_components(config)
-    expiry = timedelta(seconds=older_than if older_than is not None else config.registry.upload_expiry_seconds)
-
-    async def run() -> str:
-        try:
-            report = await purge_uploads(parts.db, parts.store, expiry=expiry, dry_run=dry_run)
-            return report.summary()
-        finally:
-            await parts.db.dispose()
-
-    click.echo(asyncio.run(run()))
-
-
-# -- accounts and access ------------------------------------------------------------------------
-# Each command acts as the system admin `admin` through the same AccountsService (and the same
-# authorization) as /api/v1; events record actor "admin" from address "cli:<OS user>".
+if TYPE_CHECKING:  # the services load only when a command runs, not for --help
+    from dockyard.auth.principals import Principal
+    from dockyard.services.accounts import AccountsService
 
 T = TypeVar("T")
 
 
 def _as_admin(config_file: Path | None, data_dir: Path | None,
-              action: Callable[[Any, Any], Awaitable[T]]) -> T:
+              action: Callable[[AccountsService, Principal], Awaitable[T]]) -> T:
     import getpass
 
     from dockyard import events
@@ -225,7 +37,7 @@ def _as_admin(config_file: Path | None, data_dir: Path | None,
     from dockyard.store import migrate as migrations
     from dockyard.store import revision
 
-    config = _load(config_file, data_dir)
+    config = load(config_file, data_dir)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     parts = build_components(config)
 
@@ -290,7 +102,7 @@ def _cell(value: Any) -> str:
 JSON_HELP = "print JSON instead of a table"
 
 
-@main.group()
+@click.group()
 def user() -> None:
     """Manage local user accounts (system admin)."""
 
@@ -316,19 +128,18 @@ def user_list(config_file: Path | None, data_dir: Path | None, as_json: bool) ->
     _show(rows, ["name", "admin", "disabled", "created_at"], as_json, "no users")
 
 
-def _user_update(name: str, verb: str, **changes: Any) -> Any:
-    @user.command(name)
+def _user_switch(name: str, verb: str, disabled: bool, summary: str) -> None:
+    @user.command(name, help=summary)
     @config_options
     @click.argument("name")
     def command(config_file: Path | None, data_dir: Path | None, name: str) -> None:
-        _as_admin(config_file, data_dir, lambda svc, me: svc.update_user(me, name, **changes))
+        _as_admin(config_file, data_dir, lambda svc, me: svc.update_user(me, name, disabled=disabled))
         click.echo(f"{verb} user {name}")
-    return command
 
 
-_user_update("disable", "disabled", disabled=True).__doc__ = \
-    "Disable user NAME: its tokens and credentials stop working on the next request."
-_user_update("enable", "enabled", disabled=False).__doc__ = "Enable user NAME again."
+_user_switch("disable", "disabled", True,
+             "Disable user NAME: its tokens and credentials stop working on the next request.")
+_user_switch("enable", "enabled", False, "Enable user NAME again.")
 
 
 @user.command("passwd")
@@ -351,7 +162,7 @@ def user_delete(config_file: Path | None, data_dir: Path | None, name: str) -> N
     click.echo(f"deleted user {name}")
 
 
-@main.group()
+@click.group()
 def project() -> None:
     """Manage projects: the first path component of every repository name."""
 
@@ -394,7 +205,7 @@ def project_delete(config_file: Path | None, data_dir: Path | None, name: str) -
     click.echo(f"deleted project {name}")
 
 
-@main.group()
+@click.group()
 def team() -> None:
     """Manage a project's teams (groups of users that can hold roles)."""
 
@@ -453,7 +264,7 @@ def team_remove_user(config_file: Path | None, data_dir: Path | None, project: s
     click.echo(f"removed {user_name} from team {project}/{team_name}")
 
 
-@main.group()
+@click.group()
 def member() -> None:
     """Grant and take away roles in a project: guest, developer, maintainer, admin."""
 
@@ -493,7 +304,7 @@ def member_list(config_file: Path | None, data_dir: Path | None, project: str, a
     _show(rows, ["kind", "name", "role"], as_json, f"nobody holds a role in {project}")
 
 
-@main.group()
+@click.group()
 def robot() -> None:
     """Robot accounts for CI and deployments: explicit permissions on explicit repositories."""
 
@@ -584,7 +395,7 @@ def robot_delete(config_file: Path | None, data_dir: Path | None, login: str) ->
     click.echo(f"deleted {login}")
 
 
-@main.command()
+@click.command()
 @config_options
 @click.option("--project", help="only events in this project")
 @click.option("--repository", help="only events on this repository")
@@ -612,7 +423,7 @@ def audit(config_file: Path | None, data_dir: Path | None, project: str | None, 
           "no matching events")
 
 
-@main.group()
+@click.group()
 def keys() -> None:
     """Token signing keys."""
 
@@ -623,3 +434,6 @@ def keys_rotate(config_file: Path | None, data_dir: Path | None) -> None:
     """Sign new tokens with a new key; tokens signed by the old one stay valid until they expire."""
     kid = _as_admin(config_file, data_dir, lambda svc, me: svc.rotate_signing_key(me))
     click.echo(f"new signing key {kid}")
+
+
+COMMANDS = (user, project, team, member, robot, audit, keys)

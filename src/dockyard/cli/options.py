@@ -1,0 +1,31 @@
+"""What every ``dockyard`` command shares: ``--config`` / ``--data-dir`` and loading the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dockyard.config import Config, load_config
+from dockyard.errors import ConfigError
+
+CONFIG_HELP = "TOML configuration file (default: none; DOCKYARD_* environment variables still apply)"
+DATA_DIR_HELP = "directory for the SQLite database and blob storage (default ./data)"
+
+
+def load(config_file: Path | None, data_dir: Path | None, **server: Any) -> Config:
+    try:
+        config = load_config(config_file)
+        if data_dir is not None:
+            config = config.with_overrides(data_dir=data_dir)
+        overrides = {k: v for k, v in server.items() if v is not None}
+        return config.with_overrides(server=overrides) if overrides else config
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+
+
+def config_options(func: Any) -> Any:
+    func = click.option("--data-dir", type=click.Path(path_type=Path), help=DATA_DIR_HELP)(func)
+    return click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+                        help=CONFIG_HELP)(func)
