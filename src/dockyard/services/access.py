@@ -12,7 +12,6 @@ import binascii
 import hashlib
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from dockyard.auth.principals import (
 from dockyard.auth.scopes import Grant
 from dockyard.config import AuthConfig
 from dockyard.errors import TooManyRequests, Unauthorized
+from dockyard.services.lru import LRU
 from dockyard.store import accounts
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
@@ -188,8 +188,9 @@ class AccessService:
         self.config = config
         self.passwords = passwords
         self.keys = keys
-        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        self._claims: OrderedDict[str, tokens.Claims] = OrderedDict()
+        # Verified passwords (by a hash of user and password) and verified tokens, per worker.
+        self._verified: LRU[str, tuple[str, float]] = LRU(1024)
+        self._claims: LRU[str, tokens.Claims] = LRU(4096)
 
     # -- who is calling -------------------------------------------------------------------------
 
@@ -247,16 +248,11 @@ class AccessService:
             stored = user.password_hash if user else None
             ok = await anyio.to_thread.run_sync(self.passwords.verify, stored, password)
             if ok and user is not None and self.config.credential_cache_seconds:
-                self._remember(key, user.password_hash)
+                expires = time.monotonic() + self.config.credential_cache_seconds
+                self._verified.put(key, (user.password_hash, expires))
         if not ok or user is None or user.disabled:
             return None
         return Principal("user", user.name, user.id, user.is_admin)
-
-    def _remember(self, key: str, password_hash: str) -> None:
-        self._verified[key] = (password_hash, time.monotonic() + self.config.credential_cache_seconds)
-        self._verified.move_to_end(key)
-        while len(self._verified) > 1024:
-            self._verified.popitem(last=False)
 
     async def verify_token(self, token: str) -> tuple[Principal, tuple[Grant, ...]]:
         """The live principal and the grants of a bearer token; ``InvalidToken`` otherwise.
@@ -270,9 +266,7 @@ class AccessService:
                 claims = await self.keys.verify(token)
             except tokens.TokenInvalid as exc:
                 raise InvalidToken(f"the token is not valid ({exc}): log in again") from None
-            self._claims[token] = claims
-            while len(self._claims) > 4096:
-                self._claims.popitem(last=False)
+            self._claims.put(token, claims)
         principal = await self.principal_named(claims.subject)
         if principal is None:
             raise InvalidToken("the account of this token is disabled, revoked or gone")

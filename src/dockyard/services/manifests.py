@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,6 +13,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digests import algorithm_of, digest_of, looks_like_digest, parse_digest
 from dockyard.oci.manifests import Manifest, parse_manifest
 from dockyard.oci.names import is_valid_tag, validate_name, validate_tag
+from dockyard.services.lru import LRU
 from dockyard.store import blobs as blob_rows
 from dockyard.store import manifests as manifest_rows
 from dockyard.store import repositories
@@ -29,33 +29,11 @@ class PushedManifest:
     tags: tuple[str, ...]
 
 
-class ContentCache:
-    """Manifest bytes by digest, least recently used first out. Bytes under a digest never change."""
-
-    def __init__(self, entries: int) -> None:
-        self.entries = entries
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-
-    def get(self, digest: str) -> bytes | None:
-        found = self._items.get(digest)
-        if found is not None:
-            self._items.move_to_end(digest)
-        return found
-
-    def put(self, digest: str, content: bytes) -> None:
-        if self.entries == 0:
-            return
-        self._items[digest] = content
-        self._items.move_to_end(digest)
-        while len(self._items) > self.entries:
-            self._items.popitem(last=False)
-
-
 class ManifestService:
     def __init__(self, db: Database, *, max_bytes: int, cache_entries: int) -> None:
         self.db = db
         self.max_bytes = max_bytes
-        self.cache = ContentCache(cache_entries)
+        self.cache: LRU[str, bytes] = LRU(cache_entries)  # bytes under a digest never change
 
     async def get(self, repository: str, reference: str) -> StoredManifest:
         """One indexed lookup says whether (and which) manifest the reference names right now;
