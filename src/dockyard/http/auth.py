@@ -23,6 +23,9 @@ from dockyard.services.access import AccessService, InvalidCredentials, parse_ba
 Visible = Callable[[list[str]], Awaitable[list[str]]]
 # What a challenge asks for, by route access: a push also reads (docker asks for both).
 _CHALLENGE_ACTIONS = {"pull": ("pull",), "push": ("pull", "push"), "delete": ("delete",)}
+# The pushes that may create a repository (and so its project); the others act on an upload
+# that exists, in a project that does too.
+_CREATES_REPOSITORIES = frozenset({"start_upload", "put_manifest"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ class Guard:
             raise self._refuse(caller, scopes)
         if found.handler == "start_upload" and await self._token_lacks_mount_source(request, caller):
             raise self._refuse(caller, scopes)
-        if found.access == "push":
+        if found.handler in _CREATES_REPOSITORIES:
             await self.access.ensure_project_for_push(caller.principal, found.params["name"])
         return caller
 
@@ -121,8 +124,7 @@ class Guard:
         if found.access == "catalog":
             return [Grant("registry", "catalog", ("*",))]
         scopes = [Grant("repository", found.params["name"], _CHALLENGE_ACTIONS[found.access])]
-        source = request.query_params.get("from")
-        if found.handler == "start_upload" and source:
+        if found.handler == "start_upload" and (source := request.query_params.get("from")):
             scopes.append(Grant("repository", source, ("pull",)))
         return scopes
 
