@@ -21,9 +21,9 @@ status and a message saying what to fix. Exactly one place renders them (``http/
     ├── RangeNotSatisfiable            RANGE_INVALID          416
     ├── Unsupported                    UNSUPPORTED            405 / 415
     ├── Unauthorized                   UNAUTHORIZED           401
+    │   └── DeniedChallenge            DENIED                 401   (valid credentials, not enough access)
     ├── Denied                         DENIED                 403
     ├── TooManyRequests                TOOMANYREQUESTS        429
-    ├── Unavailable                    UNAVAILABLE            503
     ├── RequestInvalid                 INVALID_REQUEST        400   (token service, /api/v1)
     ├── ResourceUnknown                NOT_FOUND              404   (/api/v1)
     └── ResourceExists                 CONFLICT               409   (/api/v1)
@@ -135,16 +135,19 @@ class Unauthorized(RegistryError):
     code, status, default_message = "UNAUTHORIZED", 401, "authentication required"
 
 
+class DeniedChallenge(Unauthorized):
+    """Valid credentials without the access: 401, so clients fetch a token with the scope and
+    retry, with the DENIED code, so people read why."""
+
+    code, default_message = "DENIED", "requested access to the resource is denied"
+
+
 class Denied(RegistryError):
     code, status, default_message = "DENIED", 403, "requested access to the resource is denied"
 
 
 class TooManyRequests(RegistryError):
     code, status, default_message = "TOOMANYREQUESTS", 429, "too many requests"
-
-
-class Unavailable(RegistryError):
-    code, status, default_message = "UNAVAILABLE", 503, "service unavailable"
 
 
 class RequestInvalid(RegistryError):

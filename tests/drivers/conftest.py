@@ -70,10 +70,6 @@ DRIVER_FACTORIES: dict[str, DriverFactory] = {
 S3_BACKED = {"s3"}
 
 
-def _driver_params() -> list[object]:
-    return list(DRIVER_FACTORIES)
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[S3Endpoint]:
     """The S3 endpoint for this run, with bucket ``dockyard-test``; see ``tests/support/s3.py``.
@@ -89,7 +85,7 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
         CEPH.stop()
 
 
-@pytest.fixture(params=_driver_params())
+@pytest.fixture(params=list(DRIVER_FACTORIES))
 async def driver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorageDriver]:
     if request.param in S3_BACKED:
         request.getfixturevalue("s3_endpoint")

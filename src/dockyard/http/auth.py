@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from dockyard.auth.principals import ANONYMOUS, Principal
 from dockyard.auth.scopes import Grant
-from dockyard.errors import Unauthorized
+from dockyard.errors import DeniedChallenge, Unauthorized
 from dockyard.events import Actor
 from dockyard.http.routes import Match
 from dockyard.services.access import AccessService, InvalidCredentials, parse_basic
@@ -147,7 +147,7 @@ class Guard:
         if caller.credentials:
             return self._challenge("requested access to the resource is denied", scopes,
                                    error="insufficient_scope" if caller.grants is not None else None,
-                                   kind=_DeniedChallenge)
+                                   kind=DeniedChallenge)
         return self._challenge("authentication required", scopes)
 
     def challenge_header(self, scopes: list[Grant], error: str | None = None) -> str:
@@ -162,12 +162,6 @@ class Guard:
                    kind: type[Unauthorized] = Unauthorized) -> Unauthorized:
         detail = [{"Type": s.type, "Name": s.name, "Action": a} for s in scopes for a in s.actions]
         return kind(message, detail=detail or None, headers={"WWW-Authenticate": self.challenge_header(scopes, error)})
-
-
-class _DeniedChallenge(Unauthorized):
-    """401 (so clients fetch a better token) with the DENIED code (so people read why)."""
-
-    code = "DENIED"
 
 
 def _holds(grants: tuple[Grant, ...], type_: str, name: str, action: str) -> bool:

@@ -52,8 +52,8 @@ async def purge_uploads(db: Database, store: BlobStore, *, expiry: timedelta,
     in_storage = await store.upload_ids()
     async with db.read() as conn:
         known = await uploads.all_ids(conn)
-    report.orphaned = [upload_id for upload_id in in_storage
-                       if upload_id not in known and upload_id not in report.expired]
+    passed_over = known | set(report.expired)
+    report.orphaned = [upload_id for upload_id in in_storage if upload_id not in passed_over]
     if not dry_run:
         for upload_id in report.orphaned:
             await store.cancel(upload_id)

@@ -90,7 +90,7 @@ class BlobStore:
         except PathNotFound:
             await self.driver.stat(layout.upload_marker_path(upload_id))  # still an upload at all?
         # An object store: the writer knows, from the saved state (what was acknowledged).
-        writer = await self.driver.writer(path, resume=True, state=saved.writer_state if saved else None)
+        writer = await self._resume_writer(upload_id, saved)
         try:
             return writer.size
         finally:
@@ -103,8 +103,7 @@ class BlobStore:
         Returns the new size and the hash state to save for the next request (None if this
         upload's hash cannot be carried, in which case ``finish`` reads the upload).
         """
-        writer = await self.driver.writer(layout.upload_data_path(upload_id), resume=True,
-                                          state=saved.writer_state if saved else None)
+        writer = await self._resume_writer(upload_id, saved)
         try:
             if start is not None and start != writer.size:
                 raise RangeInvalid(
@@ -124,8 +123,7 @@ class BlobStore:
     async def finish(self, upload_id: str, digest: str, saved: UploadProgress | None = None,
                      expected_size: int | None = None) -> int:
         """Verify the upload against ``digest`` and move it into place; returns its size."""
-        path = layout.upload_data_path(upload_id)
-        writer = await self.driver.writer(path, resume=True, state=saved.writer_state if saved else None)
+        writer = await self._resume_writer(upload_id, saved)
         try:
             size = writer.size
             if expected_size is not None and expected_size != size:
@@ -139,11 +137,9 @@ class BlobStore:
             raise DigestInvalid(f"uploaded content has digest {actual}, not {digest}; nothing was stored",
                                 detail={"expected": digest, "actual": actual})
         target = layout.blob_path(digest)
-        if await self._exists(target):
-            await self.cancel(upload_id)
-        else:
-            await self.driver.move(path, target)
-            await self.cancel(upload_id)
+        if not await self._exists(target):
+            await self.driver.move(layout.upload_data_path(upload_id), target)
+        await self.cancel(upload_id)
         return size
 
     async def cancel(self, upload_id: str) -> None:
@@ -158,6 +154,10 @@ class BlobStore:
         return sorted(ids)
 
     # -- internals -----------------------------------------------------------------------------
+
+    async def _resume_writer(self, upload_id: str, saved: UploadProgress | None) -> Writer:
+        return await self.driver.writer(layout.upload_data_path(upload_id), resume=True,
+                                        state=saved.writer_state if saved else None)
 
     async def _exists(self, path: str) -> bool:
         try:

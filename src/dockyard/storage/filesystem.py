@@ -258,9 +258,6 @@ class FilesystemDriver:
                 target.unlink()
         except _MISSING:
             pass
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                raise
 
     async def delete(self, path: str) -> None:
         await _run(self._delete_sync, path)

@@ -47,8 +47,12 @@ async def _run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await anyio.to_thread.run_sync(lambda: func(*args, **kwargs))
 
 
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code"))
+
+
 def _is_missing(error: ClientError) -> bool:
-    return str(error.response.get("Error", {}).get("Code")) in _MISSING_CODES
+    return _code(error) in _MISSING_CODES
 
 
 @contextlib.contextmanager
@@ -69,7 +73,6 @@ class S3Writer:
         self._key = driver.key(path)
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self._parts_size = 0
         self._tail = bytearray()
         self._tail_token: str | None = None
         self._dirty = False
@@ -77,7 +80,8 @@ class S3Writer:
 
     @property
     def size(self) -> int:
-        return self._parts_size + len(self._tail)
+        in_parts: int = sum(part["Size"] for part in self._parts)
+        return in_parts + len(self._tail)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -95,12 +99,11 @@ class S3Writer:
         if uploads:
             self._upload_id = uploads[0]
             self._parts = d.list_parts(self._key, self._upload_id)
-            self._parts_size = sum(part["Size"] for part in self._parts)
         tails = d.tail_keys(self._key)
         if tails:
             newest = tails[-1]
             self._tail_token = newest[len(self._key + TAIL_INFIX):]
-            self._tail = bytearray(d.client.get_object(Bucket=d.bucket, Key=newest)["Body"].read())
+            self._tail = d.object_bytes(newest)
         if self._upload_id is None and self._tail_token is None:
             self._adopt_committed_object()
 
@@ -108,11 +111,10 @@ class S3Writer:
         d = self._driver
         self._upload_id = saved["upload_id"]
         self._parts = [{"PartNumber": n, "ETag": etag, "Size": size} for n, etag, size in saved["parts"]]
-        self._parts_size = sum(part["Size"] for part in self._parts)
         self._tail_token = saved["tail"]
         if self._tail_token is not None:
             tail_key = self._key + TAIL_INFIX + self._tail_token
-            self._tail = bytearray(d.client.get_object(Bucket=d.bucket, Key=tail_key)["Body"].read())
+            self._tail = d.object_bytes(tail_key)
         if len(self._tail) != saved["tail_size"]:
             raise PathNotFound(self._path)  # the store lost bytes the state counts: start over
 
@@ -131,14 +133,13 @@ class S3Writer:
                 return
             raise
         if size < PART_SIZE:
-            self._tail = bytearray(d.client.get_object(Bucket=d.bucket, Key=self._key)["Body"].read())
+            self._tail = d.object_bytes(self._key)
             return
         self._start_upload()
         assert self._upload_id is not None
         result = d.client.upload_part_copy(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
                                            PartNumber=1, CopySource={"Bucket": d.bucket, "Key": self._key})
         self._parts = [{"PartNumber": 1, "ETag": result["CopyPartResult"]["ETag"], "Size": size}]
-        self._parts_size = size
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -154,7 +155,6 @@ class S3Writer:
         result = d.client.upload_part(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
                                       PartNumber=number, Body=bytes(data))
         self._parts.append({"PartNumber": number, "ETag": result["ETag"], "Size": len(data)})
-        self._parts_size += len(data)
 
     def _write_sync(self, data: bytes | bytearray | memoryview) -> None:
         self._dirty = True
@@ -205,8 +205,7 @@ class S3Writer:
     def _cancel_sync(self) -> None:
         d = self._driver
         if self._upload_id is not None:
-            with contextlib.suppress(ClientError):
-                d.abort(self._key, self._upload_id)
+            d.abort(self._key, self._upload_id)
         d.delete_keys([self._key, *d.tail_keys(self._key)])
 
     async def cancel(self) -> None:
@@ -247,7 +246,7 @@ class S3Driver:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            if not _is_missing(exc) and str(exc.response.get("Error", {}).get("Code")) != "NoSuchBucket":
+            if not _is_missing(exc) and _code(exc) != "NoSuchBucket":
                 raise
             with contextlib.suppress(self.client.exceptions.BucketAlreadyOwnedByYou):
                 self.client.create_bucket(Bucket=self.bucket)
@@ -273,6 +272,9 @@ class S3Driver:
             parts += [{"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]}
                       for p in page.get("Parts", [])]
         return sorted(parts, key=lambda p: int(p["PartNumber"]))
+
+    def object_bytes(self, key: str) -> bytearray:
+        return bytearray(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
     def tail_keys(self, key: str) -> list[str]:
         """The tail objects of ``key``'s writers, the one covering the most bytes last."""
@@ -305,7 +307,7 @@ class S3Driver:
             response = await self._call(path, self.client.get_object, Bucket=self.bucket, Key=self.key(path),
                                         **ranged)
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) == "InvalidRange":
+            if _code(exc) == "InvalidRange":
                 await self.stat(path)  # past the end of an existing object: nothing to read
                 return
             raise

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.store.clock import utcnow
+from dockyard.store.clock import aware, utcnow
 from dockyard.store.schema import (
     login_failures,
     project_members,
@@ -60,18 +60,11 @@ class Robot:
     created_at: datetime
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 # -- users ------------------------------------------------------------------------------------
 
 def _user(row: Any) -> User:
     return User(row.id, row.name, row.password_hash, bool(row.is_admin), bool(row.disabled),
-                _aware(row.created_at) or utcnow())
+                aware(row.created_at) or utcnow())
 
 
 async def find_user(conn: AsyncConnection, name: str) -> User | None:
@@ -105,7 +98,7 @@ USER_STATUS = sa.select(users.c.id, users.c.disabled, users.c.is_admin).where(
 # -- projects ---------------------------------------------------------------------------------
 
 def _project(row: Any) -> Project:
-    return Project(row.id, row.name, bool(row.public), _aware(row.created_at) or utcnow(), row.created_by)
+    return Project(row.id, row.name, bool(row.public), aware(row.created_at) or utcnow(), row.created_by)
 
 
 async def find_project(conn: AsyncConnection, name: str) -> Project | None:
@@ -152,10 +145,6 @@ async def member_projects(conn: AsyncConnection, user_id: int) -> list[str]:
                project_members.c.team_id.in_(sa.select(team_members.c.team_id).where(
                    team_members.c.user_id == user_id)))).distinct()
     return list((await conn.scalars(query)).all())
-
-
-async def public_projects(conn: AsyncConnection) -> list[str]:
-    return list((await conn.scalars(sa.select(projects.c.name).where(projects.c.public.is_(True)))).all())
 
 
 # -- teams and members ------------------------------------------------------------------------
@@ -246,8 +235,8 @@ _ROBOT_QUERY = (sa.select(robots, projects.c.name.label("project"), _creators.c.
 
 def _robot(row: Any) -> Robot:
     return Robot(row.id, row.name, row.project_id, row.project, row.secret_hash, tuple(row.actions),
-                 tuple(row.repositories), _aware(row.expires_at), bool(row.revoked), row.created_by,
-                 row.creator, bool(row.creator_is_admin), _aware(row.created_at) or utcnow())
+                 tuple(row.repositories), aware(row.expires_at), bool(row.revoked), row.created_by,
+                 row.creator, bool(row.creator_is_admin), aware(row.created_at) or utcnow())
 
 
 async def find_robot(conn: AsyncConnection, name: str) -> Robot | None:
@@ -289,7 +278,7 @@ async def find_refresh_token(conn: AsyncConnection, token_hash: str) -> tuple[st
     row = (await conn.execute(sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash))).first()
     if row is None:
         return None
-    return row.subject, _aware(row.expires_at) or utcnow(), bool(row.revoked)
+    return row.subject, aware(row.expires_at) or utcnow(), bool(row.revoked)
 
 
 async def revoke_refresh_tokens(conn: AsyncConnection, subject: str) -> int:
@@ -325,7 +314,7 @@ async def retire_signing_keys(conn: AsyncConnection, keep: str) -> None:
 
 async def failure_counts(conn: AsyncConnection, keys: list[str], since: datetime) -> dict[str, tuple[int, datetime]]:
     query = sa.select(login_failures).where(login_failures.c.key.in_(keys), login_failures.c.window_start > since)
-    return {r.key: (int(r[2]), _aware(r.window_start) or utcnow()) for r in await conn.execute(query)}
+    return {r.key: (int(r[2]), aware(r.window_start) or utcnow()) for r in await conn.execute(query)}
 
 
 async def record_failure(conn: AsyncConnection, key: str, since: datetime) -> None:

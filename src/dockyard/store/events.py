@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.store.clock import utcnow
+from dockyard.store.clock import aware
 from dockyard.store.schema import events
 
 
@@ -30,14 +30,6 @@ class EventRow:
         return {"id": self.id, "time": self.created_at.isoformat(), "action": self.name, "project": self.project,
                 "repository": self.repository, "digest": self.digest, "tag": self.tag, "actor": self.actor,
                 "address": self.address, "detail": self.detail}
-
-
-async def insert(conn: AsyncConnection, name: str, *, repository: str | None, digest: str | None,
-                 tag: str | None, actor: str | None, detail: dict[str, Any] | None,
-                 project: str | None = None, address: str | None = None) -> None:
-    await conn.execute(sa.insert(events).values(
-        created_at=utcnow(), name=name, repository=repository, digest=digest, tag=tag, actor=actor,
-        detail=detail, project=project, address=address))
 
 
 async def insert_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -71,9 +63,6 @@ async def search(conn: AsyncConnection, *, project: str | None = None, repositor
         query = query.where(events.c.created_at < until)
     if before_id is not None:
         query = query.where(events.c.id < before_id)
-    found = []
-    for r in await conn.execute(query):
-        created = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)
-        found.append(EventRow(r.id, created, r.name, r.project, r.repository, r.digest, r.tag, r.actor,
-                              r.address, r.detail))
-    return found
+    return [EventRow(r.id, aware(r.created_at), r.name, r.project, r.repository, r.digest,
+                     r.tag, r.actor, r.address, r.detail)
+            for r in await conn.execute(query)]
