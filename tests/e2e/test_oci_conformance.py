@@ -646,6 +646,13 @@ def expect_delete(resp: httpx.Response, *, allow_404: bool) -> None:
     expect(ok, resp, f"Expect(resp.StatusCode()).To(SatisfyAny({allowed}))")
 
 
+def teardown_delete_blob(s: Suite, workflow: int, setup_ran: bool, digest: str, *, allow_404: bool) -> None:
+    """A workflow's Teardown "Delete ... blob": skipped with the workflow or its setup, then `expect_delete`."""
+    s.skip_if_disabled(workflow)
+    run_only_if(setup_ran)
+    expect_delete(s.client.do("DELETE", "/v2/<name>/blobs/<digest>", digest=digest), allow_404=allow_404)
+
+
 # =============================================================================================
 # 01_pull_test.go — Pull
 # =============================================================================================
@@ -820,9 +827,7 @@ if DELETE_MANIFEST_BEFORE_BLOBS:
 
 
 def _pull_delete_blob(s: Suite, digest: str) -> None:
-    s.skip_if_disabled(PULL)
-    run_only_if(s.run_pull_setup)
-    expect_delete(s.client.do("DELETE", "/v2/<name>/blobs/<digest>", digest=digest), allow_404=True)
+    teardown_delete_blob(s, PULL, s.run_pull_setup, digest, allow_404=True)
 
 
 # 01_pull_test.go: Pull / Teardown / "Delete config[0] blob created in setup"
@@ -1126,18 +1131,12 @@ if DELETE_MANIFEST_BEFORE_BLOBS:
 
 # 02_push_test.go: Push / Teardown / "Delete config blob created in tests"
 def test_push_teardown_delete_config(s: Suite) -> None:
-    s.skip_if_disabled(PUSH)
-    run_only_if(s.run_push_setup)
-    resp = s.client.do("DELETE", "/v2/<name>/blobs/<digest>", digest=s.data.configs[1].digest)
-    expect_delete(resp, allow_404=True)
+    teardown_delete_blob(s, PUSH, s.run_push_setup, s.data.configs[1].digest, allow_404=True)
 
 
 # 02_push_test.go: Push / Teardown / "Delete layer blob created in setup"
 def test_push_teardown_delete_layer(s: Suite) -> None:
-    s.skip_if_disabled(PUSH)
-    run_only_if(s.run_push_setup)
-    resp = s.client.do("DELETE", "/v2/<name>/blobs/<digest>", digest=s.data.layer.digest)
-    expect_delete(resp, allow_404=True)
+    teardown_delete_blob(s, PUSH, s.run_push_setup, s.data.layer.digest, allow_404=True)
 
 
 if not DELETE_MANIFEST_BEFORE_BLOBS:
@@ -1335,18 +1334,12 @@ if DELETE_MANIFEST_BEFORE_BLOBS:
 
 # 03_discovery_test.go: Content Discovery / Teardown / "Delete config blob created in tests"
 def test_discovery_teardown_delete_config(s: Suite) -> None:
-    s.skip_if_disabled(CONTENT_DISCOVERY)
-    run_only_if(s.run_content_discovery_setup)
-    resp = s.client.do("DELETE", "/v2/<name>/blobs/<digest>", digest=s.data.configs[2].digest)
-    expect_delete(resp, allow_404=False)
+    teardown_delete_blob(s, CONTENT_DISCOVERY, s.run_content_discovery_setup, s.data.configs[2].digest, allow_404=False)
 
 
 # 03_discovery_test.go: Content Discovery / Teardown / "Delete layer blob created in setup"
 def test_discovery_teardown_delete_layer(s: Suite) -> None:
-    s.skip_if_disabled(CONTENT_DISCOVERY)
-    run_only_if(s.run_content_discovery_setup)
-    resp = s.client.do("DELETE", "/v2/<name>/blobs/<digest>", digest=s.data.layer.digest)
-    expect_delete(resp, allow_404=False)
+    teardown_delete_blob(s, CONTENT_DISCOVERY, s.run_content_discovery_setup, s.data.layer.digest, allow_404=False)
 
 
 if not DELETE_MANIFEST_BEFORE_BLOBS:
