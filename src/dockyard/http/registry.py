@@ -154,9 +154,10 @@ class RegistryHandlers:
 
     async def get_blob(self, request: Request, name: str, digest: str) -> BlobResponse | Response:
         location = await self.s.blobs.locate(name, digest)
-        if location.redirect_url and request.method == "GET":
+        redirect = self.s.blobs.store.redirect_url(location) if request.method == "GET" else None
+        if redirect:
             return Response(status_code=307, headers={
-                "Location": location.redirect_url, "Docker-Content-Digest": digest, **API_VERSION})
+                "Location": redirect, "Docker-Content-Digest": digest, **API_VERSION})
         headers = {"Docker-Content-Digest": digest, "Content-Type": "application/octet-stream",
                    "Accept-Ranges": "bytes", "ETag": f'"{digest}"',
                    "Cache-Control": "max-age=31536000", **API_VERSION}

@@ -45,7 +45,6 @@ class BlobLocation:
     size: int
     local_path: str | None
     storage_path: str
-    redirect_url: str | None = None
 
 
 class BlobStore:
@@ -62,8 +61,12 @@ class BlobStore:
             size = await self.driver.stat(path)
         except PathNotFound:
             return None
-        return BlobLocation(size=size, local_path=self.driver.local_path(path), storage_path=path,
-                            redirect_url=self.driver.redirect_url(path))
+        return BlobLocation(size=size, local_path=self.driver.local_path(path), storage_path=path)
+
+    def redirect_url(self, location: BlobLocation) -> str | None:
+        """Where a client may download the blob directly (a presigned URL), if the driver offers it;
+        asked only for a GET, as signing one is wasted on a HEAD."""
+        return self.driver.redirect_url(location.storage_path)
 
     def read(self, location: BlobLocation, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self.driver.read(location.storage_path, offset, length)
