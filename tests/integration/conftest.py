@@ -74,6 +74,11 @@ async def registry(tmp_path: Path, database_url: str) -> AsyncIterator[Registry]
         yield opened
 
 
+def client_as(registry: Registry, auth: tuple[str, str] | None) -> httpx.AsyncClient:
+    """Another client of the same app, sending ``auth`` as Basic credentials (None: nothing)."""
+    return httpx.AsyncClient(transport=registry.client._transport, base_url="http://registry", auth=auth)
+
+
 class open_registry:
     """The app on the given config, schema migrated, the admin account created, with an httpx
     client bound to it that sends the admin's Basic credentials (``anonymous=True``: none)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -80,6 +81,8 @@ def test_robot_secret_is_printed_once_and_rotates(dockyard) -> None:  # type: ig
     assert json.loads(listed)[0]["repositories"] == ["team-a/api/*"]
     rotated = dockyard("robot", "rotate", "robot+team-a+ci").stdout
     assert secret not in rotated
+    new_secret = dict(line.split(":", 1) for line in rotated.splitlines() if ":" in line)["secret"].strip()
+    assert len(new_secret) >= 40
     dockyard("robot", "revoke", "robot+team-a+ci")
     assert json.loads(dockyard("robot", "list", "team-a", "--json").output)[0]["revoked"] is True
     dockyard("robot", "add-system", "mirror", "--perm", "pull", "--repo", "*")
@@ -112,3 +115,20 @@ def test_every_command_explains_itself(group: str) -> None:
     result = CliRunner().invoke(main, [group, "--help"])
     assert result.exit_code == 0
     assert len(result.output.splitlines()) > 4
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*path, name))
+        else:
+            found.append(((*path, name), command))
+    return found
+
+
+def test_every_command_takes_config_and_data_dir_like_serve() -> None:
+    """Issue 4 item 9. ``config check FILE`` is the exception: the file to check is its argument."""
+    lacking = [" ".join(path) for path, command in _commands(main)
+               if not {"--config", "--data-dir"} <= {opt for param in command.params for opt in param.opts}]
+    assert lacking == ["config check"]

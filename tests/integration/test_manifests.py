@@ -137,6 +137,7 @@ async def test_bytes_are_kept_exactly(registry: Registry) -> None:
         await push_blob(registry.client, NAME, blob)
     odd = b"  \n" + json.dumps(json.loads(image.manifest), indent=7, sort_keys=True).encode() + b"\n\n"
     pushed = await push_manifest(registry.client, NAME, "odd", odd)
+    assert pushed.status_code == 201, pushed.text
     assert pushed.headers["docker-content-digest"] == sha256(odd)
     assert (await registry.client.get(f"/v2/{NAME}/manifests/odd")).content == odd
 
@@ -181,7 +182,7 @@ async def test_non_http_urls_are_refused(registry: Registry) -> None:
 async def test_delete_tag_keeps_manifest(registry: Registry) -> None:
     image = make_image()
     await push_image(registry.client, NAME, image, "v1")
-    await push_manifest(registry.client, NAME, "v2", image.manifest)
+    assert (await push_manifest(registry.client, NAME, "v2", image.manifest)).status_code == 201
     assert (await registry.client.delete(f"/v2/{NAME}/manifests/v1")).status_code == 202
     assert (await registry.client.get(f"/v2/{NAME}/manifests/v1")).status_code == 404
     assert (await registry.client.get(f"/v2/{NAME}/manifests/v2")).status_code == 200

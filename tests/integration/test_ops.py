@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import httpx
 
 from dockyard.app import build_components, create_app
-from tests.integration.conftest import Registry, make_config, open_registry
-from tests.support.content import push_blob, random_bytes
+from tests.integration.conftest import ADMIN_PASSWORD, Registry, make_config, open_registry
+from tests.support.content import push_blob, random_bytes, sha256
 
 
 async def test_base_endpoint(registry: Registry) -> None:
@@ -46,6 +47,10 @@ async def test_metrics_count_requests_and_bytes(registry: Registry) -> None:
     assert 'dockyard_http_requests_total{method="GET",route="manifest",status="404"} 1.0' in text
     assert 'dockyard_http_requests_total{method="PUT",route="upload",status="201"} 1.0' in text
     assert 'dockyard_http_request_bytes_total{route="upload"} 12345.0' in text
+    pulled = await registry.client.get(f"/v2/team/app/blobs/{sha256(data)}")
+    assert pulled.content == data
+    text = (await registry.client.get("/metrics")).text
+    assert 'dockyard_http_response_bytes_total{route="blob"} 12345.0' in text
     assert "dockyard_http_request_duration_seconds_bucket" in text
     assert "dockyard_uploads_in_flight 0.0" in text
 
@@ -53,10 +58,14 @@ async def test_metrics_count_requests_and_bytes(registry: Registry) -> None:
 async def test_one_access_log_line_per_request(tmp_path: Path, database_url: str) -> None:
     config = make_config(tmp_path, database_url).with_overrides(log={"access_log": True})
     written = io.StringIO()
-    async with open_registry(config) as registry:
+    # The client's own Basic auth would replace an Authorization header given per request, so
+    # the admin's credentials go in by hand: the log must hold neither them nor their encoding.
+    credentials = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    async with open_registry(config, anonymous=True) as registry:
         registry.parts.access_log.stream = written
-        await registry.client.get("/v2/team/app/tags/list", headers={"Authorization": "Basic c2VjcmV0"})
-        await registry.client.get("/v2/?token=secret")
+        sent = await registry.client.get("/v2/team/app/tags/list", headers={"Authorization": f"Basic {credentials}"})
+        assert sent.request.headers["authorization"] == f"Basic {credentials}"
+        await registry.client.get("/v2/?token=secret", headers={"Authorization": f"Basic {credentials}"})
         registry.parts.access_log.flush()
     lines = [json.loads(line) for line in written.getvalue().splitlines()]
     assert [(line["path"], line["status"], line["route"]) for line in lines] == [
@@ -64,3 +73,6 @@ async def test_one_access_log_line_per_request(tmp_path: Path, database_url: str
     assert all(line["duration_ms"] >= 0 and line["time"].endswith("+00:00") for line in lines)
     assert "secret" not in written.getvalue()
     assert "c2VjcmV0" not in written.getvalue()
+    assert ADMIN_PASSWORD not in written.getvalue()
+    assert credentials not in written.getvalue()
+    assert [line.get("user") for line in lines] == ["admin", "admin"]

@@ -85,7 +85,9 @@ async def test_deleted_referrer_disappears(registry: Registry) -> None:
     await push_image(registry.client, NAME, image)
     artifact = make_artifact(image, SIG)
     await push_image(registry.client, NAME, artifact)
-    await registry.client.delete(f"/v2/{NAME}/manifests/{artifact.digest}")
+    listed = await registry.client.get(f"/v2/{NAME}/referrers/{image.digest}")
+    assert [d["digest"] for d in listed.json()["manifests"]] == [artifact.digest]
+    assert (await registry.client.delete(f"/v2/{NAME}/manifests/{artifact.digest}")).status_code == 202
     listed = await registry.client.get(f"/v2/{NAME}/referrers/{image.digest}")
     assert listed.json()["manifests"] == []
 

@@ -59,15 +59,15 @@ async def test_concurrent_migrations_of_one_database(postgres) -> None:  # type:
 
     if postgres is None:
         pytest.skip("needs PostgreSQL (DOCKYARD_TEST_POSTGRES_URL)")
-    for url in [await postgres.create_empty()]:
-        databases = [Database(url, DatabaseConfig()) for _ in range(4)]
-        try:
-            results = await asyncio.gather(*(migrate.upgrade(db) for db in databases))
-            assert {after for _before, after in results} == {migrate.head_revision()}
-            assert sum(before is None for before, _after in results) == 1, url
-        finally:
-            for db in databases:
-                await db.dispose()
+    url = await postgres.create_empty()
+    databases = [Database(url, DatabaseConfig()) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(migrate.upgrade(db) for db in databases))
+        assert {after for _before, after in results} == {migrate.head_revision()}
+        assert sum(before is None for before, _after in results) == 1, url
+    finally:
+        for db in databases:
+            await db.dispose()
 
 
 async def test_repositories_from_before_access_control_get_private_projects(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -86,5 +86,23 @@ async def test_repositories_from_before_access_control_get_private_projects(tmp_
         async with db.read() as conn:
             rows = (await conn.execute(sa.text("SELECT name, public FROM projects ORDER BY name"))).all()
         assert [(name, bool(public)) for name, public in rows] == [("solo", False), ("team-a", False)]
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 2 item 4: SQLite in WAL mode; synchronous=FULL so a committed row survives power loss."""
+    import sqlalchemy as sa
+
+    from dockyard.config import DatabaseConfig
+    from dockyard.store.db import Database
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/wal.db", DatabaseConfig())
+    try:
+        await migrate.upgrade(db)
+        for opened in (db.read, db.write):
+            async with opened() as conn:
+                mode = (await conn.execute(sa.text("PRAGMA journal_mode"))).scalar()
+                sync = (await conn.execute(sa.text("PRAGMA synchronous"))).scalar()
+            assert (mode, sync) == ("wal", 2), opened
     finally:
         await db.dispose()

@@ -14,13 +14,19 @@ import json
 import logging
 from pathlib import Path
 
-import httpx
 import jwt
 import pytest
+import sqlalchemy as sa
 
-from dockyard.auth.passwords import Passwords
+from dockyard.app import build_components
+from dockyard.auth.passwords import Passwords, secret_digest
 from dockyard.errors import ResourceExists
-from tests.integration.conftest import ADMIN_PASSWORD, Registry, make_config, open_registry
+from dockyard.services.access import AccessService, InvalidCredentials
+from dockyard.store import accounts as account_rows
+from dockyard.store import migrate
+from dockyard.store.schema import refresh_tokens as refresh_rows
+from dockyard.store.schema import robots as robot_rows
+from tests.integration.conftest import ADMIN_PASSWORD, Registry, client_as, make_config, open_registry
 from tests.support.content import make_image, push_image
 
 SCOPE = "repository:team/app:pull,push"
@@ -102,7 +108,7 @@ async def test_a_token_for_one_repository_does_not_open_another(registry: Regist
     token = (await registry.client.get("/token", params={"scope": "repository:team/app:pull,push"})).json()["token"]
     image = make_image()
     await push_image(registry.client, "team/other", image, "v1")
-    async with httpx.AsyncClient(transport=registry.client._transport, base_url="http://registry") as raw:
+    async with client_as(registry, None) as raw:
         allowed = await raw.get("/v2/team/app/tags/list", headers=bearer(token))
         refused = await raw.get("/v2/team/other/tags/list", headers=bearer(token))
     assert allowed.status_code == 404  # allowed, and the repository does not exist yet
@@ -133,7 +139,7 @@ async def test_bad_and_tampered_tokens_are_invalid_token(anonymous: Registry, re
 async def test_post_token_password_and_refresh_grants(registry: Registry) -> None:
     form = {"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD, "service": "dockyard",
             "client_id": "docker", "access_type": "offline", "scope": SCOPE}
-    async with httpx.AsyncClient(transport=registry.client._transport, base_url="http://registry") as raw:
+    async with client_as(registry, None) as raw:
         first = await raw.post("/token", data=form)
         assert first.status_code == 200, first.text
         refresh = first.json()["refresh_token"]
@@ -209,7 +215,10 @@ async def test_failed_logins_are_limited_per_address(tmp_path: Path, database_ur
         assert "retry-after" in limited.headers
 
 
-async def test_unknown_users_cost_a_full_password_check() -> None:
+async def test_unknown_users_cost_a_full_password_check(registry: Registry) -> None:
+    from argon2 import PasswordHasher, extract_parameters
+    from argon2.exceptions import VerifyMismatchError
+
     class Counting(Passwords):
         checked: list[str | None]
 
@@ -223,8 +232,27 @@ async def test_unknown_users_cost_a_full_password_check() -> None:
     assert passwords.verify(real, "right-password")
     assert not passwords.verify(real, "wrong-password")
     assert not passwords.verify(None, "right-password")
+    assert passwords.checked == [real, real, None]
     # The unknown user went through argon2 too, against a hash of the same parameters.
     assert passwords._dummy.split("$")[1:4] == real.split("$")[1:4]
+    assert extract_parameters(passwords._dummy) == extract_parameters(real)
+    # ...and the dummy is a hash argon2 really computes against (a malformed one would be refused
+    # at once, InvalidHashError, costing nothing).
+    with pytest.raises(VerifyMismatchError):
+        PasswordHasher().verify(passwords._dummy, "right-password")
+
+    # Through the login path: a wrong password and an unknown user each cost one verification,
+    # the unknown one against no stored hash (so against the dummy).
+    access = AccessService(registry.parts.db, registry.config.auth, passwords, registry.parts.access.keys)
+    passwords.checked = []
+    for user in ("admin", "nobody-at-all"):
+        with pytest.raises(InvalidCredentials):
+            await access.login(user, "wrong-password", None, record_success=False)
+    async with registry.parts.db.read() as conn:
+        admin = await account_rows.find_user(conn, "admin")
+    assert admin is not None
+    assert passwords.checked == [admin.password_hash, None]
+    assert admin.password_hash.startswith("$argon2id$")  # issue 4: argon2id password hashes
 
 
 async def test_keys_are_shared_rotated_and_published(tmp_path: Path, database_url: str) -> None:
@@ -268,18 +296,17 @@ async def test_admin_bootstrap_is_idempotent_under_races(tmp_path: Path, databas
 
 async def test_first_start_without_a_password_generates_one(tmp_path: Path, database_url: str) -> None:
     config = make_config(tmp_path, database_url)
-    from dockyard.app import build_components
-    from dockyard.store import migrate
-
     parts = build_components(config)
     try:
         await migrate.upgrade(parts.db)
         generated = await asyncio.gather(parts.accounts.bootstrap_admin(None), parts.accounts.bootstrap_admin(None))
         printed = [g for g in generated if g is not None]
         assert len(printed) <= 1
-        if printed:
-            principal, _ = await parts.access.login("admin", printed[0], "127.0.0.1", record_success=False), None
-            assert principal.is_admin
+        # A fresh database has no admin: exactly one of the two calls creates it and returns its password.
+        assert len(printed) == 1, generated
+        principal = await parts.access.login("admin", printed[0], "127.0.0.1", record_success=False)
+        assert principal.is_admin
+        assert len(printed[0]) >= 16
     finally:
         await parts.db.dispose()
 
@@ -290,8 +317,7 @@ async def test_users_may_create_projects_when_configured(tmp_path: Path, databas
         maker_name, project = f"maker{int(allowed)}", f"newproject{int(allowed)}"
         async with open_registry(config) as registry:
             await add_user(registry, maker_name, "maker-password")
-            async with httpx.AsyncClient(transport=registry.client._transport, base_url="http://registry",
-                                         auth=(maker_name, "maker-password")) as maker:
+            async with client_as(registry, (maker_name, "maker-password")) as maker:
                 started = await maker.post(f"/v2/{project}/app/blobs/uploads/")
             assert started.status_code == (202 if allowed else 401), started.text
             projects = await registry.parts.accounts.list_projects(await admin_principal(registry))
@@ -314,12 +340,16 @@ async def test_no_secret_or_token_reaches_a_log_line(tmp_path: Path, database_ur
         offline = await registry.client.get("/token", params={"offline_token": "true", "scope": SCOPE},
                                             headers=basic("admin", ADMIN_PASSWORD))
         token, refresh = offline.json()["token"], offline.json()["refresh_token"]
-        await registry.client.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh})
-        await registry.client.post("/token", data={"grant_type": "password", "username": "admin",
-                                                   "password": "wrong-password-42"})
-        await registry.client.get("/v2/team/app/tags/list", headers=bearer(token))
-        await registry.client.get("/v2/", headers=basic(robot.login, robot.secret))
-        await registry.client.get(f"/v2/?token={token}")
+        # Each request must take the path it is here for (a success logs differently from a refusal).
+        answers = [
+            await registry.client.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh}),
+            await registry.client.post("/token", data={"grant_type": "password", "username": "admin",
+                                                       "password": "wrong-password-42"}),
+            await registry.client.get("/v2/team/app/tags/list", headers=bearer(token)),
+            await registry.client.get("/v2/", headers=basic(robot.login, robot.secret)),
+            await registry.client.get(f"/v2/?token={token}"),
+        ]
+        assert [a.status_code for a in answers] == [200, 401, 404, 200, 401], [a.text for a in answers]
         registry.parts.access_log.flush()
         events = await registry.parts.accounts.audit(admin, limit=1000)
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("dockyard"))
@@ -327,3 +357,22 @@ async def test_no_secret_or_token_reaches_a_log_line(tmp_path: Path, database_ur
     for secret in (ADMIN_PASSWORD, "wrong-password-42", token, refresh, robot.secret):
         assert secret not in everything
     assert '"user": "admin"' in written.getvalue() or '"user":"admin"' in written.getvalue()
+
+
+async def test_robot_secrets_and_refresh_tokens_are_stored_only_hashed(registry: Registry) -> None:
+    """Issue 4 item 4 (a robot's secret is stored hashed) and the refresh tokens of item 5."""
+    admin = await admin_principal(registry)
+    await registry.parts.accounts.add_project(admin, "team")
+    robot = await registry.parts.accounts.add_robot(admin, "team", "ci", ["pull"], ["*"], None)
+    rotated = await registry.parts.accounts.rotate_robot(admin, robot.login)
+    offline = await registry.client.get("/token", params={"offline_token": "true", "scope": SCOPE})
+    assert offline.status_code == 200, offline.text
+    refresh = offline.json()["refresh_token"]
+    async with registry.parts.db.read() as conn:
+        robots = (await conn.execute(sa.select(robot_rows))).all()
+        refreshes = (await conn.execute(sa.select(refresh_rows))).all()
+    assert [(row.name, row.secret_hash) for row in robots] == [(robot.login, secret_digest(rotated.secret))]
+    assert secret_digest(refresh) in [row.token_hash for row in refreshes]
+    stored = repr(robots) + repr(refreshes)
+    for secret in (robot.secret, rotated.secret, refresh):
+        assert secret not in stored

@@ -103,7 +103,8 @@ async def test_final_put_with_wrong_digest_stores_nothing(registry: Registry) ->
     client = registry.client
     data = random_bytes(2000)
     location = (await client.post(f"/v2/{NAME}/blobs/uploads/")).headers["location"]
-    await client.patch(location, content=data)
+    # The bytes must be in the session, or nothing would be stored whatever the final PUT did.
+    assert (await client.patch(location, content=data)).status_code == 202
     wrong = sha256(b"nope")
     done = await client.put(f"{location}?digest={wrong}")
     assert done.status_code == 400
@@ -123,7 +124,8 @@ async def test_put_without_digest_is_400(registry: Registry) -> None:
 async def test_cancel_upload(registry: Registry) -> None:
     client = registry.client
     location = (await client.post(f"/v2/{NAME}/blobs/uploads/")).headers["location"]
-    await client.patch(location, content=b"partial")
+    assert (await client.patch(location, content=b"partial")).status_code == 202
+    assert await registry.parts.store.upload_ids() == [location.rsplit("/", 1)[1]]
     assert (await client.delete(location)).status_code == 204
     gone = await client.get(location)
     assert gone.status_code == 404
@@ -163,6 +165,8 @@ async def test_mount_without_from_finds_the_blob(registry: Registry) -> None:
     await push_blob(registry.client, "source/repo", data)
     mounted = await registry.client.post(f"/v2/target/repo/blobs/uploads/?mount={sha256(data)}")
     assert mounted.status_code == 201
+    assert mounted.headers["location"] == f"/v2/target/repo/blobs/{sha256(data)}"
+    assert (await registry.client.get(f"/v2/target/repo/blobs/{sha256(data)}")).content == data
 
 
 async def test_mount_of_unknown_blob_falls_back_to_upload(registry: Registry) -> None:
@@ -180,6 +184,8 @@ async def test_mount_from_repository_without_the_blob_falls_back(registry: Regis
     await push_blob(registry.client, "lacks/it", random_bytes(10))
     response = await registry.client.post(f"/v2/target/repo/blobs/uploads/?mount={sha256(data)}&from=lacks/it")
     assert response.status_code == 202
+    assert "/blobs/uploads/" in response.headers["location"]
+    assert (await registry.client.head(f"/v2/target/repo/blobs/{sha256(data)}")).status_code == 404
 
 
 async def test_same_blob_pushed_twice_and_to_two_repositories(registry: Registry) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from tests.support.content import push_blob, random_bytes, sha256
 
 async def _start(registry: Registry, body: bytes) -> str:
     location = (await registry.client.post("/v2/team/app/blobs/uploads/")).headers["location"]
-    await registry.client.patch(location, content=body)
+    assert (await registry.client.patch(location, content=body)).status_code == 202
     return location
 
 
@@ -37,6 +38,7 @@ async def test_expired_uploads_are_purged_and_fresh_ones_kept(registry: Registry
     assert preview.expired == [old.rsplit("/", 1)[1]]
     assert preview.orphaned == ["orphanedupload1"]
     assert (await registry.client.get(old)).status_code == 204
+    assert "orphanedupload1" in await registry.parts.store.upload_ids()  # the dry run removed nothing
 
     report = await purge_uploads(registry.parts.db, registry.parts.store, expiry=timedelta(hours=24))
     assert report.summary() == "removed 1 expired upload(s) and 1 orphaned upload dir(s)"
@@ -48,14 +50,13 @@ async def test_expired_uploads_are_purged_and_fresh_ones_kept(registry: Registry
 async def test_purge_leaves_completed_blobs_alone(registry: Registry) -> None:
     data = random_bytes(100)
     await push_blob(registry.client, "team/app", data)
-    await purge_uploads(registry.parts.db, registry.parts.store, expiry=timedelta(seconds=0))
+    report = await purge_uploads(registry.parts.db, registry.parts.store, expiry=timedelta(seconds=0))
+    assert (report.expired, report.orphaned) == ([], [])
     assert (await registry.client.get(f"/v2/team/app/blobs/{sha256(data)}")).content == data
 
 
 async def test_purges_running_at_once_never_take_the_same_upload(registry: Registry) -> None:
     """Several nodes may purge at the same moment: each expired upload is removed exactly once."""
-    import asyncio
-
     locations = [await _start(registry, b"x") for _ in range(30)]
     for location in locations:
         await _age(registry, location, hours=48)

@@ -23,7 +23,9 @@ def test_documented_settings_exist() -> None:
 
 
 def test_example_configs_are_valid() -> None:
-    for example in (ROOT / "examples").glob("*.toml"):
+    examples = sorted((ROOT / "examples").glob("*.toml"))
+    assert examples, "no example configuration found in examples/"
+    for example in examples:
         load_config(example, environ={})
 
 
