@@ -243,3 +243,49 @@ async def test_concurrent_member_changes_leave_one_role(registry: Registry) -> N
     assert members[0]["role"] in roles
     # The role left is the one some request reported last setting, not a mixture.
     assert members[0] in [a.json() for a in answers]
+
+
+async def test_only_system_admins_make_system_wide_robots_and_keys(registry: Registry) -> None:
+    api = registry.client
+    await add_project(api, "team-a")
+    await add_user(api, "lead", "team-a", "admin")
+    body = {"name": "mirror", "permissions": ["pull"], "repositories": ["*"]}
+    async with client_as(registry, ("lead", "lead-password")) as lead:
+        refused = await lead.post("/api/v1/robots", json=body)
+        assert refused.status_code == 403
+        assert refused.json()["errors"][0]["code"] == "DENIED"
+        assert (await lead.get("/api/v1/robots")).status_code == 403
+        assert (await lead.post("/api/v1/keys/rotate")).status_code == 403
+    assert (await api.post("/api/v1/robots", json=body)).status_code == 201
+
+
+async def test_a_refused_change_records_no_event(registry: Registry) -> None:
+    """Events are written in the change's own transaction: a change that fails leaves none."""
+    api = registry.client
+    await add_project(api, "team-a")
+    image = make_image()
+    before = (await api.get("/api/v1/audit", params={"limit": "1000"})).json()["events"]
+    # The manifest's blobs were never pushed: refused, and no manifest.pushed.
+    refused = await api.put("/v2/team-a/app/manifests/v1", content=image.manifest,
+                            headers={"Content-Type": image.media_type})
+    assert refused.status_code == 400
+    assert (await api.put("/api/v1/projects/team-a/members/nobody", json={"role": "guest"})).status_code == 404
+    after = (await api.get("/api/v1/audit", params={"limit": "1000"})).json()["events"]
+    assert after == before
+
+
+async def test_audit_records_logins_tokens_and_key_rotations(registry: Registry) -> None:
+    api = registry.client
+    await add_project(api, "team-a")
+    await add_user(api, "alice", "team-a", "developer")
+    issued = await api.get("/token", params={"scope": "repository:team-a/app:pull"}, auth=("alice", "alice-password"))
+    assert issued.status_code == 200
+    rotated = await api.post("/api/v1/keys/rotate")
+    assert rotated.status_code == 200
+    found = (await api.get("/api/v1/audit", params={"user": "alice"})).json()["events"]
+    by_action = {e["action"]: e for e in found}
+    assert by_action["login.succeeded"]["detail"] == {"target": "alice"}
+    assert by_action["token.issued"]["detail"]["scopes"] == ["repository:team-a/app:pull"]
+    keys = (await api.get("/api/v1/audit", params={"action": "key.rotated"})).json()["events"]
+    assert [e["detail"]["target"] for e in keys] == [rotated.json()["kid"]]
+    assert keys[0]["actor"] == "admin"

@@ -14,6 +14,7 @@ import json
 import logging
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 import sqlalchemy as sa
@@ -164,9 +165,20 @@ async def test_refresh_tokens_end_with_a_disabled_account_or_a_new_password(regi
                                         auth=("dev", "dev-password"))
     refresh = offline.json()["refresh_token"]
     admin = await admin_principal(registry)
+
+    async def redeem() -> httpx.Response:
+        return await registry.client.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh})
+
+    # Disabled: refused, saying so; enabled again: the session is back.
+    await registry.parts.accounts.update_user(admin, "dev", disabled=True)
+    while_disabled = await redeem()
+    assert while_disabled.status_code == 401
+    assert "disabled" in while_disabled.json()["errors"][0]["message"]
+    await registry.parts.accounts.update_user(admin, "dev", disabled=False)
+    assert (await redeem()).status_code == 200
+    # A new password ends it for good.
     await registry.parts.accounts.update_user(admin, "dev", password="dev-password-2")
-    redeemed = await registry.client.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh})
-    assert redeemed.status_code == 401
+    assert (await redeem()).status_code == 401
 
 
 async def test_bad_token_requests_are_clear_4xx(anonymous: Registry) -> None:
