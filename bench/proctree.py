@@ -91,9 +91,9 @@ class PeakMemory:
         return sum(self._peaks_kib.values()) * 1024 / 1e6
 
     @property
-    def process_count(self) -> int:
-        """How many processes of the tree were seen."""
-        return len(self._peaks_kib)
+    def peaks_mb(self) -> list[float]:
+        """Each process's peak, in MB, in the order the processes were first seen."""
+        return [kib * 1024 / 1e6 for kib in self._peaks_kib.values()]
 
     def _run(self) -> None:
         while not self._stopping.wait(self._interval):

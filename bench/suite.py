@@ -154,7 +154,8 @@ def run_pass_at(url: str, root_pids: Sequence[int], blob: BigBlob, image: SmallI
         values = _blob_tests(client, blob, settings.streams, log, follow_redirects)
         values.update(_manifest_tests(client, image, settings, log))
     values["peak_rss"] = sum(memory.peak_mb for memory in memories)
-    processes = sum(memory.process_count for memory in memories)
-    log(f"peak RSS {values['peak_rss']:.0f} MB, summed over {processes} processes")
+    peaks = [peak for memory in memories for peak in memory.peaks_mb]
+    log(f"peak RSS {values['peak_rss']:.0f} MB, summed over {len(peaks)} processes "
+        f"({' + '.join(f'{peak:.0f}' for peak in peaks)})")
     return values
 
