@@ -10,9 +10,8 @@ import contextvars
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from dockyard.store import events as event_rows
+from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import utcnow
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from dockyard import events
 from dockyard.errors import DigestInvalid, ManifestBlobUnknown, ManifestTooLarge, ManifestUnknown
 from dockyard.oci import mediatypes as mt
@@ -18,6 +16,7 @@ from dockyard.store import blobs as blob_rows
 from dockyard.store import manifests as manifest_rows
 from dockyard.store import repositories
 from dockyard.store import tags as tag_rows
+from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.db import Database
 from dockyard.store.manifests import NewManifest, StoredManifest
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 from dockyard.store.schema import blobs, repositories, repository_blobs

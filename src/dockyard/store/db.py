@@ -19,10 +19,10 @@ from sqlalchemy import event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from dockyard.config import DatabaseConfig
+from dockyard.store.asyncsql import AsyncConnection, AsyncEngine, create_async_engine
 
 _WRITE = "dockyard_write"
 

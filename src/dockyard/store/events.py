@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import aware
 from dockyard.store.schema import events
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import utcnow
 from dockyard.store.schema import job_leases
 from dockyard.store.statements import insert_ignore

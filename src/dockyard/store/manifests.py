@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 from dockyard.store.schema import manifest_references, manifests, repositories, tags

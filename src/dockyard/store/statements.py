@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.store.asyncsql import AsyncConnection
 
 
 def _insert(conn: AsyncConnection, table: sa.Table) -> Any:

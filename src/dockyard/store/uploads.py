@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import utcnow
 from dockyard.store.schema import repositories, uploads
 
