@@ -55,6 +55,20 @@ async def test_metrics_count_requests_and_bytes(registry: Registry) -> None:
     assert "dockyard_uploads_in_flight 0.0" in text
 
 
+async def test_metrics_count_every_repeat_of_a_series(registry: Registry) -> None:
+    """Each (method, route, status) series is looked up once and kept: later requests still count."""
+    data = random_bytes(1000)
+    await push_blob(registry.client, "team/app", data)
+    for _ in range(3):
+        assert (await registry.client.get(f"/v2/team/app/blobs/{sha256(data)}")).content == data
+        await registry.client.head(f"/v2/team/app/blobs/{sha256(data)}")
+    text = (await registry.client.get("/metrics")).text
+    assert 'dockyard_http_requests_total{method="GET",route="blob",status="200"} 3.0' in text
+    assert 'dockyard_http_requests_total{method="HEAD",route="blob",status="200"} 3.0' in text
+    assert 'dockyard_http_response_bytes_total{route="blob"} 3000.0' in text
+    assert 'dockyard_http_request_duration_seconds_count{method="GET",route="blob"} 3.0' in text
+
+
 async def test_one_access_log_line_per_request(tmp_path: Path, database_url: str) -> None:
     config = make_config(tmp_path, database_url).with_overrides(log={"access_log": True})
     written = io.StringIO()

@@ -23,10 +23,12 @@ class Route:
     name: str
     pattern: re.Pattern[str]
     methods: dict[str, tuple[str, Access]]  # method -> (handler name, access needed)
+    marker: str  # a literal every matching path contains: a cheap test before the pattern
 
 
 def _route(name: str, pattern: str, **methods: tuple[str, Access]) -> Route:
-    return Route(name, re.compile(pattern, flags=re.ASCII), methods)
+    literal = re.search(r"/(_catalog|tags/list|manifests/|blobs/uploads|blobs/|referrers/)", pattern)
+    return Route(name, re.compile(pattern, flags=re.ASCII), methods, literal.group(0) if literal else "/v2")
 
 
 ROUTES: tuple[Route, ...] = (
@@ -80,6 +82,8 @@ def match(method: str, path: str) -> Match | None:
         return None
     allowed: list[str] = []
     for route in ROUTES:
+        if route.marker not in path:
+            continue
         found = route.pattern.fullmatch(path)
         if found is None:
             continue
