@@ -19,6 +19,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FLUSH_LINES = 256
+# json.dumps builds a new encoder on every call that passes any option: build this one once.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 FLUSH_SECONDS = 0.5
 
 
@@ -37,7 +39,7 @@ class AccessLog:
 
     def write(self, entry: dict[str, Any]) -> None:
         entry["time"] = datetime.now(UTC).isoformat(timespec="milliseconds")
-        self._lines.append(json.dumps(entry, separators=(",", ":")))
+        self._lines.append(_compact_json(entry))
         if len(self._lines) >= FLUSH_LINES:
             self.flush()
         elif not self._flush_scheduled:

@@ -33,6 +33,7 @@ from dockyard.services.manifests import ManifestService
 from dockyard.services.uploads import UploadService, UploadStatus
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+_API_VERSION_RAW = (b"docker-distribution-api-version", b"registry/2.0")
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -125,14 +126,12 @@ class RegistryHandlers:
         page = await self.s.listing.tags(name, q.get("n"), q.get("last"))
         return _paged({"name": name, "tags": page.items}, page, f"/v2/{name}/tags/list", {})
 
-    async def get_manifest(self, request: Request, name: str, reference: str) -> Response:
+    async def get_manifest(self, request: Request, name: str, reference: str) -> ManifestResponse:
         found = await self.s.manifests.get(name, reference)
-        headers = {"Docker-Content-Digest": found.digest, "ETag": f'"{found.digest}"', **API_VERSION}
-        if request.method == "HEAD":
-            headers["Content-Length"] = str(len(found.content))
-            return Response(b"", headers=headers, media_type=found.media_type)
-        self.s.pulls.add(events.ManifestPulled(name, found.digest, reference))
-        return Response(found.content, headers=headers, media_type=found.media_type)
+        head = request.method == "HEAD"
+        if not head:
+            self.s.pulls.add(events.ManifestPulled(name, found.digest, reference))
+        return ManifestResponse(found.content, found.media_type, found.digest, head=head)
 
     async def put_manifest(self, request: Request, name: str, reference: str) -> Response:
         body = await self._manifest_body(request)
@@ -229,6 +228,29 @@ class RegistryHandlers:
             if len(body) > self.manifest_max_bytes:
                 raise ManifestTooLarge(f"manifest exceeds the limit of {self.manifest_max_bytes} bytes")
         return bytes(body)
+
+
+class ManifestResponse:
+    """A manifest's bytes and their headers, sent as they are.
+
+    The busiest response of a registry: built straight as ASGI messages, without the header
+    handling of a general response class (a tenth of a manifest GET's cost in Python).
+    """
+
+    __slots__ = ("body", "head", "headers")
+
+    def __init__(self, content: bytes, media_type: str, digest: str, *, head: bool) -> None:
+        self.body = b"" if head else content
+        self.head = head
+        digest_bytes = digest.encode("ascii")
+        self.headers = [
+            (b"content-type", media_type.encode("latin-1")), (b"content-length", b"%d" % len(content)),
+            (b"docker-content-digest", digest_bytes), (b"etag", b'"%s"' % digest_bytes), _API_VERSION_RAW,
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 class RegistryApp:
