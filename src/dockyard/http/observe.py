@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -19,9 +20,30 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FLUSH_LINES = 256
-# json.dumps builds a new encoder on every call that passes any option: build this one once.
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 FLUSH_SECONDS = 0.5
+# The C function json.dumps uses for a str (ensure_ascii): the quoted, escaped JSON text.
+_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else _json_string(value)
+
+
+class UTCClock:
+    """Timestamps as ``datetime.now(UTC).isoformat(timespec="milliseconds")`` writes them (the
+    time truncated to the millisecond); the part up to the second is formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self, at_ns: int | None = None) -> str:
+        at_ns = time.time_ns() if at_ns is None else at_ns
+        second, rest = divmod(at_ns, 1_000_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{rest // 1_000_000:03d}+00:00"
 
 
 class AccessLog:
@@ -29,17 +51,28 @@ class AccessLog:
 
     Going through ``logging`` with a flush per record cost a third of the registry's request
     rate, so lines are buffered and written together: when 256 are waiting, or half a second after
-    the first of them. A crash loses at most that half second of access lines, never data.
+    the first of them. A crash loses at most that half second of access lines, never data. Each
+    line is formatted directly, with the same keys, order and escaping as ``json.dumps`` with
+    compact separators: building a dict and encoding it cost a fifth of a manifest GET.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self._lines: list[str] = []
         self._flush_scheduled = False
+        self.clock = UTCClock()
 
-    def write(self, entry: dict[str, Any]) -> None:
-        entry["time"] = datetime.now(UTC).isoformat(timespec="milliseconds")
-        self._lines.append(_compact_json(entry))
+    def write_request(self, *, method: str, path: str, route: str, status: int, duration_ms: float,
+                      bytes_in: int, bytes_out: int, remote: str | None, user: str | None,
+                      user_agent: str | None) -> None:
+        self._add(
+            f'{{"method":{_json_string(method)},"path":{_json_string(path)},"route":{_json_string(route)},'
+            f'"status":{int(status)},"duration_ms":{float(duration_ms)!r},"bytes_in":{int(bytes_in)},'
+            f'"bytes_out":{int(bytes_out)},"remote":{_json_text(remote)},"user":{_json_text(user)},'
+            f'"user_agent":{_json_text(user_agent)},"time":"{self.clock.now()}"}}')
+
+    def _add(self, line: str) -> None:
+        self._lines.append(line)
         if len(self._lines) >= FLUSH_LINES:
             self.flush()
         elif not self._flush_scheduled:
@@ -151,12 +184,11 @@ class ObserveMiddleware:
         self.metrics.record(method, route, status, elapsed, state["in"], state["out"])
         if self.access_log is not None:
             client = scope.get("client")
-            self.access_log.write({
-                "method": method, "path": scope["path"][:512], "route": route, "status": status,
-                "duration_ms": round(elapsed * 1000, 3), "bytes_in": state["in"], "bytes_out": state["out"],
-                "remote": client[0] if client else None, "user": scope.get("dockyard.user"),
-                "user_agent": _header(scope, b"user-agent"),
-            })
+            self.access_log.write_request(
+                method=method, path=scope["path"][:512], route=route, status=status,
+                duration_ms=round(elapsed * 1000, 3), bytes_in=state["in"], bytes_out=state["out"],
+                remote=client[0] if client else None, user=scope.get("dockyard.user"),
+                user_agent=_header(scope, b"user-agent"))
 
 
 _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
