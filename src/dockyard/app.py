@@ -23,7 +23,8 @@ from dockyard.auth.passwords import Passwords
 from dockyard.config import Config
 from dockyard.http.api import ManagementApi
 from dockyard.http.auth import Guard
-from dockyard.http.observe import AccessLog, Metrics, ObserveMiddleware
+from dockyard.http.metrics import Metrics
+from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
 from dockyard.http.token import TokenEndpoint
 from dockyard.jobs.scheduler import Job, Scheduler
@@ -151,6 +152,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
                 await flush_pulls(parts)
             await parts.scheduler.stop()
             parts.access_log.flush()
+            parts.metrics.flush()
             await parts.db.dispose()
 
     async def healthz(_request: Request) -> Response:

@@ -148,7 +148,7 @@ def _command_path(words: list[str]) -> list[str]:
 
 
 def test_operations_guide_lists_every_metric() -> None:
-    exported = set(re.findall(r'"(dockyard_[a-z_]+)"', _text(ROOT / "src" / "dockyard" / "http" / "observe.py")))
+    exported = set(re.findall(r'"(dockyard_[a-z_]+)"', _text(ROOT / "src" / "dockyard" / "http" / "metrics.py")))
     assert exported
     documented = set(re.findall(r"`(dockyard_[a-z_]+)`", _text(OPERATIONS)))
     assert documented == exported

@@ -1,23 +1,18 @@
-"""Metrics and the access log: one middleware that sees every request.
-
-Prometheus metrics work across granian's worker processes through prometheus_client's
-multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set (``dockyard serve`` sets it).
-"""
+"""Metrics and the access log: one middleware that sees every request (metrics: ``metrics.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dockyard.http.metrics import Metrics
 
 FLUSH_LINES = 256
 FLUSH_SECONDS = 0.5
@@ -90,50 +85,6 @@ class AccessLog:
         stream.write("\n".join(self._lines) + "\n")
         stream.flush()
         self._lines.clear()
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-        self.registry = CollectorRegistry()
-        target = None if self.multiprocess else self.registry
-        self.requests = Counter("dockyard_http_requests_total", "HTTP requests by route and status",
-                                ["method", "route", "status"], registry=target)
-        self.latency = Histogram("dockyard_http_request_duration_seconds", "Request latency by route",
-                                 ["method", "route"], registry=target,
-                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5,
-                                          10, 30, 60))
-        self.bytes_in = Counter("dockyard_http_request_bytes_total", "Request body bytes received",
-                                ["route"], registry=target)
-        self.bytes_out = Counter("dockyard_http_response_bytes_total", "Response body bytes sent",
-                                 ["route"], registry=target)
-        self.uploads_in_flight = Gauge("dockyard_uploads_in_flight", "Blob upload requests in progress",
-                                       registry=target, multiprocess_mode="livesum")
-        self._series: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
-
-    def record(self, method: str, route: str, status: int, elapsed: float, bytes_in: int, bytes_out: int) -> None:
-        """Count one request. The labelled series are looked up once per (method, route, status):
-        ``labels()`` validates its arguments on every call, a tenth of a manifest GET's cost."""
-        series = self._series.get((method, route, status))
-        if series is None:
-            series = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route),
-                      self.bytes_in.labels(route), self.bytes_out.labels(route))
-            if len(self._series) < 4096:  # methods come from clients: never an unbounded cache
-                self._series[(method, route, status)] = series
-        requests, latency, received, sent = series
-        requests.inc()
-        latency.observe(elapsed)
-        if bytes_in:
-            received.inc(bytes_in)
-        if bytes_out:
-            sent.inc(bytes_out)
-
-    def render(self) -> bytes:
-        if self.multiprocess:
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return bytes(generate_latest(registry))
-        return bytes(generate_latest(self.registry))
 
 
 class ObserveMiddleware:
