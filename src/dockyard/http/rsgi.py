@@ -12,6 +12,7 @@ bytes (inclusive) of the file.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -36,9 +37,22 @@ class RSGIScope(Protocol):
     def headers(self) -> Any: ...
 
 
+@functools.lru_cache(maxsize=4096)  # the server's address never changes, a client's rarely
 def _address(text: str) -> tuple[str, int] | None:
     host, _, port = text.rpartition(":")
     return (host.strip("[]"), int(port)) if port.isdigit() else None
+
+
+def _quote(path: str) -> bytes:
+    return quote(path, safe=_PATH_SAFE).encode("ascii")
+
+
+_quote_remembered = functools.lru_cache(maxsize=4096)(_quote)  # a popular manifest's path repeats
+
+
+def _raw_path(path: str) -> bytes:
+    # Only short paths are remembered: 4,096 of them at most 256 characters each, whatever is sent.
+    return _quote_remembered(path) if len(path) <= 256 else _quote(path)
 
 
 class _Exchange:
@@ -126,7 +140,7 @@ class RSGIBridge:
         asgi_scope = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
             "http_version": scope.http_version, "method": scope.method, "scheme": scope.scheme,
-            "path": path, "raw_path": quote(path, safe=_PATH_SAFE).encode("ascii"),
+            "path": path, "raw_path": _raw_path(path),
             "query_string": scope.query_string.encode("latin-1"),
             "root_path": "", "headers": headers, "client": _address(scope.client),
             "server": _address(scope.server), "extensions": _EXTENSIONS, "state": dict(self.state),
