@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from tests.integration.conftest import ADMIN_AUTH, Registry
 from tests.support.content import (
     OCI_MANIFEST,
+    Image,
     make_image,
     push_blob,
-    push_manifest,
+    push_image,
     random_bytes,
     sha256,
 )
@@ -80,11 +81,9 @@ async def test_without_pathsend_the_blob_is_streamed(registry: Registry) -> None
     assert b"".join(message.get("body", b"") for message in sent[1:]) == data
 
 
-async def _push_image(registry: Registry, tag: str) -> Any:
+async def _push_image(registry: Registry, tag: str) -> Image:
     image = make_image()
-    for blob in image.blobs:
-        await push_blob(registry.client, NAME, blob)
-    assert (await push_manifest(registry.client, NAME, tag, image.manifest)).status_code == 201
+    await push_image(registry.client, NAME, image, tag)
     return image
 
 

@@ -11,7 +11,6 @@ hard loses at most its last second of counts (never data).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -20,10 +19,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from dockyard.http.batches import FlushLater
+
 FLUSH_SECONDS = 1.0
 MAX_SERIES = 4096  # methods come from clients: never an unbounded number of series in memory
 LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60)
-_INF = float("inf")
+_BOUNDS = (*LATENCY_BUCKETS, float("inf"))  # prometheus_client's buckets: the given ones, then +Inf
 
 
 @dataclass(slots=True)
@@ -32,7 +33,7 @@ class _Tally:
 
     requests: int = 0
     seconds: float = 0.0
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    buckets: list[int] = field(default_factory=lambda: [0] * len(_BOUNDS))
     bytes_in: int = 0
     bytes_out: int = 0
 
@@ -52,9 +53,8 @@ class Metrics:
                                  ["route"], registry=target)
         self.uploads_in_flight = Gauge("dockyard_uploads_in_flight", "Blob upload requests in progress",
                                        registry=target, multiprocess_mode="livesum")
-        self._bounds = (*LATENCY_BUCKETS, _INF)
         self._pending: dict[tuple[str, str, int], _Tally] = {}
-        self._flush_scheduled = False
+        self._later = FlushLater(self.flush, FLUSH_SECONDS)
 
     def record(self, method: str, route: str, status: int, elapsed: float, bytes_in: int, bytes_out: int) -> None:
         """Count one request (in this worker's tallies; see the module docstring)."""
@@ -66,31 +66,20 @@ class Metrics:
         tally.requests += 1
         tally.seconds += elapsed
         # Prometheus buckets hold every observation <= their bound: the first bound >= elapsed.
-        tally.buckets[bisect_left(self._bounds, elapsed)] += 1
+        tally.buckets[bisect_left(_BOUNDS, elapsed)] += 1
         tally.bytes_in += bytes_in
         tally.bytes_out += bytes_out
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            try:
-                asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-            except RuntimeError:  # no running loop: count now
-                self.flush()
+        self._later.request()
 
     def flush(self) -> None:
         """Add every tally to the Prometheus series (the shared files in multiprocess mode)."""
-        self._flush_scheduled = False
+        self._later.done()
         pending, self._pending = self._pending, {}
         for (method, route, status), tally in pending.items():
             self.requests.labels(method, route, str(status)).inc(tally.requests)
             _add_observations(self.latency.labels(method, route), tally)
-            if tally.bytes_in:
-                self.bytes_in.labels(route).inc(tally.bytes_in)
-            else:
-                self.bytes_in.labels(route)  # the series exists from the first request, at 0
-            if tally.bytes_out:
-                self.bytes_out.labels(route).inc(tally.bytes_out)
-            else:
-                self.bytes_out.labels(route)
+            self.bytes_in.labels(route).inc(tally.bytes_in)  # at 0 too: the series exists from the first request
+            self.bytes_out.labels(route).inc(tally.bytes_out)
 
     def render(self) -> bytes:
         self.flush()

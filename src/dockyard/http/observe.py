@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dockyard.http.batches import FlushLater
 from dockyard.http.metrics import Metrics
 
 FLUSH_LINES = 256
@@ -54,7 +54,7 @@ class AccessLog:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self._lines: list[str] = []
-        self._flush_scheduled = False
+        self._later = FlushLater(self.flush, FLUSH_SECONDS)
         self.clock = UTCClock()
 
     def write_request(self, *, method: str, path: str, route: str, status: int, duration_ms: float,
@@ -70,15 +70,11 @@ class AccessLog:
         self._lines.append(line)
         if len(self._lines) >= FLUSH_LINES:
             self.flush()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            try:
-                asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-            except RuntimeError:  # no running loop: write now
-                self.flush()
+        else:
+            self._later.request()
 
     def flush(self) -> None:
-        self._flush_scheduled = False
+        self._later.done()
         if not self._lines:
             return
         stream = self.stream or sys.stdout
