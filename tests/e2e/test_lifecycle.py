@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import ADMIN_AUTH, ServerProcess
+from tests.support.server import ADMIN_AUTH, AUTH_ENV, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -133,3 +133,27 @@ def test_first_start_prints_a_generated_admin_password_once(tmp_path: Path) -> N
         assert again.log().count(password) == 1  # the first start's line, in the same log file
     finally:
         again.stop()
+
+
+def test_a_second_server_on_a_taken_port_refuses_to_start(tmp_path: Path) -> None:
+    # granian listens with SO_REUSEPORT: unchecked, a second server would silently take half of
+    # the first one's connections (each with its own data, keys and accounts).
+    with ServerProcess(data_dir=tmp_path / "first", workers=1) as first:
+        second = subprocess.run(
+            [sys.executable, "-m", "dockyard", "serve", "--host", "127.0.0.1", "--port", str(first.port),
+             "--data-dir", str(tmp_path / "second"), "--workers", "1"],
+            capture_output=True, text=True, env={**os.environ, **AUTH_ENV}, timeout=60, check=False)
+        assert second.returncode != 0
+        assert f"127.0.0.1:{first.port} is already in use" in second.stderr
+        assert "--port" in second.stderr
+        assert not (tmp_path / "second" / "dockyard.db").exists()  # refused before touching anything
+        for _ in range(20):  # new connections all reach the first server, whose admin this is
+            answer = httpx.get(f"{first.url}/v2/", auth=ADMIN_AUTH, headers={"Connection": "close"})
+            assert answer.status_code == 200
+
+
+def test_serve_names_the_fix_for_an_address_it_cannot_use(tmp_path: Path) -> None:
+    elsewhere = dockyard("serve", "--host", "192.0.2.1", "--port", "5000", "--data-dir", str(tmp_path / "d"))
+    assert elsewhere.returncode != 0
+    assert "cannot listen on 192.0.2.1:5000" in elsewhere.stderr
+    assert "--host" in elsewhere.stderr

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import timedelta
@@ -44,6 +46,7 @@ def serve(config_file: Path | None, data_dir: Path | None, host: str | None, por
 
     config = load(config_file, data_dir, host=host, port=port, workers=workers)
     configure_logging(config)
+    _check_address_free(config.server.host, config.server.port)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ[EFFECTIVE_CONFIG] = config.to_json()
     _prepare_database(config)
@@ -57,6 +60,36 @@ def serve(config_file: Path | None, data_dir: Path | None, host: str | None, por
     sys.stdout.flush()
     # Become the granian supervisor: a fresh, lean image (see dockyard/supervisor.py), same PID.
     os.execv(sys.executable, [sys.executable, "-m", "dockyard.supervisor"])  # noqa: S606 - our own module
+
+
+def _check_address_free(host: str, port: int) -> None:
+    """Refuse to start where something already listens.
+
+    granian binds with SO_REUSEPORT, so a second server on a taken port would not fail: the
+    kernel would share the connections between the two, and clients would see two registries
+    at random. A plain bind (SO_REUSEADDR, as a restart needs, but not SO_REUSEPORT) fails
+    where any listener is, so it is tried first, then closed for granian to bind.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot listen on {host}: {exc.strerror}; "
+                                   "set --host (server.host) to an address of this machine") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"{host}:{port} is already in use (another dockyard, or another server, listens "
+                    "there): stop it, or choose another --port (server.port)") from None
+            if exc.errno == errno.EACCES:
+                raise click.ClickException(f"not allowed to listen on {host}:{port}: ports below 1024 need "
+                                           "root or CAP_NET_BIND_SERVICE; choose --port 1024 or above") from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}; "
+                                       "set --host (server.host) to an address of this machine") from None
 
 
 def _prepare_database(config: Config) -> None:
