@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# Where `make serve` listens and keeps its data. Set only on make's command line
+# (`make serve SERVE_PORT=5001`): a PORT or HOST in the environment never moves it.
+SERVE_HOST := 127.0.0.1
+SERVE_PORT := 5000
+SERVE_DATA := ./data
+
 serve: $(STAMP)
-	$(BIN)/dockyard serve --host 127.0.0.1 --port 5000 --data-dir ./data
+	$(BIN)/dockyard serve --host $(SERVE_HOST) --port $(SERVE_PORT) --data-dir $(SERVE_DATA)
 
 # Install missing Debian packages when running as root (CI, fresh machines); otherwise say what is missing.
 system-deps:
