@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+from typing import Any
 
 from granian.constants import Interfaces, Loops
 from granian.server import Server
@@ -18,9 +20,31 @@ from granian.server import Server
 from dockyard.serving import EFFECTIVE_CONFIG
 
 
+class Supervisor(Server):  # type: ignore[misc,valid-type]  # granian picks its server class at import
+    """granian's supervisor, with a stop signal in a worker that is still starting honoured.
+
+    granian forks each worker with the supervisor's SIGTERM/SIGINT handler still installed, and
+    the worker replaces it only once the app is imported and built. A stop that reached the
+    worker before then (systemd signals every process of a unit; the supervisor signals workers
+    as it stops) only set a flag in the worker's copy of this object, and the stop waited
+    server.graceful_timeout to kill it. Such a worker serves nothing yet, so it ends at once,
+    as the signal's default action would end it.
+    """
+
+    supervisor_pid = os.getpid()
+
+    def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
+        if os.getpid() != self.supervisor_pid:
+            signum = args[0] if args else signal.SIGTERM
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        super().signal_handler_interrupt(*args, **kwargs)
+
+
 def main() -> None:
     server = json.loads(os.environ[EFFECTIVE_CONFIG])["server"]
-    Server(
+    Supervisor(
         "dockyard.serving:app_factory", factory=True, address=server["host"], port=server["port"],
         interface=Interfaces.RSGI if server["interface"] == "rsgi" else Interfaces.ASGI,
         workers=server["workers"] or os.cpu_count() or 1, loop=Loops.uvloop, backlog=server["backlog"],

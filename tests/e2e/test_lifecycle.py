@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import ADMIN_AUTH, AUTH_ENV, ServerProcess
+from tests.support.server import ADMIN_AUTH, AUTH_ENV, ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -157,3 +157,30 @@ def test_serve_names_the_fix_for_an_address_it_cannot_use(tmp_path: Path) -> Non
     assert elsewhere.returncode != 0
     assert "cannot listen on 192.0.2.1:5000" in elsewhere.stderr
     assert "--host" in elsewhere.stderr
+
+
+def test_sigterm_while_workers_are_still_starting_stops_them_at_once(tmp_path: Path) -> None:
+    # A worker is forked with the supervisor's signal handlers; a SIGTERM that reached it before it
+    # set its own used to be lost, and the stop waited the whole graceful timeout to kill it.
+    for attempt in range(3):
+        data_dir = tmp_path / f"data{attempt}"
+        log_path = tmp_path / f"serve{attempt}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dockyard", "serve", "--port", str(free_port()), "--data-dir", str(data_dir),
+                 "--workers", "2"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **AUTH_ENV, "DOCKYARD_SERVER__GRACEFUL_TIMEOUT": "5"})
+        try:
+            deadline = time.monotonic() + 60
+            while "Spawning worker-2" not in log_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.killpg(proc.pid, signal.SIGTERM)  # as systemd stops a unit: every process of it
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        text = log_path.read_text()
+        assert "Spawning worker-2" in text
+        assert "refused to gracefully stop" not in text, text
+
