@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import signal
 import sys
@@ -28,17 +29,37 @@ def configure_logging(config: Config) -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
+# Stop signals a worker got before granian installed the worker's own handlers (see
+# ``dockyard.supervisor.Supervisor``); passed on as soon as it has.
+_early_stops: list[int] = []
+# Set by the supervisor as it starts to stop: one shared byte, made when the supervisor imports
+# this module, so every worker it forks sees it. A signal that reaches a worker before the
+# worker first runs is lost (CPython clears pending signals in a forked child); this is not.
+_supervisor_stopping = mmap.mmap(-1, 1)
+
+
+def stop_arrived_early(signum: int) -> None:
+    """Called in a worker for a SIGTERM/SIGINT that arrived before granian's handlers."""
+    _early_stops.append(signum)
+
+
+def supervisor_stops() -> None:
+    """Called in the supervisor as it starts to stop, before it signals the workers."""
+    _supervisor_stopping[0] = 1
+
+
 def signal_workers_once() -> None:
-    """Make a granian worker act on its first stop signal only.
+    """Make a granian worker act on its first stop signal, whenever it came, and on that only.
 
     granian's worker handler passes every SIGTERM/SIGINT on to its server through a channel with
     room for one message, which is read once. The second signal that arrives before the server
     reads it (a service manager signals every process of a unit, and the supervisor signals each
     worker again as it stops), or the third one after, blocks the handler, and with it the
     worker's main thread, for good: the stop then waits server.graceful_timeout to kill the
-    worker. Any later signal has nothing to add, so only the first is passed on. granian looks
-    ``set_loop_signals`` up in its ``_signals`` module when it starts a worker's server, after
-    calling ``app_factory``, which is where this is installed.
+    worker. Any later signal has nothing to add, so only the first is passed on; one that came
+    before these handlers existed is passed on as soon as they do, so the worker stops the way
+    a serving one does. granian looks ``set_loop_signals`` up in its ``_signals`` module when it
+    starts a worker's server, after calling ``app_factory``, which is where this is installed.
     """
     from granian import _signals
     from granian._granian import WorkerSignal
@@ -54,7 +75,13 @@ def signal_workers_once() -> None:
                 stop.set()
 
         for signum in (signal.SIGINT, signal.SIGTERM):
+            # The loop's handler runs while the loop does; uvloop drops a signal that arrives
+            # while it does not (before the app's startup, and while granian starts serving), so
+            # the same handler is also Python's own for the signal, which runs either way.
             loop.add_signal_handler(signum, handler, signum, None)
+            signal.signal(signum, handler)
+        if _early_stops or _supervisor_stopping[0]:
+            handler(_early_stops[0] if _early_stops else signal.SIGTERM, None)
         return stop
 
     _signals.set_loop_signals = set_loop_signals

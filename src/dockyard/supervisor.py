@@ -17,7 +17,7 @@ from typing import Any
 from granian.constants import Interfaces, Loops
 from granian.server import Server
 
-from dockyard.serving import EFFECTIVE_CONFIG
+from dockyard.serving import EFFECTIVE_CONFIG, stop_arrived_early, supervisor_stops
 
 
 class Supervisor(Server):  # type: ignore[misc,valid-type]  # granian picks its server class at import
@@ -27,18 +27,19 @@ class Supervisor(Server):  # type: ignore[misc,valid-type]  # granian picks its 
     the worker replaces it only once the app is imported and built. A stop that reached the
     worker before then (systemd signals every process of a unit; the supervisor signals workers
     as it stops) only set a flag in the worker's copy of this object, and the stop waited
-    server.graceful_timeout to kill it. Such a worker serves nothing yet, so it ends at once,
-    as the signal's default action would end it.
+    server.graceful_timeout to kill it. In a worker, this handler now hands the signal to
+    ``dockyard.serving``, which passes it on to the worker's server as soon as it has one; in
+    the supervisor, it first marks that the supervisor stops, which a worker also acts on (a
+    signal that reaches a worker before it first runs is lost altogether).
     """
 
     supervisor_pid = os.getpid()
 
     def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
         if os.getpid() != self.supervisor_pid:
-            signum = args[0] if args else signal.SIGTERM
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+            stop_arrived_early(args[0] if args else signal.SIGTERM)
             return
+        supervisor_stops()
         super().signal_handler_interrupt(*args, **kwargs)
 
 

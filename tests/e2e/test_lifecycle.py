@@ -183,4 +183,5 @@ def test_sigterm_while_workers_are_still_starting_stops_them_at_once(tmp_path: P
         text = log_path.read_text()
         assert "Spawning worker-2" in text
         assert "refused to gracefully stop" not in text, text
+        assert "Unexpected exit" not in text, text
 
