@@ -185,3 +185,21 @@ def test_sigterm_while_workers_are_still_starting_stops_them_at_once(tmp_path: P
         assert "refused to gracefully stop" not in text, text
         assert "Unexpected exit" not in text, text
 
+
+
+@pytest.mark.parametrize("command", [("serve",), ("migrate",), ("user", "list"), ("uploads", "purge")])
+def test_a_data_dir_that_cannot_be_one_is_named_with_the_fix(tmp_path: Path, command: tuple[str, ...]) -> None:
+    a_file = tmp_path / "not-a-directory"
+    a_file.write_text("")
+    done = dockyard(*command, "--data-dir", str(a_file))
+    assert done.returncode == 1
+    assert f"cannot use {a_file} as the data directory (it is a file)" in done.stderr
+    assert "--data-dir" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_data_dir_without_write_access_is_named_with_the_fix() -> None:
+    done = dockyard("serve", "--data-dir", "/proc/1", "--port", str(free_port()))  # a directory nobody writes in
+    assert done.returncode == 1
+    assert "cannot write in the data directory /proc/1" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from dockyard.cli import access
-from dockyard.cli.options import config_options, load
+from dockyard.cli.options import config_options, load, make_data_dir
 from dockyard.config import Config, build_config, load_config
 from dockyard.errors import ConfigError
 
@@ -47,7 +47,7 @@ def serve(config_file: Path | None, data_dir: Path | None, host: str | None, por
     config = load(config_file, data_dir, host=host, port=port, workers=workers)
     configure_logging(config)
     _check_address_free(config.server.host, config.server.port)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(config)
     os.environ[EFFECTIVE_CONFIG] = config.to_json()
     _prepare_database(config)
     _prepare_metrics_dir(config)
@@ -127,7 +127,7 @@ def migrate(config_file: Path | None, data_dir: Path | None, check: bool, effect
         config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
     else:
         config = load(config_file, data_dir)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(config)
 
     async def run() -> tuple[str | None, str]:
         db = Database(config.database_url, config.database)
@@ -206,6 +206,7 @@ def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool
     from dockyard.jobs.uploads_purge import purge_uploads
 
     config = load(config_file, data_dir)
+    make_data_dir(config)
     parts = build_components(config)
     expiry = timedelta(seconds=older_than if older_than is not None else config.registry.upload_expiry_seconds)
 

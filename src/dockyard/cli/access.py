@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from dockyard.cli.options import config_options, load
+from dockyard.cli.options import config_options, load, make_data_dir
 
 if TYPE_CHECKING:  # the services load only when a command runs, not for --help
     from dockyard.auth.principals import Principal
@@ -38,7 +38,7 @@ def _as_admin(config_file: Path | None, data_dir: Path | None,
     from dockyard.store import revision
 
     config = load(config_file, data_dir)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(config)
     parts = build_components(config)
 
     async def run() -> T:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,19 @@ def load(config_file: Path | None, data_dir: Path | None, **server: Any) -> Conf
         return config.with_overrides(server=overrides) if overrides else config
     except ConfigError as exc:
         raise click.ClickException(f"invalid configuration: {exc}") from None
+
+
+def make_data_dir(config: Config) -> None:
+    """Create the data directory if needed; a path that cannot be one is a clear error."""
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror
+        raise click.ClickException(f"cannot use {config.data_dir} as the data directory ({reason}): "
+                                   "choose another with --data-dir (data_dir in the config)") from None
+    if not os.access(config.data_dir, os.W_OK | os.X_OK):
+        raise click.ClickException(f"cannot write in the data directory {config.data_dir}: give this user "
+                                   "write access to it, or choose another with --data-dir (data_dir in the config)")
 
 
 def config_options(func: Any) -> Any:
