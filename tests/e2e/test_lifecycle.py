@@ -203,3 +203,15 @@ def test_a_data_dir_without_write_access_is_named_with_the_fix() -> None:
     assert done.returncode == 1
     assert "cannot write in the data directory /proc/1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [("serve",), ("migrate",), ("user", "list"), ("uploads", "purge")])
+def test_a_database_it_cannot_reach_is_named_without_its_password(tmp_path: Path, command: tuple[str, ...]) -> None:
+    closed = free_port()  # nothing listens there
+    url = f"postgresql+asyncpg://dockyard:Pass-word-9@127.0.0.1:{closed}/registry"
+    done = dockyard(*command, "--data-dir", str(tmp_path / "data"), env={"DOCKYARD_DATABASE__URL": url})
+    assert done.returncode == 1
+    assert f"the database at postgresql+asyncpg://dockyard:***@127.0.0.1:{closed}/registry failed" in done.stderr
+    assert "DOCKYARD_DATABASE__URL" in done.stderr
+    assert "Pass-word-9" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr

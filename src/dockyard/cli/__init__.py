@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import json
 import os
@@ -16,7 +15,7 @@ from pathlib import Path
 import click
 
 from dockyard.cli import access
-from dockyard.cli.options import config_options, load, make_data_dir
+from dockyard.cli.options import config_options, load, make_data_dir, run_on_database
 from dockyard.config import Config, build_config, load_config
 from dockyard.errors import ConfigError
 
@@ -138,7 +137,7 @@ def migrate(config_file: Path | None, data_dir: Path | None, check: bool, effect
         finally:
             await db.dispose()
 
-    before, after = asyncio.run(run())
+    before, after = run_on_database(config, run())
     if check:
         if before != after:
             click.echo(f"the database schema is at {before or 'nothing'}, this dockyard needs {after}: "
@@ -164,7 +163,7 @@ def _start_accounts(config: Config) -> None:
         finally:
             await parts.db.dispose()
 
-    asyncio.run(run())
+    run_on_database(config, run())
 
 
 @main.group()
@@ -217,7 +216,7 @@ def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool
         finally:
             await parts.db.dispose()
 
-    click.echo(asyncio.run(run()))
+    click.echo(run_on_database(config, run()))
 
 
 for group in access.COMMANDS:

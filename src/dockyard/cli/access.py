@@ -6,7 +6,6 @@ same authorization) as ``/api/v1``; events record actor ``admin`` from address `
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from dockyard.cli.options import config_options, load, make_data_dir
+from dockyard.cli.options import config_options, load, make_data_dir, run_on_database
 
 if TYPE_CHECKING:  # the services load only when a command runs, not for --help
     from dockyard.auth.principals import Principal
@@ -65,7 +64,7 @@ def _as_admin(config_file: Path | None, data_dir: Path | None,
         finally:
             await parts.db.dispose()
 
-    return asyncio.run(run())
+    return run_on_database(config, run())
 
 
 def _read_password(password_stdin: bool, prompt: str = "Password") -> str:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from dockyard.config import Config, load_config
 from dockyard.errors import ConfigError
+
+T = TypeVar("T")
 
 CONFIG_HELP = "TOML configuration file (default: none; DOCKYARD_* environment variables still apply)"
 DATA_DIR_HELP = "directory for the SQLite database and blob storage (default ./data)"
@@ -43,3 +47,18 @@ def config_options(func: Any) -> Any:
     func = click.option("--data-dir", type=click.Path(path_type=Path), help=DATA_DIR_HELP)(func)
     return click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
                         help=CONFIG_HELP)(func)
+
+
+def run_on_database(config: Config, work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's ``work``; a database it cannot reach, or that refuses it, is a clear error
+    naming the URL (without its password) and the setting to fix, not a traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return asyncio.run(work)
+    except (OSError, DBAPIError) as exc:
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        url = make_url(config.database_url).render_as_string(hide_password=True)
+        raise click.ClickException(f"the database at {url} failed: {reason}; check database.url "
+                                   "(DOCKYARD_DATABASE__URL) and that the database is up") from None
