@@ -47,6 +47,7 @@ class ServerConfig:
     backlog: int = setting(1024, minimum=16)
     graceful_timeout: float = setting(30.0, positive=True)
     interface: Literal["rsgi", "asgi"] = "rsgi"
+    pin_workers: bool = True  # each worker's granian threads on a CPU of their own (rsgi only)
 
 
 @dataclass(frozen=True, slots=True)

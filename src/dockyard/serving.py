@@ -38,6 +38,28 @@ _early_stops: list[int] = []
 _supervisor_stopping = mmap.mmap(-1, 1)
 
 
+# Which worker this process is (0, 1, ...): set by the supervisor just before it forks the
+# worker (``dockyard.supervisor.Supervisor``), so each worker inherits its own number.
+worker_slot: int | None = None
+
+
+def pin_granian_threads(loop: asyncio.AbstractEventLoop) -> None:
+    """Put the threads granian is about to start for this worker on one CPU, the worker's own.
+
+    Called at the end of the app's startup, right before granian starts serving: the main
+    thread is pinned, so the runtime threads granian creates now (and the file-reading threads
+    those create later) inherit its CPU; once the loop runs again, serving, the main thread is
+    let go, and what it starts from then on (the app's Python threads) runs anywhere. Threads
+    that hand each other work all the time then share a CPU's caches and never wait for
+    another CPU to wake (docs/configuration.md, ``server.pin_workers``).
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if worker_slot is None or len(allowed) < 2:
+        return
+    os.sched_setaffinity(0, {allowed[worker_slot % len(allowed)]})
+    loop.call_soon(os.sched_setaffinity, 0, set(allowed))
+
+
 def stop_arrived_early(signum: int) -> None:
     """Called in a worker for a SIGTERM/SIGINT that arrived before granian's handlers."""
     _early_stops.append(signum)
@@ -97,4 +119,6 @@ def app_factory() -> ObserveMiddleware | RSGIBridge:
     config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
     configure_logging(config)
     app = create_app(config)
-    return RSGIBridge(app) if config.server.interface == "rsgi" else app
+    if config.server.interface == "asgi":
+        return app
+    return RSGIBridge(app, after_startup=pin_granian_threads if config.server.pin_workers else None)

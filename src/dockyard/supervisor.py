@@ -17,11 +17,13 @@ from typing import Any
 from granian.constants import Interfaces, Loops
 from granian.server import Server
 
+from dockyard import serving
 from dockyard.serving import EFFECTIVE_CONFIG, stop_arrived_early, supervisor_stops
 
 
 class Supervisor(Server):  # type: ignore[misc,valid-type]  # granian picks its server class at import
-    """granian's supervisor, with a stop signal in a worker that is still starting honoured.
+    """granian's supervisor; it numbers the workers it forks (``serving.worker_slot``, for
+    ``server.pin_workers``) and honours a stop signal in a worker that is still starting.
 
     granian forks each worker with the supervisor's SIGTERM/SIGINT handler still installed, and
     the worker replaces it only once the app is imported and built. A stop that reached the
@@ -34,6 +36,10 @@ class Supervisor(Server):  # type: ignore[misc,valid-type]  # granian picks its 
     """
 
     supervisor_pid = os.getpid()
+
+    def _spawn_worker(self, idx: int, *args: Any, **kwargs: Any) -> Any:
+        serving.worker_slot = idx  # the worker is forked right after: it inherits its number
+        return super()._spawn_worker(idx, *args, **kwargs)
 
     def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
         if os.getpid() != self.supervisor_pid:

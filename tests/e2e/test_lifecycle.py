@@ -215,3 +215,65 @@ def test_a_database_it_cannot_reach_is_named_without_its_password(tmp_path: Path
     assert "DOCKYARD_DATABASE__URL" in done.stderr
     assert "Pass-word-9" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def _thread_cpus(pid: int) -> dict[int, str]:
+    """Each thread of ``pid`` and the CPUs it may run on (``Cpus_allowed_list``)."""
+    cpus = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                cpus[int(task.name)] = line.split()[1]
+    return cpus
+
+
+def _workers(server: ServerProcess) -> list[int]:
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    return sorted(int(pid) for pid in children)
+
+
+def _pinned_cpu(worker: int, timeout: float = 30) -> str:
+    """The one CPU the worker's granian threads are pinned to, once it serves; its main thread
+    stays free to run anywhere."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cpus = _thread_cpus(worker)
+        pinned = {cpu for cpu in cpus.values() if cpu != cpus[worker]}
+        if pinned or time.monotonic() > deadline:  # a worker still building the app has no threads yet
+            break
+        time.sleep(0.1)
+    assert len(pinned) == 1, cpus
+    return pinned.pop()
+
+
+def test_each_worker_has_its_granian_threads_on_a_cpu_of_its_own(tmp_path: Path) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: there is nothing to pin to")
+    with ServerProcess(data_dir=tmp_path / "data", workers=2) as server:
+        workers = _workers(server)
+        assert len(workers) == 2
+        first, second = (_pinned_cpu(worker) for worker in workers)
+        assert first != second
+        assert server.proc is not None
+        everywhere = _thread_cpus(server.proc.pid)[server.proc.pid]
+        assert [_thread_cpus(worker)[worker] for worker in workers] == [everywhere, everywhere]
+        # A worker that dies is replaced on the same CPU.
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not (replaced := [w for w in _workers(server) if w not in workers]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert replaced, server.log()
+        assert _pinned_cpu(replaced[0]) == first
+
+
+def test_pin_workers_false_leaves_every_thread_free(tmp_path: Path) -> None:
+    env = {"DOCKYARD_SERVER__PIN_WORKERS": "false"}
+    with ServerProcess(data_dir=tmp_path / "data", workers=2, env=env) as server:
+        workers = _workers(server)
+        deadline = time.monotonic() + 30
+        while not all(f"Started worker-{n} runtime-1" in server.log() for n in (1, 2)):
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        for worker in workers:
+            assert len(set(_thread_cpus(worker).values())) == 1, _thread_cpus(worker)

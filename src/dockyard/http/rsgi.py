@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -109,8 +109,10 @@ class _Exchange:
 class RSGIBridge:
     """An RSGI application wrapping an ASGI one, lifespan included."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp,
+                 after_startup: Callable[[asyncio.AbstractEventLoop], None] | None = None) -> None:
         self.app = app
+        self.after_startup = after_startup  # called once the app has started, before serving
         self.state: dict[str, Any] = {}
         self._lifespan: asyncio.Task[None] | None = None
         self._lifespan_inbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -118,6 +120,8 @@ class RSGIBridge:
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self._lifespan_step("startup"))
+        if self.after_startup is not None:
+            self.after_startup(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self._lifespan_step("shutdown"))
