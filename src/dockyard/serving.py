@@ -56,7 +56,11 @@ def pin_granian_threads(loop: asyncio.AbstractEventLoop) -> None:
     allowed = sorted(os.sched_getaffinity(0))
     if worker_slot is None or len(allowed) < 2:
         return
-    os.sched_setaffinity(0, {allowed[worker_slot % len(allowed)]})
+    try:
+        os.sched_setaffinity(0, {allowed[worker_slot % len(allowed)]})
+    except OSError as exc:  # a sandbox that forbids it: serve unpinned rather than not at all
+        logging.getLogger(__name__).warning("server.pin_workers: cannot pin this worker's threads (%s)", exc)
+        return
     loop.call_soon(os.sched_setaffinity, 0, set(allowed))
 
 
