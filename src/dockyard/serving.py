@@ -12,6 +12,7 @@ import mmap
 import os
 import signal
 import sys
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,18 +30,25 @@ def configure_logging(config: Config) -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-# Stop signals a worker got before granian installed the worker's own handlers (see
-# ``dockyard.supervisor.Supervisor``); passed on as soon as it has.
-_early_stops: list[int] = []
-# Set by the supervisor as it starts to stop: one shared byte, made when the supervisor imports
-# this module, so every worker it forks sees it. A signal that reaches a worker before the
-# worker first runs is lost (CPython clears pending signals in a forked child); this is not.
-_supervisor_stopping = mmap.mmap(-1, 1)
+@dataclass(slots=True)
+class Handoff:
+    """What the supervisor hands each worker it forks: a forked child inherits this object as it
+    was at the fork, and the ``stopping`` byte stays shared with the supervisor after it.
+
+    A stop signal can reach a worker before granian has installed the worker's own handlers.
+    Signalled directly, the worker notes it in ``stopped_early`` (``dockyard.supervisor``); one
+    that reached it before it first ran is lost (CPython clears pending signals in a forked
+    child), but the supervisor, stopping, has set ``stopping`` first. Either is passed on to
+    granian as soon as it can act on it (``signal_workers_once``).
+    """
+
+    stopping: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, 1))  # byte 0 is 1 once stopping
+    slot: int | None = None  # which worker this is: 0, 1, ... (set just before each fork)
+    stopped_early: bool = False
 
 
-# Which worker this process is (0, 1, ...): set by the supervisor just before it forks the
-# worker (``dockyard.supervisor.Supervisor``), so each worker inherits its own number.
-worker_slot: int | None = None
+# Set by ``dockyard.supervisor`` before it forks any worker; None wherever no supervisor forked us.
+handoff: Handoff | None = None
 
 
 def pin_granian_threads(loop: asyncio.AbstractEventLoop) -> None:
@@ -54,24 +62,14 @@ def pin_granian_threads(loop: asyncio.AbstractEventLoop) -> None:
     another CPU to wake (docs/configuration.md, ``server.pin_workers``).
     """
     allowed = sorted(os.sched_getaffinity(0))
-    if worker_slot is None or len(allowed) < 2:
+    if handoff is None or handoff.slot is None or len(allowed) < 2:
         return
     try:
-        os.sched_setaffinity(0, {allowed[worker_slot % len(allowed)]})
+        os.sched_setaffinity(0, {allowed[handoff.slot % len(allowed)]})
     except OSError as exc:  # a sandbox that forbids it: serve unpinned rather than not at all
         logging.getLogger(__name__).warning("server.pin_workers: cannot pin this worker's threads (%s)", exc)
         return
     loop.call_soon(os.sched_setaffinity, 0, set(allowed))
-
-
-def stop_arrived_early(signum: int) -> None:
-    """Called in a worker for a SIGTERM/SIGINT that arrived before granian's handlers."""
-    _early_stops.append(signum)
-
-
-def supervisor_stops() -> None:
-    """Called in the supervisor as it starts to stop, before it signals the workers."""
-    _supervisor_stopping[0] = 1
 
 
 def signal_workers_once() -> None:
@@ -82,9 +80,9 @@ def signal_workers_once() -> None:
     reads it (a service manager signals every process of a unit, and the supervisor signals each
     worker again as it stops), or the third one after, blocks the handler, and with it the
     worker's main thread, for good: the stop then waits server.graceful_timeout to kill the
-    worker. Any later signal has nothing to add, so only the first is passed on; one that came
-    before these handlers existed is passed on as soon as they do, so the worker stops the way
-    a serving one does. granian looks ``set_loop_signals`` up in its ``_signals`` module when it
+    worker. Any later signal has nothing to add, so only the first is passed on; a stop that came
+    before these handlers existed (``Handoff``) is passed on as soon as they do, so the worker
+    stops the way a serving one does. granian looks ``set_loop_signals`` up in its ``_signals`` module when it
     starts a worker's server, after calling ``app_factory``, which is where this is installed.
     """
     from granian import _signals
@@ -106,8 +104,8 @@ def signal_workers_once() -> None:
             # the same handler is also Python's own for the signal, which runs either way.
             loop.add_signal_handler(signum, handler, signum, None)
             signal.signal(signum, handler)
-        if _early_stops or _supervisor_stopping[0]:
-            handler(_early_stops[0] if _early_stops else signal.SIGTERM, None)
+        if handoff is not None and (handoff.stopped_early or handoff.stopping[0]):
+            handler(signal.SIGTERM, None)
         return stop
 
     _signals.set_loop_signals = set_loop_signals

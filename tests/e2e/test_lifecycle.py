@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import ADMIN_AUTH, AUTH_ENV, ServerProcess, free_port
+from tests.support.server import ADMIN_AUTH, ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -139,13 +139,15 @@ def test_a_second_server_on_a_taken_port_refuses_to_start(tmp_path: Path) -> Non
     # granian listens with SO_REUSEPORT: unchecked, a second server would silently take half of
     # the first one's connections (each with its own data, keys and accounts).
     with ServerProcess(data_dir=tmp_path / "first", workers=1) as first:
-        second = subprocess.run(
-            [sys.executable, "-m", "dockyard", "serve", "--host", "127.0.0.1", "--port", str(first.port),
-             "--data-dir", str(tmp_path / "second"), "--workers", "1"],
-            capture_output=True, text=True, env={**os.environ, **AUTH_ENV}, timeout=60, check=False)
-        assert second.returncode != 0
-        assert f"127.0.0.1:{first.port} is already in use" in second.stderr
-        assert "--port" in second.stderr
+        # (Not start(): its readiness probe, on the same port, would reach the first server.)
+        second = ServerProcess(data_dir=tmp_path / "second", port=first.port).spawn()
+        assert second.proc is not None
+        try:
+            assert second.proc.wait(60) != 0
+        finally:
+            second.kill()
+        assert f"127.0.0.1:{first.port} is already in use" in second.log()
+        assert "--port" in second.log()
         assert not (tmp_path / "second" / "dockyard.db").exists()  # refused before touching anything
         for _ in range(20):  # new connections all reach the first server, whose admin this is
             answer = httpx.get(f"{first.url}/v2/", auth=ADMIN_AUTH, headers={"Connection": "close"})
@@ -163,28 +165,21 @@ def test_sigterm_while_workers_are_still_starting_stops_them_at_once(tmp_path: P
     # A worker is forked with the supervisor's signal handlers; a SIGTERM that reached it before it
     # set its own used to be lost, and the stop waited the whole graceful timeout to kill it.
     for attempt in range(3):
-        data_dir = tmp_path / f"data{attempt}"
-        log_path = tmp_path / f"serve{attempt}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "dockyard", "serve", "--port", str(free_port()), "--data-dir", str(data_dir),
-                 "--workers", "2"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, **AUTH_ENV, "DOCKYARD_SERVER__GRACEFUL_TIMEOUT": "5"})
+        server = ServerProcess(data_dir=tmp_path / f"data{attempt}", workers=2,
+                               env={"DOCKYARD_SERVER__GRACEFUL_TIMEOUT": "5"}).spawn()
+        assert server.proc is not None
         try:
             deadline = time.monotonic() + 60
-            while "Spawning worker-2" not in log_path.read_text() and time.monotonic() < deadline:
+            while "Spawning worker-2" not in server.log() and time.monotonic() < deadline:
                 time.sleep(0.01)
-            os.killpg(proc.pid, signal.SIGTERM)  # as systemd stops a unit: every process of it
-            assert proc.wait(60) == 0
+            os.killpg(server.proc.pid, signal.SIGTERM)  # as systemd stops a unit: every process of it
+            assert server.proc.wait(60) == 0
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        text = log_path.read_text()
+            server.kill()
+        text = server.log()
         assert "Spawning worker-2" in text
         assert "refused to gracefully stop" not in text, text
         assert "Unexpected exit" not in text, text
-
 
 
 @pytest.mark.parametrize("command", [("serve",), ("migrate",), ("user", "list"), ("uploads", "purge")])

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,14 +20,14 @@ import pytest
 
 from tests.e2e.clients import Skopeo
 from tests.e2e.images import Layout, build_image, unique_seed, write_layout
-from tests.support.server import free_port
+from tests.support.server import ManagedProcess
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "quick-start-Admin-password-1"
 # Creating the virtualenv and installing into it (pip's cache makes it ~20 s here).
-READY_TIMEOUT = 300
+READY_TIMEOUT = 300.0
 
 
 def _fresh_copy(destination: Path) -> Path:
@@ -53,6 +53,16 @@ def _environment() -> dict[str, str]:
     return env
 
 
+@dataclass
+class MakeServe(ManagedProcess):
+    """``make serve`` in a copy of the repository, moved to this object's port."""
+
+    def start(self, repo: Path) -> MakeServe:
+        self._spawn("make-serve", ["make", "serve", f"SERVE_PORT={self.port}"], environ=_environment(), cwd=repo)
+        self._wait_ready("make serve", "/readyz", READY_TIMEOUT)
+        return self
+
+
 @pytest.fixture
 def make_serve(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     if not (ROOT / ".git").exists():
@@ -60,34 +70,15 @@ def make_serve(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     repo = _fresh_copy(tmp_path / "dockyard")
     assert not (repo / ".venv").exists()
     assert not (repo / "data").exists()
-    port = free_port()
-    log_path = tmp_path / "make-serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(["make", "serve", f"SERVE_PORT={port}"], cwd=repo, env=_environment(),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = MakeServe(data_dir=tmp_path / "make")  # only its log lives there
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            assert proc.poll() is None, f"make serve exited {proc.returncode}:\n{log_path.read_text()}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"not ready in {READY_TIMEOUT}s:\n{log_path.read_text()}"
-            time.sleep(0.2)
-        yield repo, port
+        process.start(repo)
+        yield repo, process.port
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        returncode = process.stop(timeout=30)
     # make itself dies of the SIGTERM (or reports its stopped child as 2); dockyard stops gracefully.
-    assert proc.returncode in (0, 2, -signal.SIGTERM), log_path.read_text()
-    assert "refused to gracefully stop" not in log_path.read_text()
+    assert returncode in (0, 2, -signal.SIGTERM), process.log()
+    assert "refused to gracefully stop" not in process.log()
 
 
 def test_make_serve_listens_on_5000_with_data_in_dot_data_by_default() -> None:

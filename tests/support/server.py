@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,11 +63,22 @@ class ManagedProcess:
     def _launch(self, name: str, cmd: list[str], ready_path: str, timeout: float,
                 env: dict[str, str] | None = None) -> None:
         """Start ``cmd`` and poll ``ready_path`` until it answers 200 (anonymously, as probes do)."""
+        self._spawn(name, cmd, env)
+        self._wait_ready(name, ready_path, timeout)
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None, *,
+               environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+        """Start ``cmd`` (in its own session, output to ``log_path``) without waiting for it; its
+        environment is ``environ`` (default: this process's) overlaid with ``env``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"{name}-{self.port}.log"
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         env={**os.environ, **(env or {})}, start_new_session=True)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                                         env={**(os.environ if environ is None else environ), **(env or {})},
+                                         start_new_session=True)
+
+    def _wait_ready(self, name: str, ready_path: str, timeout: float) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -111,9 +123,15 @@ class ServerProcess(ManagedProcess):
     extra_args: list[str] = field(default_factory=list)
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.spawn()
+        self._wait_ready("dockyard", "/readyz", timeout)
+        return self
+
+    def spawn(self) -> ServerProcess:
+        """Start the process without waiting for it to be ready."""
         cmd = [sys.executable, "-m", "dockyard", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir), "--workers", str(self.workers), *self.extra_args]
-        self._launch("dockyard", cmd, "/readyz", timeout, {**AUTH_ENV, **self.env})
+        self._spawn("dockyard", cmd, {**AUTH_ENV, **self.env})
         return self
 
     def __enter__(self) -> ServerProcess:

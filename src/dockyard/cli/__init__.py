@@ -72,23 +72,19 @@ def _check_address_free(host: str, port: int) -> None:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]
-    except socket.gaierror as exc:
-        raise click.ClickException(f"cannot listen on {host}: {exc.strerror}; "
-                                   "set --host (server.host) to an address of this machine") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise click.ClickException(
-                    f"{host}:{port} is already in use (another dockyard, or another server, listens "
-                    "there): stop it, or choose another --port (server.port)") from None
-            if exc.errno == errno.EACCES:
-                raise click.ClickException(f"not allowed to listen on {host}:{port}: ports below 1024 need "
-                                           "root or CAP_NET_BIND_SERVICE; choose --port 1024 or above") from None
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}; "
-                                       "set --host (server.host) to an address of this machine") from None
+    except OSError as exc:  # socket.gaierror (a name that does not resolve) too
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"{host}:{port} is already in use (another dockyard, or another server, listens "
+                "there): stop it, or choose another --port (server.port)") from None
+        if exc.errno == errno.EACCES:
+            raise click.ClickException(f"not allowed to listen on {host}:{port}: ports below 1024 need "
+                                       "root or CAP_NET_BIND_SERVICE; choose --port 1024 or above") from None
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}; "
+                                   "set --host (server.host) to an address of this machine") from None
 
 
 def _prepare_database(config: Config) -> None:
