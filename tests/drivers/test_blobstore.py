@@ -286,3 +286,20 @@ async def test_concurrent_uploads_of_different_blobs(store: BlobStore) -> None:
     for data in blobs.values():
         assert await read_blob(store, sha256(data)) == data
     assert await store.upload_ids() == []
+
+
+async def test_upload_blocks_are_shared_while_uploads_overlap_and_released_after(store: BlobStore) -> None:
+    """Blocks are reused while uploads overlap, and all released once none is in flight, so an
+    idle worker holds no upload memory (peak RSS is a benchmark floor)."""
+    pool = store.buffers
+    first, second = pool.take(), pool.take()
+    pool.give(first)
+    assert pool.pooled == 1  # kept for the upload still in flight
+    assert pool.take() is first
+    pool.give(first)
+    pool.give(second)
+    assert pool.pooled == 0
+
+    data = bytes(range(256)) * 40
+    await asyncio.gather(*(upload(store, f"upload-{n}", data, chunk=700) for n in range(4)))
+    assert pool.pooled == 0

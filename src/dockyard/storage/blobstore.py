@@ -51,7 +51,7 @@ class BlobStore:
     def __init__(self, driver: StorageDriver, *, block_size: int = DEFAULT_BLOCK) -> None:
         self.driver = driver
         self.block_size = block_size
-        self._buffers = BufferPool(block_size)
+        self.buffers = BufferPool(block_size)
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -202,7 +202,7 @@ class BlobStore:
         Blocks are page-aligned buffers from a small pool, so a filesystem writer can send them
         with direct I/O; two per upload in flight bound the memory an upload holds.
         """
-        buffers = [self._buffers.take(), self._buffers.take()]
+        buffers = [self.buffers.take(), self.buffers.take()]
         filling, used = 0, 0
         pending: asyncio.Future[None] | None = None
         try:
@@ -227,25 +227,39 @@ class BlobStore:
             if pending is not None:
                 await pending
             for block in buffers:
-                self._buffers.give(block)
+                self.buffers.give(block)
 
 
 class BufferPool:
-    """Page-aligned block buffers, reused: fresh memory is slow to touch on virtual machines."""
+    """Page-aligned block buffers, reused while uploads overlap: fresh memory is slow to touch on
+    virtual machines. Once no block is in use the pool lets go of them all, so an idle worker holds
+    no upload memory however many uploads it once ran at a time.
+
+    Blocks are dropped, not closed: a worker thread may still hold a view of the last block it
+    wrote, and the memory goes back when that view does.
+    """
 
     def __init__(self, size: int, keep: int = 16) -> None:
         self.size = size
         self.keep = keep
         self._free: list[mmap.mmap] = []
+        self._in_use = 0
+
+    @property
+    def pooled(self) -> int:
+        """Blocks held for reuse, not in use."""
+        return len(self._free)
 
     def take(self) -> mmap.mmap:
+        self._in_use += 1
         return self._free.pop() if self._free else mmap.mmap(-1, self.size)
 
     def give(self, block: mmap.mmap) -> None:
-        if len(self._free) < self.keep:
+        self._in_use -= 1
+        if not self._in_use:
+            self._free.clear()
+        elif len(self._free) < self.keep:
             self._free.append(block)
-        else:
-            block.close()
 
 
 async def _hash(hasher: Hasher, data: bytes | bytearray | memoryview) -> None:
