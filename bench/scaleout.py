@@ -334,12 +334,11 @@ class ScaleoutResults:
 
 
 def scaleout_metrics(metrics: Sequence[Metric]) -> tuple[Metric, ...]:
-    """The main table's rows, with the RSS row relabelled: it is summed over every node (and nginx)."""
-    return tuple(
-        Metric(m.key, "peak RSS, summed over nodes + nginx (MB, lower is better)", m.decimals, m.lower_is_better)
-        if m.key == "peak_rss" else m
-        for m in metrics
-    )
+    """The main table's rows, with the memory rows relabelled: they are summed over every node (and nginx)."""
+    labels = {"peak_rss": "peak RSS, summed over nodes + nginx (MB, lower is better)",
+              "peak_pss": "peak PSS, summed over nodes + nginx, sampled (MB, lower is better)"}
+    return tuple(Metric(m.key, labels[m.key], m.decimals, m.lower_is_better) if m.key in labels else m
+                 for m in metrics)
 
 
 def scaleout_table(results: ScaleoutResults, metrics: Sequence[Metric]) -> str:

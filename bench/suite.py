@@ -67,6 +67,7 @@ def metrics_for(settings: Settings) -> tuple[Metric, ...]:
         Metric("head_rps", f"manifest HEAD, {conns} connections (req/s)", decimals=0),
         Metric("head_p99", "manifest HEAD p99 latency (ms, lower is better)", 0, lower_is_better=True),
         Metric("peak_rss", "peak RSS, whole process tree (MB, lower is better)", 0, lower_is_better=True),
+        Metric("peak_pss", "peak PSS, whole process tree, sampled (MB, lower is better)", 0, lower_is_better=True),
     )
 
 
@@ -154,8 +155,9 @@ def run_pass_at(url: str, root_pids: Sequence[int], blob: BigBlob, image: SmallI
         values = _blob_tests(client, blob, settings.streams, log, follow_redirects)
         values.update(_manifest_tests(client, image, settings, log))
     values["peak_rss"] = sum(memory.peak_mb for memory in memories)
+    values["peak_pss"] = sum(memory.peak_pss_mb for memory in memories)
     peaks = [peak for memory in memories for peak in memory.peaks_mb]
     log(f"peak RSS {values['peak_rss']:.0f} MB, summed over {len(peaks)} processes "
-        f"({' + '.join(f'{peak:.0f}' for peak in peaks)})")
+        f"({' + '.join(f'{peak:.0f}' for peak in peaks)}); peak PSS {values['peak_pss']:.0f} MB")
     return values
 
