@@ -1,126 +1,160 @@
-"""What each granian worker imports: the app built from the config the ``serve`` command resolved.
+"""A worker: the app built from the config the ``serve`` command resolved, served by granian.
 
 ``dockyard serve`` validates the configuration once, then hands it to its workers as JSON in
 ``DOCKYARD_EFFECTIVE_CONFIG`` (workers are separate processes; nothing is built at import time).
+The supervisor (``dockyard.supervisor``) forks each worker and calls ``run_worker`` in it: only
+then are granian and the app imported, so the supervisor itself stays a bare interpreter.
+
+Each worker runs granian's server in its own event loop (``granian.server.embed``): the worker
+builds the app, runs its lifespan startup, serves until SIGTERM or SIGINT, lets the requests in
+flight finish, and runs the lifespan shutdown. Every worker listens on the same address with
+``SO_REUSEPORT``, as granian's own workers do, and the kernel spreads the connections.
 """
 
 from __future__ import annotations
 
+# The supervisor imports this module (for EFFECTIVE_CONFIG) and keeps what it loads for as long as
+# the server runs: only the smallest standard modules at the top, the rest where it is used.
 import json
-import logging
-import mmap
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Callable
+    from typing import Any
 
     from dockyard.config import Config
     from dockyard.http.observe import ObserveMiddleware
     from dockyard.http.rsgi import RSGIBridge
 
 EFFECTIVE_CONFIG = "DOCKYARD_EFFECTIVE_CONFIG"
+EMBEDDED_WARNING = "Embedded server is experimental!"
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def configure_logging(config: Config) -> None:
+    import logging
+
     logging.basicConfig(stream=sys.stdout, level=config.log.level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-@dataclass(slots=True)
-class Handoff:
-    """What the supervisor hands each worker it forks: a forked child inherits this object as it
-    was at the fork, and the ``stopping`` byte stays shared with the supervisor after it.
-
-    A stop signal can reach a worker before granian has installed the worker's own handlers.
-    Signalled directly, the worker notes it in ``stopped_early`` (``dockyard.supervisor``); one
-    that reached it before it first ran is lost (CPython clears pending signals in a forked
-    child), but the supervisor, stopping, has set ``stopping`` first. Either is passed on to
-    granian as soon as it can act on it (``signal_workers_once``).
-    """
-
-    stopping: mmap.mmap = field(default_factory=lambda: mmap.mmap(-1, 1))  # byte 0 is 1 once stopping
-    slot: int | None = None  # which worker this is: 0, 1, ... (set just before each fork)
-    stopped_early: bool = False
-
-
-# Set by ``dockyard.supervisor`` before it forks any worker; None wherever no supervisor forked us.
-handoff: Handoff | None = None
-
-
-def pin_granian_threads(loop: asyncio.AbstractEventLoop) -> None:
+def pin_granian_threads(loop: asyncio.AbstractEventLoop, slot: int) -> None:
     """Put the threads granian is about to start for this worker on one CPU, the worker's own.
 
-    Called at the end of the app's startup, right before granian starts serving: the main
-    thread is pinned, so the runtime threads granian creates now (and the file-reading threads
-    those create later) inherit its CPU; once the loop runs again, serving, the main thread is
-    let go, and what it starts from then on (the app's Python threads) runs anywhere. Threads
-    that hand each other work all the time then share a CPU's caches and never wait for
-    another CPU to wake (docs/configuration.md, ``server.pin_workers``).
+    Called right before granian starts serving: the main thread is pinned, so the runtime
+    threads granian creates now (and the file-reading threads those create later) inherit its
+    CPU; once the loop runs again, serving, the main thread is let go, and what it starts from
+    then on (the app's Python threads) runs anywhere. Threads that hand each other work all the
+    time then share a CPU's caches and never wait for another CPU to wake
+    (docs/configuration.md, ``server.pin_workers``).
     """
+    import logging
+
     allowed = sorted(os.sched_getaffinity(0))
-    if handoff is None or handoff.slot is None or len(allowed) < 2:
+    if len(allowed) < 2:
         return
     try:
-        os.sched_setaffinity(0, {allowed[handoff.slot % len(allowed)]})
+        os.sched_setaffinity(0, {allowed[slot % len(allowed)]})
     except OSError as exc:  # a sandbox that forbids it: serve unpinned rather than not at all
         logging.getLogger(__name__).warning("server.pin_workers: cannot pin this worker's threads (%s)", exc)
         return
     loop.call_soon(os.sched_setaffinity, 0, set(allowed))
 
 
-def signal_workers_once() -> None:
-    """Make a granian worker act on its first stop signal, whenever it came, and on that only.
+def _serving(loop: asyncio.AbstractEventLoop, slot: int, pin: bool) -> None:
+    """Right before granian starts serving (RSGI): pin its threads, and say so once it serves."""
+    import logging
 
-    granian's worker handler passes every SIGTERM/SIGINT on to its server through a channel with
-    room for one message, which is read once. The second signal that arrives before the server
-    reads it (a service manager signals every process of a unit, and the supervisor signals each
-    worker again as it stops), or the third one after, blocks the handler, and with it the
-    worker's main thread, for good: the stop then waits server.graceful_timeout to kill the
-    worker. Any later signal has nothing to add, so only the first is passed on; a stop that came
-    before these handlers existed (``Handoff``) is passed on as soon as they do, so the worker
-    stops the way a serving one does. granian looks ``set_loop_signals`` up in its ``_signals`` module when it
-    starts a worker's server, after calling ``app_factory``, which is where this is installed.
-    """
-    from granian import _signals
-    from granian._granian import WorkerSignal
-
-    def set_loop_signals(loop: asyncio.AbstractEventLoop) -> Any:
-        stop = WorkerSignal()
-        stopping = False
-
-        def handler(_signum: int, _frame: object) -> None:
-            nonlocal stopping
-            if not stopping:
-                stopping = True
-                stop.set()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            # The loop's handler runs while the loop does; uvloop drops a signal that arrives
-            # while it does not (before the app's startup, and while granian starts serving), so
-            # the same handler is also Python's own for the signal, which runs either way.
-            loop.add_signal_handler(signum, handler, signum, None)
-            signal.signal(signum, handler)
-        if handoff is not None and (handoff.stopped_early or handoff.stopping[0]):
-            handler(signal.SIGTERM, None)
-        return stop
-
-    _signals.set_loop_signals = set_loop_signals
+    if pin:
+        pin_granian_threads(loop, slot)
+    loop.call_soon(logging.getLogger(__name__).info, "worker-%d serving (pid %d)", slot + 1, os.getpid())
 
 
-def app_factory() -> ObserveMiddleware | RSGIBridge:
-    """Granian calls this once per worker process."""
-    signal_workers_once()
-    from dockyard.app import create_app  # here, not at import: the supervisor never loads the app
-    from dockyard.config import build_config
+def build_app(config: Config, slot: int = 0) -> ObserveMiddleware | RSGIBridge:
+    """The app a worker serves: the ASGI app itself, or wrapped for granian's RSGI interface."""
+    from functools import partial
+
+    from dockyard.app import create_app
     from dockyard.http.rsgi import RSGIBridge
 
-    config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
-    configure_logging(config)
     app = create_app(config)
     if config.server.interface == "asgi":
         return app
-    return RSGIBridge(app, after_startup=pin_granian_threads if config.server.pin_workers else None)
+    return RSGIBridge(app, before_serving=partial(_serving, slot=slot, pin=config.server.pin_workers))
+
+
+def run_worker(slot: int, stopped_early: Callable[[], bool]) -> int:
+    """Serve as worker ``slot`` (0, 1, ...) until stopped; the process's exit status.
+
+    ``stopped_early`` says whether a stop came before this worker could take signals itself
+    (the supervisor marks its stop where every worker sees it, ``dockyard.supervisor``). A stop
+    that comes while the app starts is noted and acted on as soon as the server exists.
+    """
+    stop_requested = False
+
+    def note_stop(_signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, note_stop)
+    signal.signal(signal.SIGINT, note_stop)
+    _stop_with_the_supervisor()
+
+    import uvloop
+
+    from dockyard.config import build_config
+
+    config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
+    configure_logging(config)
+    app = build_app(config, slot)
+    uvloop.run(_serve(config, app, slot, lambda: stop_requested or stopped_early()))
+    return 0
+
+
+def _stop_with_the_supervisor() -> None:
+    """A worker is sent SIGTERM when its supervisor dies, however it died (SIGKILL, the OOM
+    killer): an orphaned worker would go on serving, unsupervised, on a port a restart needs."""
+    import ctypes
+
+    supervisor = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _serve(config: Config, app: Any, slot: int, stop_requested: Callable[[], bool]) -> None:
+    import asyncio
+    import logging
+
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    from dockyard.http.rsgi import RSGIBridge
+
+    server = Server(
+        app, address=config.server.host, port=config.server.port, backlog=config.server.backlog,
+        interface=Interfaces.RSGI if isinstance(app, RSGIBridge) else Interfaces.ASGI,
+        websockets=False, log_level=LogLevels.warning, log_access=False,
+    )
+    logging.getLogger("_granian").addFilter(lambda record: record.getMessage() != EMBEDDED_WARNING)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # Once the loop runs, a signal stops the server (repeats change nothing); before, the
+        # Python handler of ``run_worker`` noted it, and it is acted on right here.
+        loop.add_signal_handler(signum, server.stop)
+    if stop_requested():
+        return
+    if isinstance(app, RSGIBridge):
+        await app.startup()
+    if stop_requested():  # came while the app started: serve() starts and stops at once
+        server.stop()  # type: ignore[no-untyped-call]
+    elif not isinstance(app, RSGIBridge):
+        logging.getLogger(__name__).info("worker-%d serving (pid %d)", slot + 1, os.getpid())
+    await server.serve()
+    if isinstance(app, RSGIBridge):
+        await app.shutdown()

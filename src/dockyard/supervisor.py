@@ -1,62 +1,146 @@
 """The process ``dockyard serve`` becomes once the configuration is valid and the schema current.
 
-It runs granian's supervisor and nothing else: granian forks every worker from this process, so
-whatever it has loaded, each worker would carry too. It reads the settings ``serve`` resolved
-from ``DOCKYARD_EFFECTIVE_CONFIG`` as plain JSON (already validated) instead of loading the
-configuration machinery again. Started by ``os.execv``, it keeps ``serve``'s PID: SIGTERM and
-SIGKILL reach it as they would have reached ``serve``.
+It forks the workers, replaces one that dies, and stops them all on SIGTERM or SIGINT; nothing
+else. It imports only the standard library: a worker loads granian and the app after the fork
+(``dockyard.serving``), so this process stays a bare interpreter of about 10 MB. (granian's own
+supervisor carried granian, asyncio, ssl and multiprocessing, 31 MB, and since the workers were
+forked from it every worker's resident memory counted those pages again.) It reads the settings
+``serve`` resolved from ``DOCKYARD_EFFECTIVE_CONFIG`` as plain JSON (already validated). Started
+by ``os.execv``, it keeps ``serve``'s PID: SIGTERM and SIGKILL reach it as they would have
+reached ``serve``.
+
+Stopping: every worker is sent SIGTERM, lets its requests in flight finish and exits; one still
+running after ``server.graceful_timeout`` is killed, and the supervisor then exits with status 1
+(0 when every worker stopped by itself). A stop can reach a worker before the worker takes
+signals itself: CPython drops a signal that arrives in a freshly forked child before it first
+runs, and until the worker installs its own handler it has this module's. So the supervisor
+marks its stop in a byte shared with every worker first, and the worker looks at it once it
+can act on a stop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
-from typing import Any
+import signal
+import sys
+import time
 
-from granian.constants import Interfaces, Loops
-from granian.server import Server
-
-from dockyard import serving
+# Only the standard library's smallest modules here (not even typing or dataclasses), and
+# dockyard.serving, which keeps to them too: whatever this process loads, it keeps for as long as
+# the server runs.
 from dockyard.serving import EFFECTIVE_CONFIG
 
+RESPAWN_PAUSE = 1.0  # after a worker that died young, so a worker that cannot start does not spin
+YOUNG = 10.0  # seconds: a worker that dies sooner is retried only after the pause
 
-class Supervisor(Server):  # type: ignore[misc,valid-type]  # granian picks its server class at import
-    """granian's supervisor, handing each worker it forks a ``serving.Handoff``: the worker's
-    number (for ``server.pin_workers``), and a stop that came before the worker was serving.
 
-    granian forks each worker with the supervisor's SIGTERM/SIGINT handler still installed, and
-    the worker replaces it only once the app is imported and built. A stop that reached the
-    worker before then (systemd signals every process of a unit; the supervisor signals workers
-    as it stops) only set a flag in the worker's copy of this object, and the stop waited
-    server.graceful_timeout to kill it. Now this handler notes it in the worker's handoff; in
-    the supervisor, it first marks the shared byte that says the supervisor stops.
-    """
+class Worker:
+    __slots__ = ("pid", "slot", "started")
 
-    def __init__(self, handoff: serving.Handoff, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.handoff = serving.handoff = handoff
-        self.supervisor_pid = os.getpid()
+    def __init__(self, slot: int, pid: int, started: float) -> None:
+        self.slot = slot  # 0, 1, ...: the worker's number, and which CPU server.pin_workers gives it
+        self.pid = pid
+        self.started = started
 
-    def _spawn_worker(self, idx: int, *args: Any, **kwargs: Any) -> Any:
-        self.handoff.slot = idx  # the worker is forked right after: it inherits its number
-        return super()._spawn_worker(idx, *args, **kwargs)
 
-    def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
-        if os.getpid() != self.supervisor_pid:  # a worker not serving yet
-            self.handoff.stopped_early = True
+def log(level: str, message: str) -> None:
+    """One line on stdout, written at once: also from a signal handler, which may have interrupted
+    another line (a buffered ``print`` would raise there)."""
+    os.write(sys.stdout.fileno(), f"[{level}] {message}\n".encode())
+
+
+class Supervisor:
+    def __init__(self, count: int, graceful_timeout: float) -> None:
+        self.count = count
+        self.graceful_timeout = graceful_timeout
+        self.pid = os.getpid()
+        self.workers: dict[int, Worker] = {}
+        self.stopping = mmap.mmap(-1, 1)  # byte 0 becomes 1 when the supervisor stops; shared after fork
+        self.stopped_early = False  # in a worker: a stop that came while it still had these handlers
+        self.killed = 0
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_stop)
+        signal.signal(signal.SIGALRM, self._on_stop_timeout)
+        for slot in range(self.count):
+            self._spawn(slot)
+        while self.workers:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:  # no child left: every one is in self.workers, so not expected
+                break
+            worker = self.workers.pop(pid, None)
+            if worker is None or self.stopping[0]:
+                continue
+            log("WARNING", f"worker-{worker.slot + 1} (PID {pid}) exited unexpectedly "
+                           f"({_describe(status)}); starting a new one")
+            if time.monotonic() - worker.started < YOUNG:
+                time.sleep(RESPAWN_PAUSE)
+            if not self.stopping[0]:
+                self._spawn(worker.slot)
+        signal.alarm(0)
+        log("INFO", "dockyard stopped")
+        return 1 if self.killed else 0
+
+    def _spawn(self, slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                from dockyard.serving import run_worker
+
+                status = run_worker(slot, lambda: self.stopped_early or bool(self.stopping[0]))
+            except BaseException:  # a worker's end is reported, then its process ends
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                os._exit(status)
+        self.workers[pid] = Worker(slot, pid, time.monotonic())
+        log("INFO", f"Spawning worker-{slot + 1} with PID: {pid}")
+
+    def _on_stop(self, signum: int, _frame: object) -> None:
+        if os.getpid() != self.pid:  # a worker not yet taking signals itself
+            self.stopped_early = True
             return
-        self.handoff.stopping[0] = 1
-        super().signal_handler_interrupt(*args, **kwargs)
+        if self.stopping[0]:
+            return  # already stopping: a repeated signal changes nothing
+        self.stopping[0] = 1
+        log("INFO", f"{signal.Signals(signum).name}: stopping the workers "
+                    f"(at most {self.graceful_timeout:g}s for requests in flight)")
+        self._signal_workers(signal.SIGTERM)
+        signal.setitimer(signal.ITIMER_REAL, self.graceful_timeout)
+
+    def _on_stop_timeout(self, _signum: int, _frame: object) -> None:
+        if os.getpid() != self.pid:
+            return
+        for worker in self.workers.values():
+            log("WARNING", f"worker-{worker.slot + 1} (PID {worker.pid}) did not stop within "
+                           f"server.graceful_timeout ({self.graceful_timeout:g}s); killing it")
+            self.killed += 1
+        self._signal_workers(signal.SIGKILL)
+
+    def _signal_workers(self, signum: signal.Signals) -> None:
+        for pid in list(self.workers):
+            with contextlib.suppress(ProcessLookupError):  # it has just exited
+                os.kill(pid, signum)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
 def main() -> None:
     server = json.loads(os.environ[EFFECTIVE_CONFIG])["server"]
-    Supervisor(
-        serving.Handoff(), "dockyard.serving:app_factory", factory=True, address=server["host"],
-        port=server["port"], interface=Interfaces.RSGI if server["interface"] == "rsgi" else Interfaces.ASGI,
-        workers=server["workers"] or os.cpu_count() or 1, loop=Loops.uvloop, backlog=server["backlog"],
-        log_access=False, respawn_failed_workers=True, workers_kill_timeout=int(server["graceful_timeout"]),
-    ).serve()
+    count = server["workers"] or os.cpu_count() or 1
+    sys.exit(Supervisor(count, float(server["graceful_timeout"])).run())
 
 
 if __name__ == "__main__":

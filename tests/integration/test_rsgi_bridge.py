@@ -99,7 +99,7 @@ async def test_bridge_pushes_and_pulls_with_ranges(tmp_path: Path, monkeypatch: 
     parts = build_components(config)
     await migrate.upgrade(parts.db)
     bridge = RSGIBridge(create_app(config, parts))
-    await bridge._lifespan_step("startup")
+    await bridge.startup()
     try:
         data = random_bytes(100_000)
         push = Protocol(body=[data[:60_000], data[60_000:]])
@@ -129,4 +129,4 @@ async def test_bridge_pushes_and_pulls_with_ranges(tmp_path: Path, monkeypatch: 
         assert truncated.status == 400
         assert b"SIZE_INVALID" in truncated.sent
     finally:
-        await bridge._lifespan_step("shutdown")
+        await bridge.shutdown()

@@ -17,13 +17,14 @@ from pathlib import Path
 from dockyard.serving import EFFECTIVE_CONFIG
 
 START_A_WORKER = """
-import asyncio, json, sys
-from dockyard.serving import app_factory
-app = app_factory()
+import asyncio, json, os, sys
+from dockyard.config import build_config
+from dockyard.serving import EFFECTIVE_CONFIG, build_app
+app = build_app(build_config(json.loads(os.environ[EFFECTIVE_CONFIG])))
 loop = asyncio.new_event_loop()
-app.__rsgi_init__(loop)
+loop.run_until_complete(app.startup())
 loaded = sorted(name for name in sys.modules if name.split(".")[:2] == ["sqlalchemy", "orm"])
-app.__rsgi_del__(loop)
+loop.run_until_complete(app.shutdown())
 print(json.dumps(loaded))
 """
 

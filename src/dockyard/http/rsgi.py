@@ -107,24 +107,35 @@ class _Exchange:
 
 
 class RSGIBridge:
-    """An RSGI application wrapping an ASGI one, lifespan included."""
+    """An RSGI application wrapping an ASGI one, lifespan included.
+
+    The worker that serves it runs the app's lifespan around serving: ``await startup()`` before
+    it starts granian's server, ``await shutdown()`` once that has stopped (``dockyard.serving``).
+    granian calls ``__rsgi_init__`` right before it starts serving, which is when
+    ``before_serving`` runs (``server.pin_workers`` pins the threads granian starts then).
+    """
 
     def __init__(self, app: ASGIApp,
-                 after_startup: Callable[[asyncio.AbstractEventLoop], None] | None = None) -> None:
+                 before_serving: Callable[[asyncio.AbstractEventLoop], None] | None = None) -> None:
         self.app = app
-        self.after_startup = after_startup  # called once the app has started, before serving
+        self.before_serving = before_serving
         self.state: dict[str, Any] = {}
         self._lifespan: asyncio.Task[None] | None = None
         self._lifespan_inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._lifespan_outbox: asyncio.Queue[Message] = asyncio.Queue()
 
+    async def startup(self) -> None:
+        await self._lifespan_step("startup")
+
+    async def shutdown(self) -> None:
+        await self._lifespan_step("shutdown")
+
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.run_until_complete(self._lifespan_step("startup"))
-        if self.after_startup is not None:
-            self.after_startup(loop)
+        if self.before_serving is not None:
+            self.before_serving(loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.run_until_complete(self._lifespan_step("shutdown"))
+        """Nothing: the worker shuts the app down once granian's server has stopped."""
 
     async def _lifespan_step(self, step: str) -> None:
         if self._lifespan is None:
