@@ -47,28 +47,26 @@ def tree_pids(root: int) -> list[int]:
     return found
 
 
-def pss_kib(pid: int) -> int | None:
-    """The process's proportional set size in KiB (``/proc/<pid>/smaps_rollup``), or None if it is gone."""
+def _proc_kib(pid: int, name: str, key: str) -> int | None:
+    """The ``key:`` line of ``/proc/<pid>/<name>``, in KiB, or None if the process is gone."""
     try:
-        rollup = (PROC / str(pid) / "smaps_rollup").read_text()
+        text = (PROC / str(pid) / name).read_text()
     except OSError:
         return None
-    for line in rollup.splitlines():
-        if line.startswith("Pss:"):
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
             return int(line.split()[1])
     return None
+
+
+def pss_kib(pid: int) -> int | None:
+    """The process's proportional set size in KiB (``/proc/<pid>/smaps_rollup``), or None if it is gone."""
+    return _proc_kib(pid, "smaps_rollup", "Pss")
 
 
 def high_water_kib(pid: int) -> int | None:
     """The process's peak resident set (``VmHWM``) in KiB, or None if it is gone."""
-    try:
-        status = (PROC / str(pid) / "status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return None
+    return _proc_kib(pid, "status", "VmHWM")
 
 
 class PeakMemory:
