@@ -65,7 +65,7 @@ def pin_granian_threads(loop: asyncio.AbstractEventLoop, slot: int) -> None:
     loop.call_soon(os.sched_setaffinity, 0, set(allowed))
 
 
-def _serving(loop: asyncio.AbstractEventLoop, slot: int, pin: bool) -> None:
+def _prepare_to_serve(loop: asyncio.AbstractEventLoop, slot: int, pin: bool) -> None:
     """Right before granian starts serving (RSGI): pin its threads, and say so once it serves."""
     import logging
 
@@ -84,7 +84,7 @@ def build_app(config: Config, slot: int = 0) -> ObserveMiddleware | RSGIBridge:
     app = create_app(config)
     if config.server.interface == "asgi":
         return app
-    return RSGIBridge(app, before_serving=partial(_serving, slot=slot, pin=config.server.pin_workers))
+    return RSGIBridge(app, before_serving=partial(_prepare_to_serve, slot=slot, pin=config.server.pin_workers))
 
 
 def run_worker(slot: int, stopped_early: Callable[[], bool]) -> int:

@@ -69,11 +69,12 @@ def test_a_worker_still_busy_after_the_graceful_timeout_is_killed(tmp_path: Path
     data = os.urandom(4 << 20)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/", auth=ADMIN_AUTH).headers["location"]
-    sending = threading.Event()
+    under_way = threading.Event()
 
     def slow_body() -> Iterator[bytes]:  # 8 s of sending: far beyond the graceful timeout
         for start in range(0, len(data), 1 << 19):
-            sending.set()
+            if start:  # the first piece went out a second ago: the server has the request
+                under_way.set()
             yield data[start:start + (1 << 19)]
             time.sleep(1)
 
@@ -88,8 +89,7 @@ def test_a_worker_still_busy_after_the_graceful_timeout_is_killed(tmp_path: Path
 
     upload = threading.Thread(target=push)
     upload.start()
-    assert sending.wait(10)
-    time.sleep(0.5)
+    assert under_way.wait(10)
     assert server.proc is not None
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
