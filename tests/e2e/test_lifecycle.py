@@ -142,6 +142,22 @@ def _state(pid: int) -> str:
         return "zombie"  # gone while being read
 
 
+def test_the_plain_asgi_interface_serves_too(tmp_path: Path) -> None:
+    env = {"DOCKYARD_SERVER__INTERFACE": "asgi"}
+    with ServerProcess(data_dir=tmp_path / "data", workers=2, env=env) as server:
+        _wait_until_serving(server, workers=2)
+        data = os.urandom(300_000)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/", auth=ADMIN_AUTH).headers["location"]
+        pushed = httpx.put(f"{server.url}{location}?digest={digest}", content=data, auth=ADMIN_AUTH)
+        assert pushed.status_code == 201
+        blob = f"{server.url}/v2/team/app/blobs/{digest}"
+        assert httpx.get(blob, auth=ADMIN_AUTH).content == data
+        ranged = httpx.get(blob, headers={"Range": "bytes=1000-1999"}, auth=ADMIN_AUTH)
+        assert ranged.status_code == 206
+        assert ranged.content == data[1000:2000]
+
+
 def test_serve_refuses_a_stale_schema_when_auto_migrate_is_off(tmp_path: Path) -> None:
     env = {"DOCKYARD_DATABASE__AUTO_MIGRATE": "false"}
     server = ServerProcess(data_dir=tmp_path / "data", env=env)
