@@ -67,7 +67,8 @@ class Supervisor:
             signal.signal(signum, self._on_stop)
         signal.signal(signal.SIGALRM, self._on_stop_timeout)
         for slot in range(self.count):
-            self._spawn(slot)
+            if not self.stopping[0]:  # a stop that came while the first workers started
+                self._spawn(slot)
         while self.workers:
             try:
                 pid, status = os.wait()
