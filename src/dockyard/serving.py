@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 EFFECTIVE_CONFIG = "DOCKYARD_EFFECTIVE_CONFIG"
 EMBEDDED_WARNING = "Embedded server is experimental!"
-PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def configure_logging(config: Config) -> None:
@@ -87,23 +86,13 @@ def build_app(config: Config, slot: int = 0) -> ObserveMiddleware | RSGIBridge:
     return RSGIBridge(app, before_serving=partial(_prepare_to_serve, slot=slot, pin=config.server.pin_workers))
 
 
-def run_worker(slot: int, stopped_early: Callable[[], bool]) -> int:
+def run_worker(slot: int, stop_requested: Callable[[], bool]) -> int:
     """Serve as worker ``slot`` (0, 1, ...) until stopped; the process's exit status.
 
-    ``stopped_early`` says whether a stop came before this worker could take signals itself
-    (the supervisor marks its stop where every worker sees it, ``dockyard.supervisor``). A stop
-    that comes while the app starts is noted and acted on as soon as the server exists.
+    Until the worker's loop takes SIGTERM and SIGINT itself, the handler it was forked with notes
+    them, and ``stop_requested`` says whether one came (``dockyard.supervisor``); such a stop is
+    acted on as soon as the server exists.
     """
-    stop_requested = False
-
-    def note_stop(_signum: int, _frame: object) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-
-    signal.signal(signal.SIGTERM, note_stop)
-    signal.signal(signal.SIGINT, note_stop)
-    _stop_with_the_supervisor()
-
     import uvloop
 
     from dockyard.config import build_config
@@ -111,19 +100,8 @@ def run_worker(slot: int, stopped_early: Callable[[], bool]) -> int:
     config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
     configure_logging(config)
     app = build_app(config, slot)
-    uvloop.run(_serve(config, app, slot, lambda: stop_requested or stopped_early()))
+    uvloop.run(_serve(config, app, slot, stop_requested))
     return 0
-
-
-def _stop_with_the_supervisor() -> None:
-    """A worker is sent SIGTERM when its supervisor dies, however it died (SIGKILL, the OOM
-    killer): an orphaned worker would go on serving, unsupervised, on a port a restart needs."""
-    import ctypes
-
-    supervisor = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != supervisor:  # it died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _serve(config: Config, app: Any, slot: int, stop_requested: Callable[[], bool]) -> None:
@@ -144,8 +122,8 @@ async def _serve(config: Config, app: Any, slot: int, stop_requested: Callable[[
     logging.getLogger("_granian").addFilter(lambda record: record.getMessage() != EMBEDDED_WARNING)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        # Once the loop runs, a signal stops the server (repeats change nothing); before, the
-        # Python handler of ``run_worker`` noted it, and it is acted on right here.
+        # Once the loop runs, a signal stops the server (repeats change nothing); one that came
+        # before was noted (``run_worker``), and is acted on right here.
         loop.add_signal_handler(signum, server.stop)
     if stop_requested():
         return

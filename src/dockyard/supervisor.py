@@ -33,16 +33,16 @@ import time
 # the server runs.
 from dockyard.serving import EFFECTIVE_CONFIG
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
 RESPAWN_PAUSE = 1.0  # after a worker that died young, so a worker that cannot start does not spin
 YOUNG = 10.0  # seconds: a worker that dies sooner is retried only after the pause
 
 
 class Worker:
-    __slots__ = ("pid", "slot", "started")
+    __slots__ = ("slot", "started")
 
-    def __init__(self, slot: int, pid: int, started: float) -> None:
+    def __init__(self, slot: int, started: float) -> None:
         self.slot = slot  # 0, 1, ...: the worker's number, and which CPU server.pin_workers gives it
-        self.pid = pid
         self.started = started
 
 
@@ -59,7 +59,7 @@ class Supervisor:
         self.pid = os.getpid()
         self.workers: dict[int, Worker] = {}
         self.stopping = mmap.mmap(-1, 1)  # byte 0 becomes 1 when the supervisor stops; shared after fork
-        self.stopped_early = False  # in a worker: a stop that came while it still had these handlers
+        self.stopped_early = False  # in a worker: a stop that came before its loop took signals
         self.killed = 0
 
     def run(self) -> int:
@@ -94,6 +94,7 @@ class Supervisor:
             try:
                 from dockyard.serving import run_worker
 
+                self._stop_with_the_supervisor()
                 status = run_worker(slot, lambda: self.stopped_early or bool(self.stopping[0]))
             except BaseException:  # a worker's end is reported, then its process ends
                 import traceback
@@ -102,11 +103,20 @@ class Supervisor:
             finally:
                 sys.stdout.flush()
                 os._exit(status)
-        self.workers[pid] = Worker(slot, pid, time.monotonic())
+        self.workers[pid] = Worker(slot, time.monotonic())
         log("INFO", f"Spawning worker-{slot + 1} with PID: {pid}")
 
+    def _stop_with_the_supervisor(self) -> None:
+        """In a worker: be sent SIGTERM when the supervisor dies, however it died (SIGKILL, the OOM
+        killer), as an orphaned worker would go on serving, unsupervised, on a port a restart needs."""
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != self.pid:  # it died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
     def _on_stop(self, signum: int, _frame: object) -> None:
-        if os.getpid() != self.pid:  # a worker not yet taking signals itself
+        if os.getpid() != self.pid:  # a worker whose loop does not take signals yet
             self.stopped_early = True
             return
         if self.stopping[0]:
@@ -118,10 +128,8 @@ class Supervisor:
         signal.setitimer(signal.ITIMER_REAL, self.graceful_timeout)
 
     def _on_stop_timeout(self, _signum: int, _frame: object) -> None:
-        if os.getpid() != self.pid:
-            return
-        for worker in self.workers.values():
-            log("WARNING", f"worker-{worker.slot + 1} (PID {worker.pid}) did not stop within "
+        for pid, worker in self.workers.items():
+            log("WARNING", f"worker-{worker.slot + 1} (PID {pid}) did not stop within "
                            f"server.graceful_timeout ({self.graceful_timeout:g}s); killing it")
             self.killed += 1
         self._signal_workers(signal.SIGKILL)

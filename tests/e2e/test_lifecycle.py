@@ -25,60 +25,22 @@ def dockyard(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
                           env={**os.environ, **(env or {})}, timeout=60, check=False)
 
 
-@pytest.mark.parametrize("signals", [1, 3])
-def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path, signals: int) -> None:
-    # Three: a service manager signals every process of the unit, and may repeat; every signal after
-    # the first changes nothing (granian's own worker handler used to block on the second one).
-    server = ServerProcess(data_dir=tmp_path / "data", workers=1).start()
-    data = os.urandom(6 << 20)
+def _slow_push(server: ServerProcess, data: bytes, piece: int, pause: float
+               ) -> tuple[str, threading.Thread, threading.Event, dict[str, object]]:
+    """PUT ``data`` as one upload from a thread, ``piece`` bytes every ``pause`` seconds: its
+    digest, the thread, an event set once half the data is sent, and what the PUT came to
+    (``status``, or the transport ``error``)."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/", auth=ADMIN_AUTH).headers["location"]
     halfway = threading.Event()
+    outcome: dict[str, object] = {}
 
     def slow_body() -> Iterator[bytes]:
-        for start in range(0, len(data), 1 << 20):
+        for start in range(0, len(data), piece):
             if start >= len(data) // 2:
                 halfway.set()
-            yield data[start:start + (1 << 20)]
-            time.sleep(0.15)
-
-    result: dict[str, httpx.Response] = {}
-    upload = threading.Thread(target=lambda: result.update(
-        response=httpx.put(f"{server.url}{location}?digest={digest}", content=slow_body(), timeout=30,
-                           auth=ADMIN_AUTH)))
-    upload.start()
-    assert halfway.wait(10)
-    assert server.proc is not None
-    for _ in range(signals):
-        os.killpg(server.proc.pid, signal.SIGTERM)
-        time.sleep(0.05)
-    upload.join(30)
-    assert result["response"].status_code == 201
-    assert server.proc.wait(30) == 0
-
-    restarted = ServerProcess(data_dir=tmp_path / "data", workers=1).start()
-    try:
-        assert httpx.get(f"{restarted.url}/v2/team/app/blobs/{digest}", auth=ADMIN_AUTH).content == data
-    finally:
-        restarted.stop()
-
-
-def test_a_worker_still_busy_after_the_graceful_timeout_is_killed(tmp_path: Path) -> None:
-    server = ServerProcess(data_dir=tmp_path / "data", workers=1,
-                           env={"DOCKYARD_SERVER__GRACEFUL_TIMEOUT": "1"}).start()
-    data = os.urandom(4 << 20)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    location = httpx.post(f"{server.url}/v2/team/app/blobs/uploads/", auth=ADMIN_AUTH).headers["location"]
-    under_way = threading.Event()
-
-    def slow_body() -> Iterator[bytes]:  # 8 s of sending: far beyond the graceful timeout
-        for start in range(0, len(data), 1 << 19):
-            if start:  # the first piece went out a second ago: the server has the request
-                under_way.set()
-            yield data[start:start + (1 << 19)]
-            time.sleep(1)
-
-    outcome: dict[str, object] = {}
+            yield data[start:start + piece]
+            time.sleep(pause)
 
     def push() -> None:
         try:
@@ -89,7 +51,35 @@ def test_a_worker_still_busy_after_the_graceful_timeout_is_killed(tmp_path: Path
 
     upload = threading.Thread(target=push)
     upload.start()
-    assert under_way.wait(10)
+    return digest, upload, halfway, outcome
+
+
+@pytest.mark.parametrize("signals", [1, 3])
+def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path, signals: int) -> None:
+    # Three: a service manager signals every process of the unit, and may repeat; every signal after
+    # the first changes nothing (granian's own worker handler used to block on the second one).
+    server = ServerProcess(data_dir=tmp_path / "data", workers=1).start()
+    data = os.urandom(6 << 20)
+    digest, upload, halfway, outcome = _slow_push(server, data, 1 << 20, 0.15)
+    assert halfway.wait(10)
+    assert server.proc is not None
+    for _ in range(signals):
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        time.sleep(0.05)
+    upload.join(30)
+    assert outcome["status"] == 201
+    assert server.proc.wait(30) == 0
+
+    with ServerProcess(data_dir=tmp_path / "data", workers=1) as restarted:
+        assert httpx.get(f"{restarted.url}/v2/team/app/blobs/{digest}", auth=ADMIN_AUTH).content == data
+
+
+def test_a_worker_still_busy_after_the_graceful_timeout_is_killed(tmp_path: Path) -> None:
+    server = ServerProcess(data_dir=tmp_path / "data", workers=1,
+                           env={"DOCKYARD_SERVER__GRACEFUL_TIMEOUT": "1"}).start()
+    # 8 s of sending, far beyond the graceful timeout; halfway is 4 s in.
+    digest, upload, halfway, outcome = _slow_push(server, os.urandom(4 << 20), 1 << 19, 1)
+    assert halfway.wait(10)
     assert server.proc is not None
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
@@ -99,11 +89,8 @@ def test_a_worker_still_busy_after_the_graceful_timeout_is_killed(tmp_path: Path
     assert "status" not in outcome  # the upload was cut, never acknowledged
     assert "did not stop within server.graceful_timeout (1s); killing it" in server.log()
 
-    restarted = ServerProcess(data_dir=tmp_path / "data", workers=1).start()
-    try:
+    with ServerProcess(data_dir=tmp_path / "data", workers=1) as restarted:
         assert httpx.head(f"{restarted.url}/v2/team/app/blobs/{digest}", auth=ADMIN_AUTH).status_code == 404
-    finally:
-        restarted.stop()
 
 
 def test_the_supervisor_stays_a_bare_interpreter(tmp_path: Path) -> None:
