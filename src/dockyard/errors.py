@@ -24,6 +24,11 @@ status and a message saying what to fix. Exactly one place renders them (``http/
     │   └── DeniedChallenge            DENIED                 401   (valid credentials, not enough access)
     ├── Denied                         DENIED                 403
     ├── TooManyRequests                TOOMANYREQUESTS        429
+    ├── Unavailable                    UNAVAILABLE            503   (+ Retry-After: a part of the
+    │   │                                                           registry's world failed; retry)
+    │   ├── DatabaseUnavailable        UNAVAILABLE            503
+    │   ├── StorageUnavailable         UNAVAILABLE            503
+    │   └── StorageFull                UNAVAILABLE            507   (a disk or volume is full)
     ├── RequestInvalid                 INVALID_REQUEST        400   (token service, /api/v1)
     ├── ResourceUnknown                NOT_FOUND              404   (/api/v1)
     └── ResourceExists                 CONFLICT               409   (/api/v1)
@@ -148,6 +153,35 @@ class Denied(RegistryError):
 
 class TooManyRequests(RegistryError):
     code, status, default_message = "TOOMANYREQUESTS", 429, "too many requests"
+
+
+class Unavailable(RegistryError):
+    """A part of the registry's world (database, object store, disk) failed; the request may be
+    retried as it is. Always sent with ``Retry-After``."""
+
+    code, status = "UNAVAILABLE", 503
+    default_message = "the registry is temporarily unavailable; retry shortly"
+    retry_after_seconds: ClassVar[int] = 5
+
+    def __init__(self, message: str | None = None, *, detail: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, detail=detail,
+                         headers={"Retry-After": str(self.retry_after_seconds), **(headers or {})})
+
+
+class DatabaseUnavailable(Unavailable):
+    default_message = "the registry's database is unavailable; retry shortly"
+
+
+class StorageUnavailable(Unavailable):
+    default_message = "the registry's blob storage is unavailable; retry shortly"
+
+
+class StorageFull(Unavailable):
+    status = 507
+    default_message = ("the registry's storage is full: nothing was stored; retry once the operator "
+                       "has freed space")
+    retry_after_seconds = 60
 
 
 class RequestInvalid(RegistryError):

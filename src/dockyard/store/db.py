@@ -4,14 +4,20 @@ SQLite runs in WAL mode with ``synchronous=FULL`` (a committed row survives powe
 201 promises) and a busy timeout; write transactions start with ``BEGIN IMMEDIATE`` so two
 writers queue on the lock instead of failing on upgrade. PostgreSQL gets a pooled engine with a
 statement timeout. The same query code runs on both.
+
+This module is the database's seam: a database that cannot be reached, refuses connections,
+stays locked past the busy timeout or times out becomes ``DatabaseUnavailable`` (503 with
+``Retry-After``), and a full SQLite volume ``StorageFull`` (507), here and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,9 +28,75 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from dockyard.config import DatabaseConfig
+from dockyard.errors import DatabaseUnavailable, RegistryError, StorageFull
 from dockyard.store.asyncsql import AsyncConnection, AsyncEngine, create_async_engine
 
 _WRITE = "dockyard_write"
+log = logging.getLogger("dockyard.db")
+# asyncpg's exceptions that say the server is gone, refuses us or took too long (by class name:
+# SQLite workers never import asyncpg).
+_ASYNCPG_UNAVAILABLE = frozenset({
+    "PostgresConnectionError", "ConnectionDoesNotExistError", "ConnectionFailureError",
+    "CannotConnectNowError", "TooManyConnectionsError", "InterfaceError", "QueryCanceledError",
+    "AdminShutdownError", "CrashShutdownError", "ServerNotReadyError", "ConnectionRejectionError",
+})
+
+
+_SQLITE_UNAVAILABLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN,
+                                 sqlite3.SQLITE_IOERR})
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, what it wraps (``orig``) and what it was raised from, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        wrapped = getattr(current, "orig", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+
+
+def _is_full(error: BaseException) -> bool:
+    return any(isinstance(e, sqlite3.OperationalError) and (
+        getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e))
+        for e in _causes(error))
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    for e in _causes(error):
+        if isinstance(e, sqlite3.Error):
+            # Only the lock and the file itself: "no such table" and friends are bugs, not outages.
+            code = getattr(e, "sqlite_errorcode", None)
+            return (code is not None and code & 0xFF in _SQLITE_UNAVAILABLE) or "locked" in str(e)
+        if isinstance(e, sa.exc.DBAPIError) and e.connection_invalidated:
+            return True
+        # Sockets only: an OSError of the disk (ENOSPC from a blob write inside a transaction)
+        # is the storage's to translate, not a database outage.
+        if isinstance(e, sa.exc.TimeoutError | ConnectionError | socket.gaierror | TimeoutError):
+            return True
+        if any(cls.__name__ in _ASYNCPG_UNAVAILABLE and cls.__module__.startswith("asyncpg")
+               for cls in type(e).__mro__):
+            return True
+    return False
+
+
+@contextmanager
+def translate_failures() -> Iterator[None]:
+    """The seam: a database that failed becomes ``DatabaseUnavailable`` or ``StorageFull``."""
+    try:
+        yield
+    except RegistryError:
+        raise
+    except Exception as exc:
+        if _is_full(exc):
+            log.error("the database volume is full: %s", exc)
+            raise StorageFull("the registry's database volume is full: nothing was stored; retry once "
+                              "the operator has freed space") from exc
+        if _is_unavailable(exc):
+            log.warning("database unavailable: %s: %s", type(exc).__name__, str(exc)[:300])
+            raise DatabaseUnavailable() from exc
+        raise
 
 
 class Database:
@@ -46,10 +118,11 @@ class Database:
         statement on a small asyncpg pool, without SQLAlchemy's layers. Elsewhere it goes through
         the pool. Only for statements whose columns need no type conversion (ints, strings, bytes).
         """
-        if isinstance(self._hot, HotReader):
-            return self._hot.first(statement, params)
-        if isinstance(self._hot, PostgresHotReader):
-            return await self._hot.first(statement, params)
+        with translate_failures():
+            if isinstance(self._hot, HotReader):
+                return self._hot.first(statement, params)
+            if isinstance(self._hot, PostgresHotReader):
+                return await self._hot.first(statement, params)
         async with self.read() as conn:
             row = (await conn.execute(statement, params)).first()
         return None if row is None else tuple(row)
@@ -61,16 +134,18 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads (a deferred transaction on SQLite: never blocks a writer)."""
-        async with self.engine.connect() as conn:
-            yield conn
+        with translate_failures():
+            async with self.engine.connect() as conn:
+                yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits when the block exits without an exception."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(**{_WRITE: True})
-            async with conn.begin():
-                yield conn
+        with translate_failures():
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(**{_WRITE: True})
+                async with conn.begin():
+                    yield conn
 
     async def dispose(self) -> None:
         if isinstance(self._hot, HotReader):
