@@ -389,7 +389,10 @@ class AccessService:
 
 
 def _robot_usable(robot: accounts.Robot) -> bool:
-    return not robot.revoked and (robot.expires_at is None or robot.expires_at > utcnow())
+    """Not revoked, not expired, and its creator not disabled: a robot never holds more than its
+    creator, and a disabled creator holds nothing (enabling the creator again restores the robot)."""
+    return not robot.revoked and not robot.creator_disabled \
+        and (robot.expires_at is None or robot.expires_at > utcnow())
 
 
 def _robot_principal(robot: accounts.Robot) -> Principal:

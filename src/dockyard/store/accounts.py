@@ -58,6 +58,7 @@ class Robot:
     creator: str | None
     creator_is_admin: bool
     created_at: datetime
+    creator_disabled: bool = False  # a robot holds no more than its creator: nothing, while disabled
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -228,7 +229,8 @@ async def list_members(conn: AsyncConnection, project_id: int) -> list[dict[str,
 
 _creators = users.alias("creators")
 _ROBOT_QUERY = (sa.select(robots, projects.c.name.label("project"), _creators.c.name.label("creator"),
-                          _creators.c.is_admin.label("creator_is_admin"))
+                          _creators.c.is_admin.label("creator_is_admin"),
+                          _creators.c.disabled.label("creator_disabled"))
                 .select_from(robots.outerjoin(projects, projects.c.id == robots.c.project_id)
                              .outerjoin(_creators, _creators.c.id == robots.c.created_by)))
 
@@ -236,7 +238,8 @@ _ROBOT_QUERY = (sa.select(robots, projects.c.name.label("project"), _creators.c.
 def _robot(row: Any) -> Robot:
     return Robot(row.id, row.name, row.project_id, row.project, row.secret_hash, tuple(row.actions),
                  tuple(row.repositories), aware(row.expires_at), bool(row.revoked), row.created_by,
-                 row.creator, bool(row.creator_is_admin), aware(row.created_at) or utcnow())
+                 row.creator, bool(row.creator_is_admin), aware(row.created_at) or utcnow(),
+                 bool(row.creator_disabled))
 
 
 async def find_robot(conn: AsyncConnection, name: str) -> Robot | None:
