@@ -131,6 +131,26 @@ async def test_a_disabled_system_admins_robots_hold_nothing(registry: Registry) 
             assert (await ci.get("/token", params={"scope": PUSH_SCOPE})).status_code == 401, robot[0]
 
 
+async def test_a_deleted_creators_robot_is_refused_at_once(registry: Registry) -> None:
+    """Deleting the maintainer who made a robot refuses the robot from the next request on, its
+    token from before included (a deleted creator holds nothing, not even for a token's lifetime)."""
+    api = registry.client
+    await add_project(api, "team-a")
+    await add_user(api, "maint", "team-a", "maintainer")
+    async with client_as(registry, ("maint", "maint-password")) as maint:
+        robot = await add_robot(maint, "team-a", "ci", ["pull", "push"])
+    issued = (await api.get("/token", params={"scope": PUSH_SCOPE, "offline_token": "true"}, auth=robot)).json()
+    await push_image(api, "team-a/app", make_image(), "v1")
+    assert (await api.get("/v2/team-a/app/tags/list", **bearer(issued["token"]))).status_code == 200
+    assert (await api.delete("/api/v1/users/maint")).status_code == 204
+    assert (await api.get("/v2/team-a/app/tags/list", **bearer(issued["token"]))).status_code == 401
+    async with client_as(registry, robot) as ci:
+        assert (await ci.get("/v2/team-a/app/tags/list")).status_code == 401
+    refreshed = await api.post("/token", auth=None, data={
+        "grant_type": "refresh_token", "refresh_token": issued["refresh_token"], "scope": PUSH_SCOPE})
+    assert refreshed.status_code == 401
+
+
 async def test_a_robot_of_a_deleted_project_is_gone(registry: Registry) -> None:
     """Deleting a project deletes its robots: a project of the same name made later does not bring
     them back."""
@@ -174,8 +194,17 @@ async def test_teams_of_a_project_the_caller_cannot_see_are_absent(registry: Reg
                     assert "admins" not in json.dumps(answer.json()).replace(named, "X")
         assert (await bob.get("/api/v1/projects/beta/members")).json() == [
             {"kind": "user", "name": "bob", "role": "admin"}]
-    # Who may see alpha's teams may bind them: a system admin, or an admin of both projects.
+    # Who may see alpha's teams may bind them: a system admin, or an admin of both projects. Once
+    # bound into beta, beta's admin sees the binding listed, and may change or remove it.
     assert (await api.put("/api/v1/projects/beta/members/alpha/admins", json={"role": "guest"})).status_code == 200
+    async with client_as(registry, ("bob", "bob-password")) as bob:
+        assert {"kind": "team", "name": "alpha/admins", "role": "guest"} in (
+            await bob.get("/api/v1/projects/beta/members")).json()
+        changed = await bob.put("/api/v1/projects/beta/members/alpha/admins", json={"role": "developer"})
+        assert changed.json() == {"kind": "team", "name": "alpha/admins", "role": "developer"}
+        assert (await bob.delete("/api/v1/projects/beta/members/alpha/admins")).status_code == 204
+        again = await bob.put("/api/v1/projects/beta/members/alpha/admins", json={"role": "developer"})
+        assert error(again) == (404, "NOT_FOUND", "team 'alpha/admins' not found")
     await add_user(api, "carol", "alpha", "admin")
     assert (await api.put("/api/v1/projects/beta/members/carol", json={"role": "admin"})).status_code == 200
     async with client_as(registry, ("carol", "carol-password")) as carol:

@@ -389,9 +389,10 @@ class AccessService:
 
 
 def _robot_usable(robot: accounts.Robot) -> bool:
-    """Not revoked, not expired, and its creator not disabled: a robot never holds more than its
-    creator, and a disabled creator holds nothing (enabling the creator again restores the robot)."""
-    return not robot.revoked and not robot.creator_disabled \
+    """Not revoked, not expired, and its creator still there and not disabled: a robot never holds
+    more than its creator, and a disabled or deleted creator holds nothing (enabling the creator
+    again restores the robot; a deleted creator's robot stays refused)."""
+    return not robot.revoked and robot.created_by is not None and not robot.creator_disabled \
         and (robot.expires_at is None or robot.expires_at > utcnow())
 
 

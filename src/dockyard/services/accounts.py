@@ -353,14 +353,9 @@ class AccountsService:
         kind, _, bare = who.partition(":") if who.startswith(("user:", "team:")) else ("", "", who)
         if kind != "user":
             owner_name, slash, team = bare.rpartition("/")
-            owner = await self._team_owner(actor, project, owner_name) if slash else project
-            team_id = None
-            if owner is not None:
-                async with self.db.read() as conn:
-                    team_id = await accounts.find_team(conn, owner.id, team)
+            team_id = await self._visible_team(actor, project, owner_name if slash else project.name, team)
             if team_id is not None:
-                assert owner is not None
-                return f"{owner.name}/{team}", None, team_id
+                return f"{owner_name if slash else project.name}/{team}", None, team_id
             if kind == "team" or slash:
                 raise ResourceUnknown(f"team {bare[:100]!r} not found")
         async with self.db.read() as conn:
@@ -369,15 +364,19 @@ class AccountsService:
             raise ResourceUnknown(f"no user or team named {bare[:100]!r}")
         return user.name, user.id, None
 
-    async def _team_owner(self, actor: Principal, project: accounts.Project, name: str) -> accounts.Project | None:
-        """The project ``name`` if the actor may see its teams (manage members there), else None."""
-        if name == project.name:
-            return project
-        try:
-            owner, held = await self._project_and_permissions(actor, name)
-        except ResourceUnknown:
-            return None
-        return owner if "manage_members" in held else None
+    async def _visible_team(self, actor: Principal, project: accounts.Project, owner_name: str, team: str
+                            ) -> int | None:
+        """The id of team ``owner_name/team`` if the actor may name it in ``project``: a team of
+        ``project`` itself, one already bound there (its admins see it listed), or one of a project
+        whose teams the actor may list (manage members there); else None, as for no such team."""
+        async with self.db.read() as conn:
+            owner = project if owner_name == project.name else await accounts.find_project(conn, owner_name)
+            team_id = await accounts.find_team(conn, owner.id, team) if owner is not None else None
+            if owner is None or team_id is None or owner.id == project.id \
+                    or await accounts.is_member(conn, project.id, team_id=team_id):
+                return team_id
+        held = permissions(actor, await self.access.facts_of(actor, owner.name, owner.id, owner.public))
+        return team_id if "manage_members" in held else None
 
     async def set_member(self, actor: Principal, project: str, who: str, role: str) -> dict[str, str]:
         found = await self._project(actor, project, "manage_members")

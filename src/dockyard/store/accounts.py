@@ -208,6 +208,14 @@ async def remove_member(conn: AsyncConnection, project_id: int, *, user_id: int 
     return bool(result.rowcount)
 
 
+async def is_member(conn: AsyncConnection, project_id: int, *, user_id: int | None = None,
+                    team_id: int | None = None) -> bool:
+    """Whether the user or team holds a role in the project (directly: a team's members aside)."""
+    found = await conn.scalar(sa.select(project_members.c.project_id).where(
+        project_members.c.project_id == project_id, _member_filter(user_id, team_id)).limit(1))
+    return found is not None
+
+
 async def list_members(conn: AsyncConnection, project_id: int) -> list[dict[str, str]]:
     team_projects = projects.alias("team_projects")
     query = (sa.select(project_members.c.role, users.c.name.label("user"), teams.c.name.label("team"),
