@@ -108,6 +108,27 @@ async def test_a_disabled_creators_robot_holds_nothing_until_the_creator_is_enab
     assert again.json()["token"]
 
 
+async def test_disabling_a_creator_on_one_node_cuts_the_robot_off_on_another_at_once(
+        tmp_path: Path, database_url: str) -> None:
+    """Two nodes on one database, each with its caches warm (the robot's token verified, the
+    maintainer's password remembered for ``auth.credential_cache_seconds``): disabling the
+    maintainer through node A refuses the robot and the maintainer on node B from the next request."""
+    config = make_config(tmp_path, database_url, auth={"credential_cache_seconds": 3600})
+    async with open_registry(config) as node_a, open_registry(config) as node_b:
+        await add_project(node_a.client, "team-a")
+        maint = await add_user(node_a.client, "maint", "team-a", "maintainer")
+        async with client_as(node_a, maint) as on_a:
+            robot = await add_robot(on_a, "team-a", "ci", ["pull", "push"])
+        token = (await node_b.client.get("/token", params={"scope": PUSH_SCOPE}, auth=robot)).json()["token"]
+        async with client_as(node_b, robot) as ci, client_as(node_b, maint) as maint_on_b:
+            assert (await ci.get("/v2/team-a/app/tags/list", **bearer(token))).status_code == 404  # no such repo yet
+            assert (await maint_on_b.get("/v2/team-a/app/tags/list")).status_code == 404
+            await set_disabled(node_a.client, "maint", True)
+            assert (await ci.get("/v2/team-a/app/tags/list", **bearer(token))).status_code == 401
+            assert (await ci.get("/v2/team-a/app/tags/list")).status_code == 401
+            assert (await maint_on_b.get("/v2/team-a/app/tags/list")).status_code == 401
+
+
 async def test_a_disabled_system_admins_robots_hold_nothing(registry: Registry) -> None:
     """A robot made by a system admin holds what a system admin holds, so a disabled system admin's
     robots, project and system-wide alike, must hold nothing."""

@@ -86,6 +86,16 @@ def test_robot_expiry_out_of_range_is_a_usage_error(dockyard, command: list[str]
     assert "expires:" in dockyard(*command, "--perm", "pull", "--repo", "*", "--expires", "3650d").output
 
 
+@pytest.mark.parametrize("older_than", ["99999999999999999999", "-1"])
+def test_uploads_purge_age_out_of_range_is_a_usage_error(dockyard, older_than: str) -> None:  # type: ignore[no-untyped-def]
+    """``uploads purge --older-than`` past ten years is a usage error, not an OverflowError, and a
+    negative age (which would purge uploads in progress) is refused too."""
+    refused = dockyard("uploads", "purge", "--dry-run", "--older-than", older_than, ok=False)
+    assert refused.exit_code == 2, refused.output
+    assert "--older-than" in refused.output
+    assert "0<=x<=315360000" in refused.output
+
+
 def test_passwd_resets_any_password_without_the_current_one(dockyard) -> None:  # type: ignore[no-untyped-def]
     """The operator at the console resets the admin's own password without knowing it (the way
     back in when it is lost), as well as anyone else's."""

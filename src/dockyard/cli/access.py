@@ -138,8 +138,9 @@ def _user_switch(name: str, verb: str, disabled: bool, summary: str) -> None:
 
 
 _user_switch("disable", "disabled", True,
-             "Disable user NAME: its tokens and credentials stop working on the next request.")
-_user_switch("enable", "enabled", False, "Enable user NAME again.")
+             "Disable user NAME: its tokens and credentials, and the robots it created, stop working on "
+             "the next request.")
+_user_switch("enable", "enabled", False, "Enable user NAME again (and the robots it created).")
 
 
 @user.command("passwd")
@@ -160,7 +161,7 @@ def user_passwd(config_file: Path | None, data_dir: Path | None, name: str, pass
 @config_options
 @click.argument("name")
 def user_delete(config_file: Path | None, data_dir: Path | None, name: str) -> None:
-    """Delete user NAME (robots it created lose their rights with it)."""
+    """Delete user NAME (robots it created are refused from then on)."""
     _as_admin(config_file, data_dir, lambda svc, me: svc.delete_user(me, name))
     click.echo(f"deleted user {name}")
 
