@@ -2,7 +2,8 @@
 
 One table lists every operation (method, path, handler, summary, body fields); the Starlette
 routes and ``/api/v1/openapi.json`` are both built from it, so they cannot drift apart. Handlers
-identify the caller like ``/v2`` does (bearer token or Basic credentials) and call the same
+identify the caller like ``/v2`` does (Basic credentials, or a bearer token, which must carry the
+``management:api:*`` scope: a registry token is refused here) and call the same
 ``AccountsService`` methods the CLI calls: authorization happens there, once.
 """
 
@@ -305,7 +306,9 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"},
-                                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+                                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                           "description": f"A token from /token asked for with scope {MANAGEMENT} "
+                                                          "(and a password); registry tokens are refused."}},
             "schemas": {"Errors": errors_schema},
         },
         "security": [{"basic": []}, {"bearer": []}],
