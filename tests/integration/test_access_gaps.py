@@ -98,6 +98,11 @@ async def test_a_disabled_creators_robot_holds_nothing_until_the_creator_is_enab
         "grant_type": "refresh_token", "refresh_token": refresh, "scope": PUSH_SCOPE})
     assert refreshed.status_code == 401, refreshed.text
 
+    # The caller is told nothing more; the audit log tells the admin why the right secret failed.
+    failed = (await api.get("/api/v1/audit", params={"user": robot[0], "action": "login.failed"})).json()["events"]
+    assert failed
+    assert {e["detail"]["reason"] for e in failed} == {"robot's creator disabled"}
+
     await set_disabled(api, "maint", False)
     async with client_as(registry, robot) as ci:
         assert (await ci.get("/v2/team-a/app/tags/list")).status_code == 200
