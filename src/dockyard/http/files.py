@@ -8,8 +8,9 @@ streamed from the storage driver.
 
 Storage is asked before the status line goes out (the file opened, the stream's first chunk
 read), so a blob whose bytes are missing or whose store fails gets a proper error response. A
-failure after that, once the length is promised, raises out of the response: the server cuts the
-connection, and the client sees a broken download rather than a short blob taken for a whole one.
+failure after that, once the length is promised, raises ``ResponseAborted`` out of the response:
+the server cuts the connection, and the client sees a broken download rather than a short blob
+taken for a whole one.
 Either way ``failed`` hears of it (to log and count it, and to say what the client sees); a client
 that goes away is not a storage failure and is not reported.
 
@@ -27,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from dockyard.errors import RegistryError
 from dockyard.http.errors import render_error
-from dockyard.http.rsgi import RANGE_EXTENSION
+from dockyard.http.rsgi import RANGE_EXTENSION, ResponseAborted
 
 RANGE_BLOCK = 4 * 1024 * 1024
 Failed = Callable[[Exception], RegistryError]
@@ -89,7 +90,7 @@ class BlobResponse:
                 try:
                     chunk = await anext(chunks, b"")
                 except Exception as exc:
-                    raise self.failed(exc) from exc  # cut: the length was promised
+                    raise ResponseAborted(self.failed(exc).message) from exc  # cut: the length was promised
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await chunks.aclose()
@@ -110,7 +111,7 @@ class BlobResponse:
                     if not chunk:
                         raise OSError(f"blob file {path} ended at byte {position} of {end}")
                 except OSError as exc:
-                    raise self.failed(exc) from exc  # cut: the length was promised
+                    raise ResponseAborted(self.failed(exc).message) from exc  # cut: the length was promised
                 position += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": position < end})
         finally:
