@@ -161,7 +161,8 @@ class CephS3:
 
     def gateway(self, action: str) -> None:
         """``ci/s3/rgw.sh stop`` or ``start``: only radosgw goes away or comes back (private Ceph only)."""
-        assert self.private and self._base is not None, "only a Ceph of the test's own may lose its gateway"
+        assert self.private, "only a Ceph of the test's own may lose its gateway"
+        assert self._base is not None, "start it first (endpoint())"
         result = subprocess.run(["bash", str(SCRIPTS / "rgw.sh"), action], env={**os.environ, "BASE": str(self._base)},
                                 capture_output=True, text=True, timeout=90, check=False)
         assert result.returncode == 0, f"rgw.sh {action} failed: {result.stderr}{result.stdout}"

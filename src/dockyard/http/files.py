@@ -109,8 +109,8 @@ class BlobResponse:
                 try:
                     chunk = await anyio.to_thread.run_sync(os.pread, fd, size, position)
                     if not chunk:
-                        raise OSError(f"blob file {path} ended at byte {position} of {end}")
-                except OSError as exc:
+                        raise EOFError(f"blob file {path} ended at byte {position} of {end}")
+                except (OSError, EOFError) as exc:
                     raise ResponseAborted(self.failed(exc).message) from exc  # cut: the length was promised
                 position += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": position < end})

@@ -59,7 +59,7 @@ class BlobService:
     def read_failed(self, repository: str, digest: str, exc: Exception) -> RegistryError:
         """Log and count a blob read that failed in storage; the error the client should see.
         Anything else (a bug) is raised again as it is."""
-        if isinstance(exc, PathNotFound | FileNotFoundError):
+        if isinstance(exc, PathNotFound | FileNotFoundError | EOFError):  # EOFError: a file ended early
             return self._missing(repository, digest, str(exc))
         if isinstance(exc, StorageUnavailable | OSError):
             self.count_read_error()
