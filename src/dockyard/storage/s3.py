@@ -220,23 +220,21 @@ class S3Writer:
         if self._upload_id is None:
             d.client.put_object(Bucket=d.bucket, Key=self._key, Body=bytes(self._tail))
         else:
-            if self._tail or not self._parts:
-                self._upload_part(self._tail)
-            self._complete()
+            size = self.size
+            try:
+                if self._tail or not self._parts:
+                    self._upload_part(self._tail)
+                parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in self._parts]
+                d.client.complete_multipart_upload(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
+                                                   MultipartUpload={"Parts": parts})
+            except ClientError as exc:
+                # The store no longer knows the upload because it completed it: botocore retried a
+                # completion whose answer was lost, or an earlier commit failed after completing.
+                # The object, at the full size, says so.
+                if _code(exc) != "NoSuchUpload" or d.size_or_none(self._key) != size:
+                    raise
         d.delete_keys(d.tail_keys(self._key))
         self._done = True
-
-    def _complete(self) -> None:
-        d = self._driver
-        parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in self._parts]
-        try:
-            d.client.complete_multipart_upload(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
-                                               MultipartUpload={"Parts": parts})
-        except ClientError as exc:
-            # botocore retries a completion whose answer was lost; the store then no longer knows
-            # the upload because it completed it. The object, at its full size, says so.
-            if _code(exc) != "NoSuchUpload" or d.size_or_none(self._key) != self.size:
-                raise
 
     async def commit(self) -> None:
         if not self._done:
