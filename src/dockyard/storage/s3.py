@@ -155,10 +155,24 @@ class S3Writer:
         self._parts = [{"PartNumber": n, "ETag": etag, "Size": size} for n, etag, size in saved["parts"]]
         self._tail_token = saved["tail"]
         if self._tail_token is not None:
-            tail_key = self._key + TAIL_INFIX + self._tail_token
-            self._tail = d.object_bytes(tail_key)
+            try:
+                self._tail = d.object_bytes(self._key + TAIL_INFIX + self._tail_token)
+            except ClientError as exc:
+                if not _is_missing(exc):
+                    raise
         if len(self._tail) != saved["tail_size"]:
-            raise PathNotFound(self._path)  # the store lost bytes the state counts: start over
+            self._adopt_earlier_commit(sum(size for _, _, size in saved["parts"]) + saved["tail_size"])
+
+    def _adopt_earlier_commit(self, size: int) -> None:
+        """The saved state's tail is gone. If a commit from this state completed (a finish that
+        failed after its commit, now retried), the object is at the key with all the bytes: it
+        becomes the start of the content. Otherwise the store lost bytes the state counts."""
+        d = self._driver
+        finished = self._upload_id is None or self._upload_id not in d.multipart_uploads(self._key)
+        if not finished or d.size_or_none(self._key) != size:
+            raise PathNotFound(self._path)  # start over
+        self._upload_id, self._parts, self._tail, self._tail_token = None, [], bytearray(), None
+        self._adopt_committed_object()
 
     def state(self) -> bytes | None:
         parts = [[p["PartNumber"], p["ETag"], p["Size"]] for p in self._parts]

@@ -1,10 +1,13 @@
-"""Blob bytes that go missing behind the blobstore's back, on every driver.
+"""Blob bytes that go missing behind the blobstore's back, and a finish retried after a failure,
+on every driver.
 
 A blob's location (its size, which the response's ``Content-Length`` is built from) is taken
 before its bytes are read. Whatever happens to the stored bytes in between, a read yields exactly
 that many bytes or raises: deleted, ``PathNotFound``; replaced by fewer, ``BytesMissing`` (a kind of
 ``PathNotFound``). Never a shorter stream that ends as if complete. A new push of a blob whose
-stored bytes are damaged puts the verified bytes back.
+stored bytes are damaged puts the verified bytes back. A finish that failed after its upload was
+committed (the store went away before the blob was moved into place) succeeds when the client
+retries it, from the state saved before it.
 """
 
 from __future__ import annotations
@@ -71,3 +74,16 @@ async def test_a_new_push_replaces_damaged_bytes(driver: StorageDriver) -> None:
     await upload(store, "upload-0002", DATA, chunk=3000)
     assert await store.finish("upload-0002", sha256(DATA)) == len(DATA)
     assert await read_blob(store, sha256(DATA)) == DATA
+
+
+@pytest.mark.parametrize("size", [len(DATA), 9 * 1024 * 1024 + 7])  # S3: a tail only, and a part and a tail
+async def test_a_finish_that_failed_after_committing_can_be_retried(driver: StorageDriver, size: int) -> None:
+    data = (DATA * (size // len(DATA) + 1))[:size]
+    store = BlobStore(driver, block_size=BLOCK if size < 100_000 else 1024 * 1024)
+    saved = await upload(store, "upload-0003", data, chunk=max(3000, size // 3))
+    writer = await driver.writer(layout.upload_data_path("upload-0003"), resume=True,
+                                 state=saved.writer_state if saved else None)
+    await writer.commit()  # what finish does first; then, here, the store failed
+    await writer.close()
+    assert await store.finish("upload-0003", sha256(data), saved) == size
+    assert await read_blob(store, sha256(data)) == data
