@@ -17,10 +17,11 @@ botocore's exceptions stop at ``_translate``, here and nowhere else: a missing k
 ``PathNotFound``; a store that cannot be reached, times out, cuts a connection, answers garbage, a
 5xx or a throttling code, or refuses dockyard's credentials becomes ``StorageUnavailable`` (503
 with ``Retry-After``). Every request is bounded by ``storage.s3.connect_timeout`` /
-``read_timeout`` and retried by botocore up to ``max_attempts`` times; a download that breaks off
-is resumed with a ranged GET from where it stopped, as many times. A writer whose request failed
-does nothing more on ``close``: its caller saves no state after a failure, and the next request
-resumes from the state saved before it.
+``read_timeout`` and tried by botocore up to ``max_attempts`` times; a download that breaks off is
+resumed with a ranged GET from where it stopped, up to ``max_attempts`` - 1 times. A writer whose
+request failed does nothing more on ``close``: its caller saves no state after a failure, and the
+next request resumes from the state saved before it (or, if a commit from that state completed
+before the failure, from the completed object).
 """
 
 from __future__ import annotations
