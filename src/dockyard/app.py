@@ -76,9 +76,11 @@ def build_components(config: Config) -> Components:
     passwords = Passwords(time_cost=config.auth.argon2_time_cost, memory_kib=config.auth.argon2_memory_kib,
                           parallelism=config.auth.argon2_parallelism)
     access = AccessService(db, config.auth, passwords, KeyRing(db, config.auth))
+    metrics = Metrics()
     services = RegistryServices(
         uploads=UploadService(db, store),
-        blobs=BlobService(db, store),
+        blobs=BlobService(db, store, count_missing=metrics.blobs_missing.inc,
+                          count_read_error=metrics.blob_read_errors.inc),
         manifests=ManifestService(db, max_bytes=config.registry.manifest_max_bytes,
                                   cache_entries=config.registry.manifest_cache_entries),
         listing=ListingService(db, page_max=config.registry.list_page_max),
@@ -89,7 +91,7 @@ def build_components(config: Config) -> Components:
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),
     ])
-    return Components(config, db, store, services, Metrics(), scheduler, AccessLog(), access,
+    return Components(config, db, store, services, metrics, scheduler, AccessLog(), access,
                       AccountsService(db, passwords, access))
 
 

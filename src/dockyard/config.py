@@ -61,6 +61,12 @@ class S3Config:
     path_style: bool = True
     redirect: bool = True
     redirect_expiry_seconds: int = setting(300, minimum=1, maximum=7 * 24 * 3600)
+    # A store that is down, hangs or fails costs a request at most about
+    # max_attempts x (connect_timeout + read_timeout) plus backoff, then it answers 503.
+    connect_timeout: float = setting(5.0, positive=True, maximum=300)
+    read_timeout: float = setting(30.0, positive=True, maximum=3600)
+    max_attempts: int = setting(3, minimum=1, maximum=10)  # per S3 request, the first included
+    retry_mode: Literal["standard", "adaptive"] = "standard"
 
 
 @dataclass(frozen=True, slots=True)

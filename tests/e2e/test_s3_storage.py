@@ -1,6 +1,7 @@
 """The registry on S3-compatible storage: a real `dockyard serve` on a real Ceph (radosgw) bucket.
 
-skopeo pushes and pulls through it (pulls follow the 307 to a presigned URL), chunked uploads
+skopeo pushes and pulls through it (pulls from another host than the store's follow the 307 to a
+presigned URL), chunked uploads
 finish as multipart uploads, and with redirects off blobs are streamed with `Range` honoured.
 """
 
@@ -73,13 +74,17 @@ def test_skopeo_round_trip_with_redirected_pulls(tmp_path: Path, endpoint: S3End
         with s3_server(tmp_path, endpoint, prefix, redirect=True) as server:
             skopeo("copy", "--dest-tls-verify=false", f"--dest-creds={CREDS}", f"oci:{layout}:v1",
                    f"docker://{server.host}/team/app:v1")
-            skopeo("copy", "--src-tls-verify=false", f"--src-creds={CREDS}", f"docker://{server.host}/team/app:v1",
+            skopeo("copy", "--src-tls-verify=false", f"--src-creds={CREDS}",
+                   f"docker://localhost:{server.port}/team/app:v1",
                    f"oci:{tmp_path / 'out'}:v1")
             pushed = json.loads(skopeo("inspect", "--raw", f"oci:{layout}:v1"))
             pulled = json.loads(skopeo("inspect", "--raw", f"oci:{tmp_path / 'out'}:v1"))
             assert pulled == pushed
             layer = pushed["layers"][0]["digest"]
-            redirected = httpx.get(f"{server.url}/v2/team/app/blobs/{layer}", auth=ADMIN_AUTH)
+            # Reached as localhost, not as the store's 127.0.0.1: another host, so a redirect
+            # (the same host is streamed: tests/e2e/test_s3_redirects.py).
+            elsewhere = f"http://localhost:{server.port}"
+            redirected = httpx.get(f"{elsewhere}/v2/team/app/blobs/{layer}", auth=ADMIN_AUTH)
             assert redirected.status_code == 307
             assert redirected.headers["location"].startswith(endpoint.endpoint)
             assert redirected.headers["docker-content-digest"] == layer

@@ -97,9 +97,14 @@ def _parse(output: str) -> dict[str, str]:
 
 
 class CephS3:
-    """Starts Ceph at most once per process and stops it when asked (or at interpreter exit)."""
+    """Starts Ceph at most once per process and stops it when asked (or at interpreter exit).
 
-    def __init__(self) -> None:
+    ``CEPH`` below is the run's shared one. A test that stops radosgw (``gateway``) makes its own
+    ``CephS3(private=True)``, which always starts a Ceph of its own, even with ``ENDPOINT_ENV`` set.
+    """
+
+    def __init__(self, *, private: bool = False) -> None:
+        self.private = private
         self._endpoint: S3Endpoint | None = None
         self._base: Path | None = None
         self._error: str | None = None
@@ -111,7 +116,7 @@ class CephS3:
         if self._endpoint is None:
             if self._error is not None:
                 pytest.fail(self._error)
-            external = os.environ.get(ENDPOINT_ENV)
+            external = None if self.private else os.environ.get(ENDPOINT_ENV)
             self._endpoint = self._from_env(external) if external else self._start()
             ensure_bucket(self._endpoint, BUCKET)
         return self._endpoint
@@ -153,6 +158,14 @@ class CephS3:
             pytest.fail(self._error)
         return S3Endpoint(endpoint=values["S3_ENDPOINT_URL"], access_key=values["S3_ACCESS_KEY"],
                           secret_key=values["S3_SECRET_KEY"], region=values["S3_REGION"])
+
+    def gateway(self, action: str) -> None:
+        """``ci/s3/rgw.sh stop`` or ``start``: only radosgw goes away or comes back (private Ceph only)."""
+        assert self.private, "only a Ceph of the test's own may lose its gateway"
+        assert self._base is not None, "start it first (endpoint())"
+        result = subprocess.run(["bash", str(SCRIPTS / "rgw.sh"), action], env={**os.environ, "BASE": str(self._base)},
+                                capture_output=True, text=True, timeout=90, check=False)
+        assert result.returncode == 0, f"rgw.sh {action} failed: {result.stderr}{result.stdout}"
 
     def stop(self) -> None:
         base, self._base = self._base, None

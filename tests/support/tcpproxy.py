@@ -9,6 +9,9 @@ the dependency's network off and on without touching the dependency itself, whic
 - ``hang()``: accept connections and forward nothing either way (a server that stopped answering:
   clients see their timeouts, not a refusal); ``up()`` ends it.
 - ``slow(seconds)``: forward, but wait ``seconds`` before passing on each piece of data.
+- ``cut()``: cut every open connection, keep listening (a connection that breaks mid-transfer).
+- ``answer(raw)``: answer each new connection's first request with the bytes ``raw`` (an HTTP
+  error, or garbage) and close it, forwarding nothing; ``up()`` ends it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class TcpProxy:
     port: int = 0
     delay: float = 0.0
     hanging: bool = False
+    reply: bytes | None = None
     _listener: socket.socket | None = None
     _open: set[socket.socket] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,6 +55,7 @@ class TcpProxy:
         """Forward normally again (listening again if ``down()`` stopped it)."""
         self.hanging = False
         self.delay = 0.0
+        self.reply = None
         if self._listener is None:
             self._listen()
 
@@ -60,6 +65,14 @@ class TcpProxy:
 
     def slow(self, seconds: float) -> None:
         self.delay = seconds
+
+    def cut(self) -> None:
+        """Cut the open connections; new ones are forwarded as before."""
+        self._cut_all()
+
+    def answer(self, raw: bytes) -> None:
+        """Answer new connections with ``raw`` instead of forwarding them."""
+        self.reply = raw
 
     def close(self) -> None:
         self._stopped = True
@@ -92,6 +105,9 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # closed by down()
+            if self.reply is not None:
+                threading.Thread(target=self._answer, args=(client, self.reply), daemon=True).start()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
                 upstream.settimeout(None)
@@ -118,6 +134,17 @@ class TcpProxy:
             pass
         finally:
             self._cut(source, sink)
+
+    def _answer(self, client: socket.socket, raw: bytes) -> None:
+        with self._lock:
+            self._open.add(client)
+        try:
+            client.recv(65536)
+            client.sendall(raw)
+        except OSError:
+            pass
+        finally:
+            self._cut(client)
 
     def _cut(self, *sockets: socket.socket) -> None:
         with self._lock:

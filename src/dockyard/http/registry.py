@@ -24,7 +24,7 @@ from dockyard.errors import (
 )
 from dockyard.http.auth import Guard, Visible
 from dockyard.http.errors import render_error
-from dockyard.http.files import BlobResponse
+from dockyard.http.files import BlobResponse, redirect_keeps_credentials
 from dockyard.http.routes import Match, MethodNotAllowed, bad_name_in, match
 from dockyard.oci.ranges import ByteRange, parse_content_range, parse_range
 from dockyard.services.blobs import BlobService
@@ -154,7 +154,7 @@ class RegistryHandlers:
     async def get_blob(self, request: Request, name: str, digest: str) -> BlobResponse | Response:
         location = await self.s.blobs.locate(name, digest)
         redirect = self.s.blobs.store.redirect_url(location) if request.method == "GET" else None
-        if redirect:
+        if redirect and not redirect_keeps_credentials(redirect, request.headers.get("host")):
             return Response(status_code=307, headers={
                 "Location": redirect, "Docker-Content-Digest": digest, **API_VERSION})
         headers = {"Docker-Content-Digest": digest, "Content-Type": "application/octet-stream",
@@ -169,7 +169,8 @@ class RegistryHandlers:
         return BlobResponse(
             status=status, headers=headers, local_path=location.local_path, offset=offset, length=length,
             head=request.method == "HEAD",
-            stream=lambda start, count: self.s.blobs.store.read(location, start, count))
+            stream=lambda start, count: self.s.blobs.store.read(location, start, count),
+            failed=lambda exc: self.s.blobs.read_failed(name, digest, exc))
 
     async def delete_blob(self, request: Request, name: str, digest: str) -> Response:
         await self.s.blobs.unlink(name, digest)

@@ -7,6 +7,11 @@ a whole one. The app stays a plain ASGI app; this module is the only one that kn
 Besides the standard ``http.response.pathsend`` the bridge offers the extension
 ``dockyard.pathsend.range``: a pathsend message carrying ``"range": (first, last)`` sends those
 bytes (inclusive) of the file.
+
+An app that fails after its response started raises ``ResponseAborted`` (or anything else): the
+bridge lets go of granian's stream at once, which ends the body short of its ``Content-Length``,
+so granian closes the connection and the client sees a broken transfer. (Left to the garbage
+collector, the stream would keep the client waiting for the rest, as long as its timeout.)
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from starlette.types import ASGIApp, Message
 RANGE_EXTENSION = "dockyard.pathsend.range"
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _EXTENSIONS: dict[str, dict[str, Any]] = {"http.response.pathsend": {}, RANGE_EXTENSION: {}}
+
+
+class ResponseAborted(Exception):
+    """Raised by the app after its response started, to cut the connection (the failure was
+    already reported: the bridge logs no traceback for it)."""
 
 
 class RSGIScope(Protocol):
@@ -161,4 +171,12 @@ class RSGIBridge:
             "server": _address(scope.server), "extensions": _EXTENSIONS, "state": dict(self.state),
         }
         exchange = _Exchange(protocol)
-        await self.app(asgi_scope, exchange.receive, exchange.send)
+        try:
+            await self.app(asgi_scope, exchange.receive, exchange.send)
+        except ResponseAborted:
+            if exchange.stream is None:
+                raise  # nothing sent yet: granian answers 500, which is what happened
+            exchange.stream = None  # granian's end of the body goes away: the connection is cut
+        except BaseException:
+            exchange.stream = None
+            raise

@@ -10,13 +10,17 @@ append-only, so a saved state stays valid: if bytes were appended after it was s
 that failed before its state was stored), only those bytes are read back to catch up. Without a
 state (sha512, or an OpenSSL without the low-level SHA-256 API) ``finish`` reads the upload once.
 A blob appears at its final path only after its digest was verified and its bytes were fsync'd.
+
+A read of a blob yields exactly the bytes its location promises or raises: bytes that are gone
+(``PathNotFound``) or end early (``BytesMissing``) never pass for a shorter blob, so a response
+whose length was already sent is cut rather than completed short.
 """
 
 from __future__ import annotations
 
 import asyncio
 import mmap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -38,6 +42,16 @@ class UploadProgress:
     offset: int
     hash_state: bytes | None
     writer_state: bytes | None = None
+
+
+class BytesMissing(PathNotFound):
+    """The stored file ended before the bytes its size promised (truncated or replaced meanwhile)."""
+
+    def __init__(self, path: str, expected: int, got: int) -> None:
+        super().__init__(path)
+        self.args = (f"storage path {path} ended after {got} of {expected} bytes",)
+        self.expected = expected
+        self.got = got
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +82,16 @@ class BlobStore:
         asked only for a GET, as signing one is wasted on a HEAD."""
         return self.driver.redirect_url(location.storage_path)
 
-    def read(self, location: BlobLocation, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        return self.driver.read(location.storage_path, offset, length)
+    async def read(self, location: BlobLocation, offset: int = 0,
+                   length: int | None = None) -> AsyncGenerator[bytes, None]:
+        """The blob's bytes from ``offset``, ``length`` of them (default: to its end), exactly."""
+        expected = location.size - offset if length is None else length
+        got = 0
+        async for chunk in self.driver.read(location.storage_path, offset, expected):
+            got += len(chunk)
+            yield chunk
+        if got != expected:
+            raise BytesMissing(location.storage_path, expected, got)
 
     async def delete_blob(self, digest: str) -> None:
         await self.driver.delete(layout.blob_path(digest))
@@ -140,7 +162,7 @@ class BlobStore:
             raise DigestInvalid(f"uploaded content has digest {actual}, not {digest}; nothing was stored",
                                 detail={"expected": digest, "actual": actual})
         target = layout.blob_path(digest)
-        if not await self._exists(target):
+        if await self._size_or_none(target) != size:  # absent, or damaged: the verified upload replaces it
             await self.driver.move(layout.upload_data_path(upload_id), target)
         await self.cancel(upload_id)
         return size
@@ -162,12 +184,11 @@ class BlobStore:
         return await self.driver.writer(layout.upload_data_path(upload_id), resume=True,
                                         state=saved.writer_state if saved else None)
 
-    async def _exists(self, path: str) -> bool:
+    async def _size_or_none(self, path: str) -> int | None:
         try:
-            await self.driver.stat(path)
+            return await self.driver.stat(path)
         except PathNotFound:
-            return False
-        return True
+            return None
 
     async def _resume(self, upload_id: str, saved: UploadProgress | None, size: int) -> Hasher | None:
         """A hash over the upload's first ``size`` bytes, from the saved state if possible."""

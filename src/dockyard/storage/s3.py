@@ -13,14 +13,22 @@ or ignores). Without a state a writer recovers by listing the upload's parts and
 ``commit`` completes the upload (the tail becomes the last part); only then does the object exist
 at its key. ``move`` is a server-side copy and a delete.
 
-botocore's exceptions stop at ``_translate``: a missing key becomes ``PathNotFound`` there and
-nowhere else.
+botocore's exceptions stop at ``_translate``, here and nowhere else: a missing key becomes
+``PathNotFound``; a store that cannot be reached, times out, cuts a connection, answers garbage, a
+5xx or a throttling code, or refuses dockyard's credentials becomes ``StorageUnavailable`` (503
+with ``Retry-After``). Every request is bounded by ``storage.s3.connect_timeout`` /
+``read_timeout`` and tried by botocore up to ``max_attempts`` times; a download that breaks off is
+resumed with a ranged GET from where it stopped, up to ``max_attempts`` - 1 times. A writer whose
+request failed does nothing more on ``close``: its caller saves no state after a failure, and the
+next request resumes from the state saved before it (or, if a commit from that state completed
+before the failure, from the completed object).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,9 +37,18 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from dockyard.config import S3Config
+from dockyard.errors import StorageUnavailable
 from dockyard.storage.driver import PathNotFound
 
 T = TypeVar("T")
@@ -41,6 +58,16 @@ SINGLE_COPY_LIMIT = 5 * 1024 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 TAIL_INFIX = ".tail-"
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchUpload"})
+# Answers that mean "the store cannot serve now" whatever their status (most are 5xx anyway).
+_UNAVAILABLE_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
+                                "Throttling", "ThrottlingException", "RequestLimitExceeded"})
+# ... and those that mean it refuses dockyard itself: a misconfiguration the operator must fix.
+_REFUSED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                            "RequestTimeTooSkewed", "AllAccessDisabled"})
+# The store could not be reached or its answer could not be read (after botocore's retries).
+_TRANSPORT_FAILURES = (BotoConnectionError, HTTPClientError, IncompleteReadError, Urllib3Error,
+                       NoCredentialsError, CredentialRetrievalError)
+log = logging.getLogger("dockyard.storage.s3")
 
 
 async def _run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -55,15 +82,30 @@ def _is_missing(error: ClientError) -> bool:
     return _code(error) in _MISSING_CODES
 
 
+def _status(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
 @contextlib.contextmanager
 def _translate(path: str) -> Iterator[None]:
-    """The seam: botocore's 'no such key' becomes PathNotFound."""
+    """The seam: 'no such key' becomes PathNotFound, a failing store StorageUnavailable."""
     try:
         yield
     except ClientError as exc:
         if _is_missing(exc):
             raise PathNotFound(path) from None
+        code = _code(exc)
+        if code in _REFUSED_CODES or _status(exc) == 403:
+            log.error("the object store refuses dockyard's requests (%s on %s): check "
+                      "storage.s3.access_key, secret_key, bucket and the clock", code, path)
+            raise StorageUnavailable() from exc
+        if code in _UNAVAILABLE_CODES or _status(exc) >= 500:
+            log.warning("object store failed: %s (HTTP %d) on %s", code, _status(exc), path)
+            raise StorageUnavailable() from exc
         raise
+    except _TRANSPORT_FAILURES as exc:
+        log.warning("object store unavailable: %s on %s", str(exc)[:300] or type(exc).__name__, path)
+        raise StorageUnavailable() from exc
 
 
 class S3Writer:
@@ -77,6 +119,7 @@ class S3Writer:
         self._tail_token: str | None = None
         self._dirty = False
         self._done = False
+        self._broken = False  # a request failed: nothing more to keep (see close)
 
     @property
     def size(self) -> int:
@@ -113,10 +156,24 @@ class S3Writer:
         self._parts = [{"PartNumber": n, "ETag": etag, "Size": size} for n, etag, size in saved["parts"]]
         self._tail_token = saved["tail"]
         if self._tail_token is not None:
-            tail_key = self._key + TAIL_INFIX + self._tail_token
-            self._tail = d.object_bytes(tail_key)
+            try:
+                self._tail = d.object_bytes(self._key + TAIL_INFIX + self._tail_token)
+            except ClientError as exc:
+                if not _is_missing(exc):
+                    raise
         if len(self._tail) != saved["tail_size"]:
-            raise PathNotFound(self._path)  # the store lost bytes the state counts: start over
+            self._adopt_earlier_commit(sum(size for _, _, size in saved["parts"]) + saved["tail_size"])
+
+    def _adopt_earlier_commit(self, size: int) -> None:
+        """The saved state's tail is gone. If a commit from this state completed (a finish that
+        failed after its commit, now retried), the object is at the key with all the bytes: it
+        becomes the start of the content. Otherwise the store lost bytes the state counts."""
+        d = self._driver
+        finished = self._upload_id is None or self._upload_id not in d.multipart_uploads(self._key)
+        if not finished or d.size_or_none(self._key) != size:
+            raise PathNotFound(self._path)  # start over
+        self._upload_id, self._parts, self._tail, self._tail_token = None, [], bytearray(), None
+        self._adopt_committed_object()
 
     def state(self) -> bytes | None:
         parts = [[p["PartNumber"], p["ETag"], p["Size"]] for p in self._parts]
@@ -163,26 +220,40 @@ class S3Writer:
             self._upload_part(memoryview(self._tail)[:PART_SIZE])
             del self._tail[:PART_SIZE]
 
+    async def _call(self, func: Callable[..., T], *args: Any) -> T:
+        try:
+            return await self._driver.call(self._path, func, *args)
+        except BaseException:
+            self._broken = True
+            raise
+
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        await _run(self._write_sync, data)
+        await self._call(self._write_sync, data)
 
     def _commit_sync(self) -> None:
         d = self._driver
         if self._upload_id is None:
             d.client.put_object(Bucket=d.bucket, Key=self._key, Body=bytes(self._tail))
         else:
-            if self._tail or not self._parts:
-                self._upload_part(self._tail)
-            parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in self._parts]
-            d.client.complete_multipart_upload(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
-                                               MultipartUpload={"Parts": parts})
+            size = self.size
+            try:
+                if self._tail or not self._parts:
+                    self._upload_part(self._tail)
+                parts = [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in self._parts]
+                d.client.complete_multipart_upload(Bucket=d.bucket, Key=self._key, UploadId=self._upload_id,
+                                                   MultipartUpload={"Parts": parts})
+            except ClientError as exc:
+                # The store no longer knows the upload because it completed it: botocore retried a
+                # completion whose answer was lost, or an earlier commit failed after completing.
+                # The object, at the full size, says so.
+                if _code(exc) != "NoSuchUpload" or d.size_or_none(self._key) != size:
+                    raise
         d.delete_keys(d.tail_keys(self._key))
         self._done = True
 
     async def commit(self) -> None:
         if not self._done:
-            with _translate(self._path):
-                await _run(self._commit_sync)
+            await self._call(self._commit_sync)
 
     def _close_sync(self) -> None:
         d = self._driver
@@ -196,11 +267,12 @@ class S3Writer:
             self._tail_token = None
 
     async def close(self) -> None:
-        """Keep what did not fill a part for the next writer (nothing after commit or cancel)."""
+        """Keep what did not fill a part for the next writer (nothing after commit or cancel, nor
+        after a failed request: its caller keeps the state saved before it)."""
         if not self._done:
             self._done = True
-            if self._dirty:  # a writer that only looked (an upload's size) changes nothing
-                await _run(self._close_sync)
+            if self._dirty and not self._broken:  # a writer that only looked changes nothing
+                await self._call(self._close_sync)
 
     def _cancel_sync(self) -> None:
         d = self._driver
@@ -210,7 +282,7 @@ class S3Writer:
 
     async def cancel(self) -> None:
         self._done = True
-        await _run(self._cancel_sync)
+        await self._call(self._cancel_sync)
 
 
 class S3Driver:
@@ -225,7 +297,8 @@ class S3Driver:
             "s3", endpoint_url=settings.endpoint or None, region_name=settings.region,
             aws_access_key_id=settings.access_key or None, aws_secret_access_key=settings.secret_key or None,
             config=BotoConfig(signature_version="s3v4", max_pool_connections=64,
-                              retries={"max_attempts": 5, "mode": "standard"},
+                              connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+                              retries={"total_max_attempts": settings.max_attempts, "mode": settings.retry_mode},
                               s3={"addressing_style": "path" if settings.path_style else "auto"}))
         self._bucket_ready = threading.Event()
 
@@ -252,10 +325,11 @@ class S3Driver:
                 self.client.create_bucket(Bucket=self.bucket)
         self._bucket_ready.set()
 
-    async def _call(self, path: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def call(self, path: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``func`` in a worker thread, behind the seam (``path`` names what failed)."""
         def call() -> T:
-            self.ensure_bucket()
             with _translate(path):
+                self.ensure_bucket()
                 return func(*args, **kwargs)
         return await _run(call)
 
@@ -272,6 +346,14 @@ class S3Driver:
             parts += [{"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": p["Size"]}
                       for p in page.get("Parts", [])]
         return sorted(parts, key=lambda p: int(p["PartNumber"]))
+
+    def size_or_none(self, key: str) -> int | None:
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
 
     def object_bytes(self, key: str) -> bytearray:
         return bytearray(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
@@ -294,40 +376,61 @@ class S3Driver:
     # -- the driver contract -----------------------------------------------------------------
 
     async def stat(self, path: str) -> int:
-        head = await self._call(path, self.client.head_object, Bucket=self.bucket, Key=self.key(path))
+        head = await self.call(path, self.client.head_object, Bucket=self.bucket, Key=self.key(path))
         return int(head["ContentLength"])
 
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         if length == 0:
             await self.stat(path)
             return
-        ranged = {"Range": f"bytes={offset}-{'' if length is None else offset + length - 1}"} \
-            if offset or length is not None else {}
+        position, end = offset, None if length is None else offset + length
+        resumed = 0
+        while end is None or position < end:
+            body = await self._open_body(path, position, end, whole=position == 0 and end is None)
+            if body is None:
+                return
+            try:
+                while True:
+                    try:
+                        chunk = await self.call(path, body.read, READ_CHUNK)
+                    except StorageUnavailable:
+                        # The connection broke mid-body: what was read stands (blobs are immutable),
+                        # so continue with a ranged GET from here, a bounded number of times.
+                        resumed += 1
+                        if resumed >= self.settings.max_attempts:
+                            raise
+                        log.info("resuming the read of %s at byte %d", path, position)
+                        break
+                    if not chunk:
+                        return
+                    position += len(chunk)
+                    yield chunk
+            finally:
+                body.close()
+
+    async def _open_body(self, path: str, start: int, end: int | None, *, whole: bool) -> Any:
+        """The body of a GET of ``[start, end)``; None when ``start`` is at or past the end."""
+        ranged = {} if whole else {"Range": f"bytes={start}-{'' if end is None else end - 1}"}
         try:
-            response = await self._call(path, self.client.get_object, Bucket=self.bucket, Key=self.key(path),
-                                        **ranged)
+            response = await self.call(path, self.client.get_object, Bucket=self.bucket, Key=self.key(path),
+                                       **ranged)
         except ClientError as exc:
             if _code(exc) == "InvalidRange":
                 await self.stat(path)  # past the end of an existing object: nothing to read
-                return
+                return None
             raise
-        body = response["Body"]
-        try:
-            while chunk := await _run(body.read, READ_CHUNK):
-                yield chunk
-        finally:
-            body.close()
+        return response["Body"]
 
     async def get_content(self, path: str) -> bytes:
-        response = await self._call(path, self.client.get_object, Bucket=self.bucket, Key=self.key(path))
-        return bytes(await _run(response["Body"].read))
+        response = await self.call(path, self.client.get_object, Bucket=self.bucket, Key=self.key(path))
+        return bytes(await self.call(path, response["Body"].read))
 
     async def put_content(self, path: str, data: bytes) -> None:
-        await self._call(path, self.client.put_object, Bucket=self.bucket, Key=self.key(path), Body=data)
+        await self.call(path, self.client.put_object, Bucket=self.bucket, Key=self.key(path), Body=data)
 
     async def writer(self, path: str, *, resume: bool = False, state: bytes | None = None) -> S3Writer:
         writer = S3Writer(self, path)
-        await self._call(path, writer.open_sync, resume, state)
+        await self.call(path, writer.open_sync, resume, state)
         return writer
 
     def _copy(self, source: str, destination: str) -> None:
@@ -352,8 +455,8 @@ class S3Driver:
             await self.stat(source)
             return
         src, dst = self.key(source), self.key(destination)
-        await self._call(source, self._copy, src, dst)
-        await self._call(source, self.delete_keys, [src])
+        await self.call(source, self._copy, src, dst)
+        await self.call(source, self.delete_keys, [src])
 
     def _delete_sync(self, path: str) -> None:
         key = self.key(path) if path else self.prefix
@@ -369,7 +472,7 @@ class S3Driver:
                 self.abort(upload["Key"], upload["UploadId"])
 
     async def delete(self, path: str) -> None:
-        await self._call(path, self._delete_sync, path)
+        await self.call(path, self._delete_sync, path)
 
     def _list_sync(self, prefix: str) -> list[str]:
         base = self.key(prefix.rstrip("/")) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
@@ -382,7 +485,7 @@ class S3Driver:
         return [self._path_of(k) for k in sorted(keys)]
 
     async def list(self, prefix: str) -> AsyncIterator[str]:
-        for path in await self._call(prefix, self._list_sync, prefix):
+        for path in await self.call(prefix, self._list_sync, prefix):
             yield path
 
     def local_path(self, path: str) -> str | None:
