@@ -54,9 +54,9 @@ class Metrics:
         self.uploads_in_flight = Gauge("dockyard_uploads_in_flight", "Blob upload requests in progress",
                                        registry=target, multiprocess_mode="livesum")
         # Rare events, counted as they happen (not tallied): see services/blobs.py.
-        self.blobs_missing = Counter("dockyard_blob_missing", "Blob reads that found a recorded blob's bytes "
+        self.blobs_missing = Counter("dockyard_blob_missing_total", "Blob reads that found a recorded blob's bytes "
                                      "missing from storage (answered 404, or the download cut)", registry=target)
-        self.blob_read_errors = Counter("dockyard_blob_read_errors", "Blob reads that failed in storage: the "
+        self.blob_read_errors = Counter("dockyard_blob_read_errors_total", "Blob reads that failed in storage: the "
                                         "store unavailable or a read error (answered 503, or the download cut)",
                                         registry=target)
         self._pending: dict[tuple[str, str, int], _Tally] = {}
