@@ -19,6 +19,8 @@ written that has no block. ``dockyard serve`` also keeps the directory off the d
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import struct
@@ -62,12 +64,15 @@ def _entry_bytes(*labels: str) -> int:
 class MetricFiles:
     """This worker's prometheus_client files, allocated ahead of what is written to them.
 
-    The library opens a file at the size it finds (``_FIRST_SIZE`` when ``reserve`` made it) and
-    doubles that capacity whenever an entry would not fit, with an ``ftruncate`` to the new size;
-    a file is never larger than that. So its capacity is the smallest ``first size x 2^k`` that
-    holds what the file uses, and allocating twice that leaves room for entries up to the next
-    doubling, which then truncates to the size the file already has: no hole. ``room`` says how
-    many bytes each file may take in this flush.
+    The library opens a file at the size it finds and doubles that capacity (an ``ftruncate`` to
+    the new size) whenever an entry would not fit. The first ``reserve`` runs before the library
+    opens anything, so the library's capacity is always at least ``ours``, the smallest
+    ``first x 2^k`` (``first``: the size before our first allocation, at least the library's own
+    64 KiB) that holds what the file uses, and a power-of-two multiple of it. Allocating
+    ``2 x ours`` and letting a flush add at most up to that size means the library either does not
+    grow the file or grows it to exactly the size it already has: its mapping never covers a hole.
+    ``room`` says how many bytes each file may take in this flush. On a filesystem without
+    ``fallocate`` support (not ENOSPC) the files are used as the library makes them, with a warning.
     """
 
     def __init__(self, directory: str) -> None:
@@ -75,16 +80,27 @@ class MetricFiles:
         self.first_size: dict[str, int] = {}
         self.room: dict[str, int] = dict.fromkeys(_FILES, 0)
         self.is_full = False
+        self.unprotected = False
         self.reserve()
 
     def reserve(self) -> None:
-        """Allocate each file up to twice the library's capacity; set ``room`` (0 where that fails)."""
+        """Allocate each file up to twice our capacity; set ``room`` (0 where that fails)."""
+        if self.unprotected:
+            self.room = dict.fromkeys(_FILES, 1 << 62)
+            return
         self.room = dict.fromkeys(_FILES, 0)
         failure: OSError | None = None
         for prefix in _FILES:
             try:
                 self.room[prefix] = self._allocate(prefix)
             except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    log.warning("cannot allocate the metrics files in %s (%s): a full filesystem there "
+                                "would kill workers (SIGBUS); keep server.metrics_dir on tmpfs",
+                                self.directory, exc.strerror)
+                    self.unprotected = True
+                    self.reserve()
+                    return
                 failure = exc
         if failure is not None and not self.is_full:
             log.error("the metrics directory %s is full (%s): new metric series wait for room; free space "
@@ -94,12 +110,14 @@ class MetricFiles:
         self.is_full = failure is not None
 
     def _allocate(self, prefix: str) -> int:
-        fd = os.open(os.path.join(self.directory, f"{prefix}_{os.getpid()}.db"),
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = os.path.join(self.directory, f"{prefix}_{os.getpid()}.db")  # the library's name for it
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = _create(path)
         try:
             size = os.fstat(fd).st_size
-            # The first time, before the library opens it: the size it will open it at.
-            first = self.first_size.setdefault(prefix, max(size, _FIRST_SIZE))
+            first = self.first_size.setdefault(path, max(size, _FIRST_SIZE))
             used = max(struct.unpack("i", os.pread(fd, 4, 0))[0] if size >= 4 else 0, 8)
             capacity = first
             while capacity < used:
@@ -118,12 +136,32 @@ class MetricFiles:
         return True
 
 
+def _create(path: str) -> int:
+    """The file, allocated at the library's first size before it appears under its name: a file
+    that ``/metrics`` finds (any ``*.db``) is never empty, which the library cannot read."""
+    temp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, _FIRST_SIZE)
+        os.rename(temp, path)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return fd
+
+
 class Metrics:
     def __init__(self) -> None:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self.multiprocess = bool(directory)
         # Before any metric exists: the files are then made at the size the room was computed for.
         self.files = MetricFiles(directory) if directory else None
+        if self.files is not None and self.files.is_full:
+            # The library would make its files itself, sparse, and write to them: SIGBUS.
+            raise RuntimeError(f"the metrics directory {directory} is full: this worker cannot start; free "
+                               "space there (server.metrics_dir)")
         self._in_files: set[tuple[str, ...]] = set()  # series (and routes) the files hold already
         self.registry = CollectorRegistry()
         target = None if self.multiprocess else self.registry
