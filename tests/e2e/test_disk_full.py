@@ -18,13 +18,16 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from dockyard.errors import StorageFull
+from dockyard.storage.blobstore import BlobStore
+from dockyard.storage.filesystem import FilesystemDriver
 from tests.e2e.clients import Skopeo
 from tests.e2e.images import build_image, write_layout
 from tests.support.content import Image, make_image, sha256
@@ -160,6 +163,52 @@ def assert_no_tracebacks(server: ServerProcess) -> None:
     stacks = [record for record in records if "Traceback" in record
               and "writing pull events failed; retrying" not in record.split("\n", 1)[0]]
     assert not stacks, "\n".join(stacks)[-4000:]
+
+
+UPLOAD = "diskfull-upload-0123456789abcdef"
+
+
+async def _stream(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 64 << 10):
+        yield data[start:start + (64 << 10)]
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "ext4"])
+async def test_filesystem_driver_turns_enospc_into_storage_full(tmp_path: Path, kind: str,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The driver's seam on a full tmpfs, and on ext4 (where aligned blocks go by O_DIRECT and
+    fsync is real): an upload's append raises StorageFull (not OSError) and
+    leaves the upload at the size it had (the failed request's bytes are dropped), ``put_content``
+    raises StorageFull and leaves no temporary file; three failures log one line, no traceback.
+    After the filler is deleted the same upload continues and completes with the right digest,
+    and one line says there is space again."""
+    with small_filesystem(tmp_path / "fs", kind, 4 if kind == "tmpfs" else 8) as fs:
+        driver = FilesystemDriver(fs / "storage")
+        store = BlobStore(driver)
+        await store.begin(UPLOAD)
+        head, tail = os.urandom(300 << 10), os.urandom(1 << 20)
+        size, saved = await store.append(UPLOAD, _stream(head))
+        assert size == len(head)
+        ballast = fill(fs)
+        for _ in range(3):
+            with pytest.raises(StorageFull, match=r"disk is full.*nothing was stored"):
+                await store.append(UPLOAD, _stream(tail), start=len(head), saved=saved)
+            assert await store.size(UPLOAD, saved) == len(head)
+        with pytest.raises(StorageFull):
+            await driver.put_content("somewhere/small", os.urandom(64 << 10))
+        assert not [path for path in fs.rglob("*") if path.name.endswith(".tmp")]
+        full_lines = [r for r in caplog.records if "blob storage is full" in r.getMessage()]
+        assert len(full_lines) == 1
+        assert full_lines[0].exc_info is None
+
+        ballast.unlink()
+        size, saved = await store.append(UPLOAD, _stream(tail), start=len(head), saved=saved)
+        assert size == len(head) + len(tail)
+        assert await store.finish(UPLOAD, sha256(head + tail), saved) == size
+        location = await store.locate(sha256(head + tail))
+        assert location is not None
+        assert sha256(b"".join([chunk async for chunk in store.read(location)])) == sha256(head + tail)
+        assert any("has space again" in r.getMessage() for r in caplog.records)
 
 
 def test_blob_storage_full_answers_507_keeps_workers_and_recovers(tmp_path: Path) -> None:
