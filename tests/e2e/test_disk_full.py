@@ -355,16 +355,20 @@ def test_full_metrics_directory_does_not_kill_workers(tmp_path: Path) -> None:
             assert http.get(f"/v2/nosuch{index}/manifests/v{index}").status_code == 404
             assert http.head(f"/v2/nosuch{index}/blobs/sha256:{'0' * 64}").status_code == 404
             assert http.request(f"X{index % 40}", "/v2/").status_code in (404, 405)
+        deadline = time.monotonic() + 30  # a worker finds it out at its next flush (each second)
+        while "is full (No space left on device): new metric series wait" not in server.log():
+            assert time.monotonic() < deadline, server.log()[-4000:]
+            assert http.get("/metrics").status_code == 200
+            assert http.request(f"Y{int(time.monotonic() * 1000)}", "/v2/").status_code in (404, 405)
+            time.sleep(0.05)
         assert http.get("/metrics").status_code == 200
         assert worker_pids(server) == pids
 
         ballast.unlink()
-        seen = ""
-        for _ in range(50):  # the waiting series go in at a later flush: poll, with a bound
-            http.get("/v2/nosuch/manifests/v1")
-            seen = http.get("/metrics").text
-            if 'method="X39"' in seen:
-                break
-        assert 'method="X39"' in seen
+        deadline = time.monotonic() + 30  # the waiting series go in at a later flush (each second)
+        while 'method="X39"' not in http.get("/metrics").text:
+            assert time.monotonic() < deadline, server.log()[-4000:]
+            http.request("X39", "/v2/")  # a request for the worker that holds it, so it flushes
+            time.sleep(0.05)
         assert worker_pids(server) == pids
         assert_no_tracebacks(server)
