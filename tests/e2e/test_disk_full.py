@@ -343,7 +343,8 @@ def test_full_metrics_directory_does_not_kill_workers(tmp_path: Path) -> None:
     """With server.metrics_dir on a tiny tmpfs that is then filled, requests that make new metric
     series (new routes and statuses) neither kill a worker with SIGBUS (prometheus_client writes
     through memory maps) nor fail: the PIDs stay, every request is answered and /metrics answers.
-    After space is freed the new series appear in /metrics."""
+    After space is freed the new series appear in /metrics, and every metrics file is allocated
+    to its full size (no hole a mapped write could fault on)."""
     with small_filesystem(tmp_path / "metrics", "tmpfs", 2) as metrics_dir, \
             ServerProcess(data_dir=tmp_path / "data", workers=2,
                           env={"DOCKYARD_SERVER__METRICS_DIR": str(metrics_dir)}) as server, \
@@ -370,5 +371,7 @@ def test_full_metrics_directory_does_not_kill_workers(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, server.log()[-4000:]
             http.request("X39", "/v2/")  # a request for the worker that holds it, so it flushes
             time.sleep(0.05)
+        for path in metrics_dir.glob("*.db"):  # fully allocated: no page of a mapping without a block
+            assert path.stat().st_blocks * 512 >= path.stat().st_size, path
         assert worker_pids(server) == pids
         assert_no_tracebacks(server)
