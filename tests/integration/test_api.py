@@ -43,9 +43,13 @@ async def test_the_api_needs_a_login(registry: Registry) -> None:
     response = await registry.client.get("/api/v1/projects", auth=None)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer realm=")
-    token = (await registry.client.get("/token")).json()["token"]
+    # A token does, if it was asked for with the management API's scope (and a password).
+    token = (await registry.client.get("/token", params={"scope": "management:api:*"})).json()["token"]
     with_token = await registry.client.get("/api/v1/projects", auth=None, headers={"Authorization": f"Bearer {token}"})
     assert with_token.status_code == 200
+    anonymous = (await registry.client.get("/token", auth=None, params={"scope": "management:api:*"})).json()["token"]
+    refused = await registry.client.get("/api/v1/projects", auth=None, headers={"Authorization": f"Bearer {anonymous}"})
+    assert refused.status_code == 401
 
 
 async def test_accounts_projects_teams_and_members(registry: Registry) -> None:
@@ -84,8 +88,9 @@ async def test_accounts_projects_teams_and_members(registry: Registry) -> None:
         # A developer may not manage members, nor create users.
         assert (await alice.get("/api/v1/projects/team-a/members")).status_code == 403
         assert (await alice.post("/api/v1/users", json={"name": "eve", "password": "eve-password"})).status_code == 403
-        # Her own password she may change.
-        changed = await alice.patch("/api/v1/users/alice", json={"password": "alice-password-2"})
+        # Her own password she may change, giving the current one.
+        changed = await alice.patch("/api/v1/users/alice", json={"password": "alice-password-2",
+                                                                 "current_password": "alice-password"})
         assert changed.status_code == 200
     async with client_as(registry, ("bob", "bob-password")) as bob:
         # A maintainer manages robots but not members; a private project bob has no role in does not exist.

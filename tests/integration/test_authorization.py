@@ -262,8 +262,10 @@ def expect(who: Who, mode: str, op: Op, column_project: str, repository: str, pr
     """The answer issue 4 and SPEC.md §5 require for one cell."""
     bearer = mode == "bearer"
     if op.api:
+        # /api/v1's challenge names the scope its tokens need (registry tokens are refused there).
         if who.anonymous or not who.valid:
-            return Answer(401, "UNAUTHORIZED", challenge(None, "invalid_token" if bearer and not who.valid else None))
+            return Answer(401, "UNAUTHORIZED", challenge(MANAGEMENT_SCOPE,
+                                                         "invalid_token" if bearer and not who.valid else None))
         if op.need == "sysadmin":
             return Answer(op.success) if who.sysadmin else Answer(403, "DENIED")
         held, visible = management(who, project)
@@ -342,8 +344,12 @@ class World:
 USERS = ["guest", "dev", "maint", "owner", "teamdev", "norole", "disabled", "target", "pubdev"]
 ROBOTS = [("ci-pull", ["pull"]), ("ci-push", ["pull", "push"]), ("ci-expired", ["pull", "push"]),
           ("ci-revoked", ["pull", "push"])]
-TOKEN_SCOPES = ["repository:{p}/app:pull,push,delete", "repository:priv/app:pull,push,delete",
-                f"repository:{SOURCE}:pull", "repository:priv/nope:pull,push,delete",
+MANAGEMENT_SCOPE: Scope = frozenset({("management", "api", frozenset({"*"}))})
+# The tokens ask for the management API too: /api/v1 refuses tokens without it
+# (tests/integration/test_access_gaps.py shows that).
+TOKEN_SCOPES = ["management:api:*", "repository:{p}/app:pull,push,delete",
+                "repository:priv/app:pull,push,delete", f"repository:{SOURCE}:pull",
+                "repository:priv/nope:pull,push,delete",
                 "repository:ghost/app:pull,push,delete", "repository:pub/other:pull", "registry:catalog:*"]
 
 

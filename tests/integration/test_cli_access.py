@@ -69,6 +69,42 @@ def test_bad_input_names_the_fix(dockyard) -> None:  # type: ignore[no-untyped-d
                                            ok=False).output
 
 
+@pytest.mark.parametrize("command", [["robot", "add", "team-a", "ci"], ["robot", "add-system", "ci"]])
+@pytest.mark.parametrize(("expires", "says"), [("999999w", "at most 10 years"), ("3651d", "at most 10 years"),
+                                               ("0m", "at least 1m")])
+def test_robot_expiry_out_of_range_is_a_usage_error(dockyard, command: list[str], expires: str,  # type: ignore[no-untyped-def]
+                                                    says: str) -> None:
+    """An expiry past ten years (or under a minute) is click's usage error (exit 2) naming the
+    limit and the option, never an OverflowError; ten years exactly is fine."""
+    dockyard("project", "add", "team-a")
+    refused = dockyard(*command, "--perm", "pull", "--repo", "*", "--expires", expires, ok=False)
+    assert refused.exit_code == 2, refused.output
+    assert says in refused.output
+    assert "--expires" in refused.output
+    assert "Traceback" not in refused.output
+    assert refused.exception is None or isinstance(refused.exception, SystemExit)
+    assert "expires:" in dockyard(*command, "--perm", "pull", "--repo", "*", "--expires", "3650d").output
+
+
+@pytest.mark.parametrize("older_than", ["99999999999999999999", "-1"])
+def test_uploads_purge_age_out_of_range_is_a_usage_error(dockyard, older_than: str) -> None:  # type: ignore[no-untyped-def]
+    """``uploads purge --older-than`` past ten years is a usage error, not an OverflowError, and a
+    negative age (which would purge uploads in progress) is refused too."""
+    refused = dockyard("uploads", "purge", "--dry-run", "--older-than", older_than, ok=False)
+    assert refused.exit_code == 2, refused.output
+    assert "--older-than" in refused.output
+    assert "0<=x<=315360000" in refused.output
+
+
+def test_passwd_resets_any_password_without_the_current_one(dockyard) -> None:  # type: ignore[no-untyped-def]
+    """The operator at the console resets the admin's own password without knowing it (the way
+    back in when it is lost), as well as anyone else's."""
+    dockyard("user", "add", "alice", "--password-stdin", stdin="alice-password\n")
+    for name in ("admin", "alice"):
+        assert f"changed the password of {name}" in dockyard("user", "passwd", name, "--password-stdin",
+                                                             stdin="a-new-password\n").output
+
+
 def test_robot_secret_is_printed_once_and_rotates(dockyard) -> None:  # type: ignore[no-untyped-def]
     dockyard("project", "add", "team-a")
     made = dockyard("robot", "add", "team-a", "ci", "--perm", "pull,push", "--repo", "api/*", "--expires", "30d")

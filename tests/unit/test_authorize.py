@@ -13,7 +13,15 @@ from itertools import pairwise
 
 import pytest
 
-from dockyard.auth.authorize import CATALOG, ProjectFacts, authorize, permissions, repository_actions
+from dockyard.auth.authorize import (
+    CATALOG,
+    MANAGEMENT,
+    ProjectFacts,
+    authorize,
+    is_management,
+    permissions,
+    repository_actions,
+)
 from dockyard.auth.principals import (
     ANONYMOUS,
     REPOSITORY_ACTIONS,
@@ -240,6 +248,20 @@ def test_catalog_star_is_granted_to_anyone(who: str, principal: Principal) -> No
     # The listing itself holds only what the caller may pull (checked in the integration table).
     assert authorize(principal, Grant("registry", "catalog", ("*",)), None) == CATALOG
     assert CATALOG == Grant("registry", "catalog", ("*",))
+
+
+@pytest.mark.parametrize(("who", "principal"), EVERYONE, ids=[w for w, _ in EVERYONE])
+def test_management_api_scope_is_granted_to_accounts_only(who: str, principal: Principal) -> None:
+    """``management:api:*`` (what /api/v1 wants of a token) goes to any account, never to anonymous
+    callers, and only as ``*``: a narrower ask, or another name, gets nothing."""
+    got = authorize(principal, Grant("management", "api", ("*",)), None)
+    assert got == (Grant("management", "api", ()) if principal.is_anonymous else MANAGEMENT), who
+    assert MANAGEMENT == Grant("management", "api", ("*",))
+    assert is_management(got)
+    for wanted in (Grant("management", "api", ("pull",)), Grant("management", "api", ()),
+                   Grant("management", "other", ("*",))):
+        assert authorize(principal, wanted, None).actions == (), (who, str(wanted))
+    assert not is_management(CATALOG)
 
 
 @pytest.mark.parametrize(("who", "principal"), EVERYONE, ids=[w for w, _ in EVERYONE])

@@ -20,6 +20,9 @@ from dockyard.auth.principals import (
 from dockyard.auth.scopes import Grant
 
 CATALOG = Grant("registry", "catalog", ("*",))
+# What a token must carry to be accepted on /api/v1: registry tokens (pull, push, the catalog)
+# are refused there, so a leaked pull token cannot manage the account that asked for it.
+MANAGEMENT = Grant("management", "api", ("*",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,11 @@ def _robot_actions(principal: Principal, repository: str, facts: ProjectFacts) -
     return public | (rules.actions & creator & REPOSITORY_ACTIONS)
 
 
+def is_management(grant: Grant) -> bool:
+    """Whether ``grant`` names the management API (``management:api:*``)."""
+    return (grant.type, grant.name) == (MANAGEMENT.type, MANAGEMENT.name)
+
+
 def authorize(principal: Principal, wanted: Grant, facts: ProjectFacts | None, *,
               users_create_projects: bool = False) -> Grant:
     """The part of ``wanted`` the principal may have: the intersection, never an error.
@@ -89,6 +97,10 @@ def authorize(principal: Principal, wanted: Grant, facts: ProjectFacts | None, *
     if wanted.type == "registry" and wanted.name == "catalog":
         # Anyone may list; the listing holds only what the caller may pull.
         return Grant(wanted.type, wanted.name, ("*",) if "*" in asked else ())
+    if is_management(wanted):
+        # Any account may use /api/v1 (what it may do there is decided per operation); nobody
+        # anonymous may.
+        return Grant(wanted.type, wanted.name, ("*",) if "*" in asked and not principal.is_anonymous else ())
     if wanted.type != "repository" or facts is None:
         return Grant(wanted.type, wanted.name, ())
     allowed = repository_actions(principal, wanted.name, facts, users_create_projects=users_create_projects)

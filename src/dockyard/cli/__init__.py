@@ -242,7 +242,8 @@ def uploads() -> None:
 @uploads.command("purge")
 @config_options
 @click.option("--dry-run", is_flag=True, help="report what would be removed, remove nothing")
-@click.option("--older-than", type=int, help="seconds since last activity (default registry.upload_expiry_seconds)")
+@click.option("--older-than", type=click.IntRange(0, 10 * 365 * 86400),  # 10 years: no OverflowError, no negative
+              help="seconds since last activity (default registry.upload_expiry_seconds)")
 def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool, older_than: int | None) -> None:
     """Remove abandoned upload sessions and their bytes now."""
     from dockyard.app import build_components

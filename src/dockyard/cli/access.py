@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -137,8 +138,9 @@ def _user_switch(name: str, verb: str, disabled: bool, summary: str) -> None:
 
 
 _user_switch("disable", "disabled", True,
-             "Disable user NAME: its tokens and credentials stop working on the next request.")
-_user_switch("enable", "enabled", False, "Enable user NAME again.")
+             "Disable user NAME: its tokens and credentials, and the robots it created, stop working on "
+             "the next request.")
+_user_switch("enable", "enabled", False, "Enable user NAME again (and the robots it created).")
 
 
 @user.command("passwd")
@@ -146,9 +148,12 @@ _user_switch("enable", "enabled", False, "Enable user NAME again.")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="read the password from the first line of standard input")
 def user_passwd(config_file: Path | None, data_dir: Path | None, name: str, password_stdin: bool) -> None:
-    """Set user NAME's password (ends its refresh tokens)."""
+    """Set user NAME's password (ends its refresh tokens); no current password needed."""
     password = _read_password(password_stdin, "New password")
-    _as_admin(config_file, data_dir, lambda svc, me: svc.update_user(me, name, password=password))
+    # The operator at the console resets any password, the admin's own too (the way back in when
+    # it is lost): no current password is asked for, unlike PATCH /api/v1/users/NAME.
+    _as_admin(config_file, data_dir, lambda svc, me: svc.update_user(me, name, password=password,
+                                                                      verify_own_password=False))
     click.echo(f"changed the password of {name}")
 
 
@@ -156,7 +161,7 @@ def user_passwd(config_file: Path | None, data_dir: Path | None, name: str, pass
 @config_options
 @click.argument("name")
 def user_delete(config_file: Path | None, data_dir: Path | None, name: str) -> None:
-    """Delete user NAME (robots it created lose their rights with it)."""
+    """Delete user NAME (robots it created are refused from then on)."""
     _as_admin(config_file, data_dir, lambda svc, me: svc.delete_user(me, name))
     click.echo(f"deleted user {name}")
 
@@ -310,10 +315,21 @@ def robot() -> None:
 
 def _robot_options(func: Any) -> Any:
     func = click.option("--expires", default="never", show_default=True,
-                        help="lifetime like 30d, 12h, 2w, or never")(func)
+                        help="lifetime like 30d, 12h, 2w (1m to 10 years), or never")(func)
     func = click.option("--repo", "repos", multiple=True, required=True,
                         help="repository glob, e.g. 'api/*' (repeatable; * also matches /)")(func)
     return click.option("--perm", "perms", required=True, help="comma-separated: pull, push, delete")(func)
+
+
+def _expiry(text: str) -> timedelta | None:
+    """--expires checked before anything is opened: a usage error that names the limits."""
+    from dockyard.errors import RequestInvalid
+    from dockyard.services.accounts import parse_expiry
+
+    try:
+        return parse_expiry(text)
+    except RequestInvalid as exc:
+        raise click.BadParameter(exc.message, param_hint="--expires") from None
 
 
 def _print_robot(found: Any) -> None:
@@ -336,10 +352,9 @@ def robot_add(config_file: Path | None, data_dir: Path | None, project: str, nam
     Globs are relative to PROJECT: --repo 'api/*' means PROJECT/api/*.
     Example: dockyard robot add team-a ci --perm pull,push --repo 'api/*' --expires 30d
     """
-    from dockyard.services.accounts import parse_expiry
-
+    lifetime = _expiry(expires)
     found = _as_admin(config_file, data_dir, lambda svc, me: svc.add_robot(
-        me, project, name, perms.split(","), list(repos), parse_expiry(expires)))
+        me, project, name, perms.split(","), list(repos), lifetime))
     _print_robot(found)
 
 
@@ -350,10 +365,9 @@ def robot_add(config_file: Path | None, data_dir: Path | None, project: str, nam
 def robot_add_system(config_file: Path | None, data_dir: Path | None, name: str, perms: str,
                      repos: tuple[str, ...], expires: str) -> None:
     """Create a system-wide robot NAME (globs on full repository names)."""
-    from dockyard.services.accounts import parse_expiry
-
+    lifetime = _expiry(expires)
     found = _as_admin(config_file, data_dir, lambda svc, me: svc.add_robot(
-        me, None, name, perms.split(","), list(repos), parse_expiry(expires)))
+        me, None, name, perms.split(","), list(repos), lifetime))
     _print_robot(found)
 
 

@@ -2,7 +2,8 @@
 
 One table lists every operation (method, path, handler, summary, body fields); the Starlette
 routes and ``/api/v1/openapi.json`` are both built from it, so they cannot drift apart. Handlers
-identify the caller like ``/v2`` does (bearer token or Basic credentials) and call the same
+identify the caller like ``/v2`` does (Basic credentials, or a bearer token, which must carry the
+``management:api:*`` scope: a registry token is refused here) and call the same
 ``AccountsService`` methods the CLI calls: authorization happens there, once.
 """
 
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard import events
+from dockyard.auth.authorize import MANAGEMENT, is_management
 from dockyard.auth.principals import Principal
 from dockyard.errors import RegistryError, RequestInvalid, Unauthorized
 from dockyard.http.auth import Guard
@@ -45,8 +47,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/api/v1/users", "add_user", "Create a user (system admin).",
               {"name": "string", "password": "string", "admin": "boolean"}, ("name", "password"), status=201),
     Operation("PATCH", "/api/v1/users/{user}", "update_user",
-              "Change a user's password (the user or a system admin), disable or enable it, make it admin.",
-              {"password": "string", "disabled": "boolean", "admin": "boolean"}),
+              "Change a user's password (the user, with current_password, or a system admin), disable or "
+              "enable it, make it admin.",
+              {"password": "string", "current_password": "string", "disabled": "boolean", "admin": "boolean"}),
     Operation("DELETE", "/api/v1/users/{user}", "delete_user", "Delete a user (system admin).", status=204),
     Operation("GET", "/api/v1/projects", "list_projects", "List the projects the caller can see."),
     Operation("POST", "/api/v1/projects", "add_project", "Create a project (system admin).",
@@ -108,10 +111,16 @@ class ManagementApi:
 
         async def endpoint(request: Request) -> Response:
             try:
-                caller = await self.guard.identify(request)
+                caller = await self.guard.identify(request, [MANAGEMENT])
+                request.scope["dockyard.user"] = caller.actor  # the access log's caller, as on /v2
                 if not caller.credentials or caller.principal.is_anonymous:
-                    raise Unauthorized("log in: send Basic credentials or a bearer token from /token",
-                                       headers={"WWW-Authenticate": self.guard.challenge_header([])})
+                    raise Unauthorized(f"log in: send Basic credentials or a bearer token from /token with scope "
+                                       f"{MANAGEMENT}", headers=self._challenge())
+                if caller.grants is not None and not any(is_management(g) and "*" in g.actions
+                                                         for g in caller.grants):
+                    raise Unauthorized(f"this token is for the registry, not the management API: ask /token for "
+                                       f"scope {MANAGEMENT} with your password, or send Basic credentials",
+                                       headers=self._challenge("insufficient_scope"))
                 body = await _json_body(request, op) if op.body else {}
                 actor = events.CURRENT_ACTOR.set(self.guard.actor(request, caller))
                 try:
@@ -125,6 +134,9 @@ class ManagementApi:
             return JSONResponse(result, status_code=op.status)
         return endpoint
 
+    def _challenge(self, error: str | None = None) -> dict[str, str]:
+        return {"WWW-Authenticate": self.guard.challenge_header([MANAGEMENT], error)}
+
     # -- handlers: unpack, call one service method ---------------------------------------------
 
     async def _list_users(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
@@ -135,6 +147,7 @@ class ManagementApi:
 
     async def _update_user(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
         return await self.accounts.update_user(who, r.path_params["user"], password=b.get("password"),
+                                               current_password=b.get("current_password"),
                                                disabled=b.get("disabled"), admin=b.get("admin"))
 
     async def _delete_user(self, r: Request, who: Principal, b: dict[str, Any]) -> Any:
@@ -293,7 +306,9 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "components": {
             "securitySchemes": {"basic": {"type": "http", "scheme": "basic"},
-                                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+                                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                           "description": f"A token from /token asked for with scope {MANAGEMENT} "
+                                                          "(and a password); registry tokens are refused."}},
             "schemas": {"Errors": errors_schema},
         },
         "security": [{"basic": []}, {"bearer": []}],

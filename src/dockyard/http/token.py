@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dockyard.auth.authorize import is_management
 from dockyard.auth.principals import ANONYMOUS
 from dockyard.auth.scopes import Grant, ScopeInvalid, parse_scopes
 from dockyard.errors import RegistryError, RequestInvalid
@@ -38,6 +39,7 @@ class TokenEndpoint:
             principal = ANONYMOUS
             if request.headers.get("authorization", "").lower().startswith("basic "):
                 principal = (await self.guard.identify(request, record_login=True)).principal
+                request.scope["dockyard.user"] = principal.name  # the access log's caller
             offline = q.get("offline_token", "").lower() == "true"
             body = await self.access.issue(principal, wanted, offline=offline, address=self.guard.address(request))
         except RegistryError as exc:
@@ -56,6 +58,7 @@ class TokenEndpoint:
                 if not username:
                     raise RequestInvalid("grant_type=password needs username and password")
                 principal = await self.access.login(username, password, address, record_success=True)
+                request.scope["dockyard.user"] = principal.name
                 offline = form.get("access_type") == "offline"
                 body = await self.access.issue(principal, wanted, offline=offline, address=address)
             elif grant_type == "refresh_token":
@@ -63,6 +66,10 @@ class TokenEndpoint:
                 if not refresh:
                     raise RequestInvalid("grant_type=refresh_token needs refresh_token")
                 principal = await self.access.redeem_refresh_token(refresh)
+                request.scope["dockyard.user"] = principal.name
+                # A refresh token renews registry access only: the management API wants the
+                # password itself (a refresh token sits in every docker config.json).
+                wanted = [w for w in wanted if not is_management(w)]
                 body = await self.access.issue(principal, wanted, offline=False, address=address)
                 body["refresh_token"] = refresh
             else:

@@ -199,15 +199,18 @@ class AccessService:
     async def login(self, username: str, password: str, address: str | None, *, record_success: bool) -> Principal:
         """The principal these credentials name, or ``InvalidCredentials`` / ``TooManyRequests``."""
         failed_before = await self._check_rate(username, address)
-        principal = await self._check_credentials(username, password)
+        principal, unusable = await self._check_credentials(username, password)
         actor = events.Actor(username, address)
         if principal is None:
             window_start = utcnow() - timedelta(seconds=self.config.login_failure_window_seconds)
+            # The caller is told nothing more; the audit log (for admins) says why right secrets
+            # were refused, e.g. a robot whose creator is disabled.
+            details = {"reason": unusable} if unusable else {}
             async with self.db.write() as conn:
                 await accounts.record_failure(conn, f"user:{username}", window_start)
                 if address:
                     await accounts.record_failure(conn, f"addr:{address}", window_start)
-                await events.record(conn, events.Change("login.failed", target=username), actor)
+                await events.record(conn, events.Change("login.failed", target=username, details=details), actor)
             raise InvalidCredentials()
         if failed_before or record_success:
             try:
@@ -236,13 +239,16 @@ class AccessService:
                                       headers={"Retry-After": str(retry)})
         return f"user:{username}" in counts
 
-    async def _check_credentials(self, username: str, password: str) -> Principal | None:
-        """The principal the credentials name, None when they are wrong or the account unusable."""
+    async def _check_credentials(self, username: str, password: str) -> tuple[Principal | None, str | None]:
+        """The principal the credentials name; else None, and why when the secret was right but
+        the account is unusable (disabled, revoked, expired, its creator disabled or deleted)."""
         if username.startswith(ROBOT_PREFIX):
             async with self.db.read() as conn:
                 robot = await accounts.find_robot(conn, username)
-            ok = secret_matches(robot.secret_hash if robot else None, password)
-            return _robot_principal(robot) if ok and robot is not None and _robot_usable(robot) else None
+            if robot is None or not secret_matches(robot.secret_hash if robot else None, password):
+                return None, None
+            unusable = _robot_unusable(robot)
+            return (None, unusable) if unusable else (_robot_principal(robot), None)
         async with self.db.read() as conn:
             user = await accounts.find_user(conn, username)
         key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
@@ -256,9 +262,11 @@ class AccessService:
             if ok and user is not None and self.config.credential_cache_seconds:
                 expires = time.monotonic() + self.config.credential_cache_seconds
                 self._verified.put(key, (user.password_hash, expires))
-        if not ok or user is None or user.disabled:
-            return None
-        return Principal("user", user.name, user.id, user.is_admin)
+        if not ok or user is None:
+            return None, None
+        if user.disabled:
+            return None, "account disabled"
+        return Principal("user", user.name, user.id, user.is_admin), None
 
     async def verify_token(self, token: str) -> tuple[Principal, tuple[Grant, ...]]:
         """The live principal and the grants of a bearer token; ``InvalidToken`` otherwise.
@@ -401,7 +409,22 @@ class AccessService:
 
 
 def _robot_usable(robot: accounts.Robot) -> bool:
-    return not robot.revoked and (robot.expires_at is None or robot.expires_at > utcnow())
+    return _robot_unusable(robot) is None
+
+
+def _robot_unusable(robot: accounts.Robot) -> str | None:
+    """Why the robot may not log in, None if it may: revoked, expired, or its creator disabled or
+    deleted. A robot never holds more than its creator, and a disabled or deleted creator holds
+    nothing (enabling the creator again restores the robot; a deleted creator's robot stays refused)."""
+    if robot.revoked:
+        return "robot revoked"
+    if robot.expires_at is not None and robot.expires_at <= utcnow():
+        return "robot expired"
+    if robot.created_by is None:
+        return "robot's creator deleted"
+    if robot.creator_disabled:
+        return "robot's creator disabled"
+    return None
 
 
 def _robot_principal(robot: accounts.Robot) -> Principal:

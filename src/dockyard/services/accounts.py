@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -20,7 +20,7 @@ from dockyard.auth.authorize import permissions
 from dockyard.auth.passwords import Passwords, new_secret, secret_digest
 from dockyard.auth.principals import REPOSITORY_ACTIONS, ROLES, Permission, Principal, Role, project_of
 from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
-from dockyard.services.access import ROBOT_PREFIX, AccessService
+from dockyard.services.access import ROBOT_PREFIX, AccessService, InvalidCredentials
 from dockyard.store import accounts
 from dockyard.store import events as event_rows
 from dockyard.store.clock import utcnow
@@ -33,20 +33,28 @@ _GLOB = re.compile(r"[a-z0-9._/*?\[\]-]{1,255}", flags=re.ASCII)
 _DURATION = re.compile(r"(\d{1,6})([mhdw])", flags=re.ASCII)
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MIN_PASSWORD_LENGTH = 8
+MIN_EXPIRY = timedelta(minutes=1)
+MAX_EXPIRY = timedelta(days=3650)  # ten years: far enough for any robot, and far from datetime's limits
 
 
 def parse_expiry(text: str | None) -> timedelta | None:
-    """``30d``, ``12h``, ``90m``, ``2w``; ``never`` or empty for no expiry."""
+    """``30d``, ``12h``, ``90m``, ``2w``, from one minute to ten years; ``never`` or empty for no expiry."""
     if text is None or text in ("", "never"):
         return None
     found = _DURATION.fullmatch(text.strip())
     if not found:
         raise RequestInvalid(f"expiry {text[:40]!r} is not a duration like 30d, 12h, 90m or 2w (or 'never')")
-    return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+    expiry = timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2)])
+    if expiry < MIN_EXPIRY:
+        raise RequestInvalid(f"expiry {text[:40]!r} is too short: at least 1m (or 'never')")
+    if expiry > MAX_EXPIRY:
+        raise RequestInvalid(f"expiry {text[:40]!r} is too long: at most 10 years ({MAX_EXPIRY.days}d), "
+                             "or 'never'")
+    return expiry
 
 
 def parse_time(text: str | None, name: str) -> datetime | None:
-    """An ISO 8601 time with a zone (``2026-11-28T09:00:00Z``), for audit filters."""
+    """An ISO 8601 time with a zone (``2026-11-28T09:00:00Z``), for audit filters; in UTC."""
     if not text:
         return None
     try:
@@ -55,7 +63,10 @@ def parse_time(text: str | None, name: str) -> datetime | None:
         raise RequestInvalid(f"{name} must be an ISO 8601 time, e.g. 2026-11-28T09:00:00Z") from None
     if found.tzinfo is None:
         raise RequestInvalid(f"{name} needs a time zone, e.g. 2026-11-28T09:00:00Z")
-    return found
+    try:
+        return found.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-01:00 is in the year 10000 in UTC
+        raise RequestInvalid(f"{name} is out of range: give a time between the years 1 and 9999 in UTC") from None
 
 
 def _check_name(kind: str, name: str, pattern: re.Pattern[str] = _ACCOUNT_NAME) -> str:
@@ -186,10 +197,16 @@ class AccountsService:
             return [user_view(u) for u in await accounts.list_users(conn)]
 
     async def update_user(self, actor: Principal, name: str, *, password: str | None = None,
-                          disabled: bool | None = None, admin: bool | None = None) -> dict[str, Any]:
-        own_password_only = actor.kind == "user" and actor.name == name and disabled is None and admin is None
-        if not own_password_only:
+                          current_password: str | None = None, disabled: bool | None = None,
+                          admin: bool | None = None, verify_own_password: bool = True) -> dict[str, Any]:
+        """Change a user. One's own password changes only with ``current_password`` (a stolen
+        token must not be enough to take an account over), unless ``verify_own_password`` is
+        False: the operator at the server's console (the CLI), who may reset any password."""
+        own = actor.kind == "user" and actor.name == name
+        if not (own and disabled is None and admin is None):
             self._require_admin(actor)
+        if own and password is not None and verify_own_password:
+            await self._check_current_password(name, current_password)
         user = await self._user(name)
         values: dict[str, Any] = {}
         changes: dict[str, Any] = {}
@@ -212,6 +229,17 @@ class AccountsService:
             updated = await accounts.find_user(conn, name)
         assert updated is not None
         return user_view(updated)
+
+    async def _check_current_password(self, name: str, current_password: str | None) -> None:
+        """``current_password`` is the user's password; a wrong one counts as a failed login (so
+        the login rate limits hold), and answers 403, not 401: the caller's credentials are fine."""
+        if not current_password:
+            raise RequestInvalid("changing your own password needs current_password: your current password")
+        try:
+            await self.access.login(name, current_password, events.CURRENT_ACTOR.get().address,
+                                    record_success=False)
+        except InvalidCredentials:
+            raise Denied("current_password is not your current password") from None
 
     async def delete_user(self, actor: Principal, name: str) -> None:
         self._require_admin(actor)
@@ -313,28 +341,47 @@ class AccountsService:
 
     # -- members --------------------------------------------------------------------------------
 
-    async def _resolve(self, project: accounts.Project, who: str) -> tuple[str, int | None, int | None]:
+    async def _resolve(self, actor: Principal, project: accounts.Project, who: str
+                       ) -> tuple[str, int | None, int | None]:
         """(display name, user id, team id) of ``user:NAME``, ``team:NAME``, ``PROJECT/TEAM`` or a
-        bare name (a team of this project if one has that name, else a user)."""
+        bare name (a team of this project if one has that name, else a user).
+
+        Another project's teams exist only for those who may list them (its admins and system
+        admins): for anyone else, a team of a project they cannot see and a team of a project
+        that does not exist get the same answer, which names neither the project nor its teams.
+        """
         kind, _, bare = who.partition(":") if who.startswith(("user:", "team:")) else ("", "", who)
+        if kind != "user":
+            owner_name, slash, team = bare.rpartition("/")
+            team_id = await self._visible_team(actor, project, owner_name if slash else project.name, team)
+            if team_id is not None:
+                return f"{owner_name if slash else project.name}/{team}", None, team_id
+            if kind == "team" or slash:
+                raise ResourceUnknown(f"team {bare[:100]!r} not found")
         async with self.db.read() as conn:
-            if kind != "user":
-                owner_name, slash, team = bare.rpartition("/")
-                owner = await accounts.find_project(conn, owner_name) if slash else project
-                team_id = await accounts.find_team(conn, owner.id, team) if owner is not None else None
-                if team_id is not None:
-                    return f"{owner.name}/{team}" if owner else team, None, team_id
-                if kind == "team" or slash:
-                    raise ResourceUnknown(f"team {bare[:100]!r} not found")
             user = await accounts.find_user(conn, bare)
         if user is None:
             raise ResourceUnknown(f"no user or team named {bare[:100]!r}")
         return user.name, user.id, None
 
+    async def _visible_team(self, actor: Principal, project: accounts.Project, owner_name: str, team: str
+                            ) -> int | None:
+        """The id of team ``owner_name/team`` if the actor may name it in ``project``: a team of
+        ``project`` itself, one already bound there (its admins see it listed), or one of a project
+        whose teams the actor may list (manage members there); else None, as for no such team."""
+        async with self.db.read() as conn:
+            owner = project if owner_name == project.name else await accounts.find_project(conn, owner_name)
+            team_id = await accounts.find_team(conn, owner.id, team) if owner is not None else None
+            if owner is None or team_id is None or owner.id == project.id \
+                    or await accounts.is_member(conn, project.id, team_id=team_id):
+                return team_id
+        held = permissions(actor, await self.access.facts_of(actor, owner.name, owner.id, owner.public))
+        return team_id if "manage_members" in held else None
+
     async def set_member(self, actor: Principal, project: str, who: str, role: str) -> dict[str, str]:
         found = await self._project(actor, project, "manage_members")
         checked = _check_role(role)
-        name, user_id, team_id = await self._resolve(found, who)
+        name, user_id, team_id = await self._resolve(actor, found, who)
         async with self.db.write() as conn:
             await accounts.set_member(conn, found.id, checked, user_id=user_id, team_id=team_id)
             await events.record(conn, events.Change("member.set", project=project, target=name,
@@ -343,7 +390,7 @@ class AccountsService:
 
     async def remove_member(self, actor: Principal, project: str, who: str) -> None:
         found = await self._project(actor, project, "manage_members")
-        name, user_id, team_id = await self._resolve(found, who)
+        name, user_id, team_id = await self._resolve(actor, found, who)
         async with self.db.write() as conn:
             if not await accounts.remove_member(conn, found.id, user_id=user_id, team_id=team_id):
                 raise ResourceUnknown(f"{name!r} holds no role in project {project!r}")
@@ -394,14 +441,29 @@ class AccountsService:
         return NewRobot(login, secret, expires_at)
 
     async def _robot(self, actor: Principal, login: str) -> accounts.Robot:
+        """The robot ``login``, if the actor may manage it.
+
+        The answer depends only on what the actor may see, decided from the name before the robot
+        is looked up: a robot of a project the actor cannot see (or that does not exist), a
+        system-wide robot (for all but system admins) and a robot that does not exist are all
+        "robot '…' not found"; in a project the actor sees without managing its robots, every
+        robot name is refused alike.
+        """
+        unknown = ResourceUnknown(f"robot {login[:160]!r} not found")
+        project: str | None = None
+        if not actor.is_system_admin:
+            prefix, _, rest = login.partition("+")
+            project, plus, name = rest.partition("+")
+            if prefix != "robot" or not plus or not project or not name or "+" in name:
+                raise unknown  # a system-wide robot (robot+NAME), or no robot name at all
+            try:
+                await self._project(actor, project, "manage_robots")
+            except ResourceUnknown:
+                raise unknown from None
         async with self.db.read() as conn:
             robot = await accounts.find_robot(conn, login)
-        if robot is None:
-            raise ResourceUnknown(f"robot {login[:160]!r} not found")
-        if robot.project is None:
-            self._require_admin(actor)
-        else:
-            await self._project(actor, robot.project, "manage_robots")
+        if robot is None or (not actor.is_system_admin and robot.project != project):
+            raise unknown
         return robot
 
     async def list_robots(self, actor: Principal, project: str | None) -> list[dict[str, Any]]:

@@ -58,6 +58,7 @@ class Robot:
     creator: str | None
     creator_is_admin: bool
     created_at: datetime
+    creator_disabled: bool = False  # a robot holds no more than its creator: nothing, while disabled
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -207,6 +208,14 @@ async def remove_member(conn: AsyncConnection, project_id: int, *, user_id: int 
     return bool(result.rowcount)
 
 
+async def is_member(conn: AsyncConnection, project_id: int, *, user_id: int | None = None,
+                    team_id: int | None = None) -> bool:
+    """Whether the user or team holds a role in the project (directly: a team's members aside)."""
+    found = await conn.scalar(sa.select(project_members.c.project_id).where(
+        project_members.c.project_id == project_id, _member_filter(user_id, team_id)).limit(1))
+    return found is not None
+
+
 async def list_members(conn: AsyncConnection, project_id: int) -> list[dict[str, str]]:
     team_projects = projects.alias("team_projects")
     query = (sa.select(project_members.c.role, users.c.name.label("user"), teams.c.name.label("team"),
@@ -228,7 +237,8 @@ async def list_members(conn: AsyncConnection, project_id: int) -> list[dict[str,
 
 _creators = users.alias("creators")
 _ROBOT_QUERY = (sa.select(robots, projects.c.name.label("project"), _creators.c.name.label("creator"),
-                          _creators.c.is_admin.label("creator_is_admin"))
+                          _creators.c.is_admin.label("creator_is_admin"),
+                          _creators.c.disabled.label("creator_disabled"))
                 .select_from(robots.outerjoin(projects, projects.c.id == robots.c.project_id)
                              .outerjoin(_creators, _creators.c.id == robots.c.created_by)))
 
@@ -236,7 +246,8 @@ _ROBOT_QUERY = (sa.select(robots, projects.c.name.label("project"), _creators.c.
 def _robot(row: Any) -> Robot:
     return Robot(row.id, row.name, row.project_id, row.project, row.secret_hash, tuple(row.actions),
                  tuple(row.repositories), aware(row.expires_at), bool(row.revoked), row.created_by,
-                 row.creator, bool(row.creator_is_admin), aware(row.created_at) or utcnow())
+                 row.creator, bool(row.creator_is_admin), aware(row.created_at) or utcnow(),
+                 bool(row.creator_disabled))
 
 
 async def find_robot(conn: AsyncConnection, name: str) -> Robot | None:
