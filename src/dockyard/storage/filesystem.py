@@ -175,9 +175,13 @@ class FileWriter:
     def _drop_appended(self) -> None:
         """After a failed write: back to the size this writer was opened at, which is what the
         caller had acknowledged (and the space it took is free again)."""
-        if self._fd is not None:
+        if self._fd is None:
+            return
+        try:
             os.ftruncate(self._fd, self._opened_at)
-        self._size = self._opened_at
+            self._size = self._opened_at
+        except OSError:  # the bytes stay: a real prefix of the chunk, which the next request sees
+            self._size = os.fstat(self._fd).st_size
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         try:
