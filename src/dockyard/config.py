@@ -48,6 +48,10 @@ class ServerConfig:
     graceful_timeout: float = setting(30.0, positive=True)
     interface: Literal["rsgi", "asgi"] = "rsgi"
     pin_workers: bool = True  # each worker's granian threads on a CPU of their own (rsgi only)
+    # The workers' prometheus files (memory-mapped: never on the data volume, where a full disk
+    # would kill the workers with SIGBUS). Default: a private directory in /dev/shm, made at start
+    # and removed at exit.
+    metrics_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ from dockyard.serving import EFFECTIVE_CONFIG
 PR_SET_PDEATHSIG = 1  # prctl(2)
 RESPAWN_PAUSE = 1.0  # after a worker that died young, so a worker that cannot start does not spin
 YOUNG = 10.0  # seconds: a worker that dies sooner is retried only after the pause
+# A metrics directory `serve` made for this server alone, removed when the supervisor exits.
+OWNED_METRICS_DIR = "DOCKYARD_OWNED_METRICS_DIR"
 
 
 class Worker:
@@ -149,7 +151,14 @@ def _describe(status: int) -> str:
 def main() -> None:
     server = json.loads(os.environ[EFFECTIVE_CONFIG])["server"]
     count = server["workers"] or os.cpu_count() or 1
-    sys.exit(Supervisor(count, float(server["graceful_timeout"])).run())
+    try:
+        status = Supervisor(count, float(server["graceful_timeout"])).run()
+    finally:  # only the supervisor gets here: a worker leaves by os._exit
+        if os.environ.get(OWNED_METRICS_DIR):
+            import shutil
+
+            shutil.rmtree(os.environ[OWNED_METRICS_DIR], ignore_errors=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -101,10 +102,57 @@ def _prepare_database(config: Config) -> None:
 
 
 def _prepare_metrics_dir(config: Config) -> None:
-    metrics_dir = config.data_dir / "run" / "prometheus"
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    """Give the workers' prometheus_client files a directory off the data volume.
+
+    The library memory-maps them, and a write to a mapped page that the filesystem has no block
+    for kills the process with SIGBUS: on the data volume, a full disk killed every worker, and
+    each new one at once. By default they go to a private directory (0700) on tmpfs (``/dev/shm``,
+    else ``$XDG_RUNTIME_DIR``, else the temporary directory), which the supervisor removes at
+    exit; the workers also allocate the files ahead of use (``http/metrics.py``). With
+    ``server.metrics_dir`` they go there instead, emptied of old files first.
+    """
+    from dockyard.supervisor import OWNED_METRICS_DIR
+
+    if config.server.metrics_dir is not None:
+        metrics_dir = config.server.metrics_dir.resolve()
+        try:
+            metrics_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for stale in metrics_dir.glob("*.db"):
+                stale.unlink()
+        except OSError as exc:
+            raise click.ClickException(f"server.metrics_dir {metrics_dir}: {exc.strerror}; choose a "
+                                       "directory this user may write, on tmpfs if possible") from None
+    else:
+        base = _runtime_base()
+        _remove_abandoned_metrics_dirs(base)
+        metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-", dir=base))
+        os.environ[OWNED_METRICS_DIR] = str(metrics_dir)  # the supervisor (this PID after execv) removes it
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+
+METRICS_DIR_PREFIX = "dockyard-metrics-"
+
+
+def _runtime_base() -> Path:
+    """A directory on tmpfs (memory, never the data volume) this user may write."""
+    for candidate in ("/dev/shm", os.environ.get("XDG_RUNTIME_DIR")):  # noqa: S108 - mkdtemp: private
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return Path(candidate)
+    return Path(tempfile.gettempdir())
+
+
+def _remove_abandoned_metrics_dirs(base: Path) -> None:
+    """Remove this user's metrics directories whose server is gone (killed before it could)."""
+    for path in base.glob(f"{METRICS_DIR_PREFIX}*-*"):
+        pid = path.name[len(METRICS_DIR_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or path.is_symlink() or path.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue  # alive under another user (EPERM), or gone already
 
 
 @main.command()

@@ -7,11 +7,23 @@ GET. So each request only adds to plain per-series tallies, and the tallies go t
 second, when ``/metrics`` is rendered, and at shutdown. A scrape therefore sees every request of
 the worker that answers it and those of the other workers up to a second ago; a worker killed
 hard loses at most its last second of counts (never data).
+
+prometheus_client writes its files through memory maps, and the files are sparse (it makes and
+grows them with ``ftruncate``): the first write to a page the filesystem has no block for yet
+takes one, and on a full filesystem the kernel kills the process with SIGBUS instead. So
+``MetricFiles`` allocates this worker's files (``posix_fallocate``) before each flush, up to the
+size the library grows them to next, and the flush adds only the new series that fit in what is
+allocated: on a full filesystem known series still count and new ones wait, but no page is
+written that has no block. ``dockyard serve`` also keeps the directory off the data volume.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
+import struct
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +33,17 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from dockyard.http.batches import FlushLater
 
+log = logging.getLogger("dockyard.metrics")
 FLUSH_SECONDS = 1.0
 MAX_SERIES = 4096  # methods come from clients: never an unbounded number of series in memory
 LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60)
 _BOUNDS = (*LATENCY_BUCKETS, float("inf"))  # prometheus_client's buckets: the given ones, then +Inf
+# prometheus_client's files, by the prefix it names them with (then _<pid>.db), and its first size.
+_FILES = ("counter", "histogram", "gauge_livesum")
+_FIRST_SIZE = 1 << 16
+# An entry: length, key (JSON of the names, labels and help; each label character at most 12
+# bytes once escaped) padded to 8, value and timestamp. Names and help take less than this.
+_ENTRY_FIXED = 4 + 8 + 16 + 320
 
 
 @dataclass(slots=True)
@@ -38,9 +57,112 @@ class _Tally:
     bytes_out: int = 0
 
 
+def _entry_bytes(*labels: str) -> int:
+    return _ENTRY_FIXED + 12 * sum(len(label) for label in labels)
+
+
+class MetricFiles:
+    """This worker's prometheus_client files, allocated ahead of what is written to them.
+
+    The library opens a file at the size it finds and doubles that capacity (an ``ftruncate`` to
+    the new size) whenever an entry would not fit. The first ``reserve`` runs before the library
+    opens anything, so the library's capacity is always at least ``ours``, the smallest
+    ``first x 2^k`` (``first``: the size before our first allocation, at least the library's own
+    64 KiB) that holds what the file uses, and a power-of-two multiple of it. Allocating
+    ``2 x ours`` and letting a flush add at most up to that size means the library either does not
+    grow the file or grows it to exactly the size it already has: its mapping never covers a hole.
+    ``room`` says how many bytes each file may take in this flush. On a filesystem without
+    ``fallocate`` support (not ENOSPC) the files are used as the library makes them, with a warning.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.first_size: dict[str, int] = {}
+        self.room: dict[str, int] = dict.fromkeys(_FILES, 0)
+        self.is_full = False
+        self.unprotected = False
+        self.reserve()
+
+    def reserve(self) -> None:
+        """Allocate each file up to twice our capacity; set ``room`` (0 where that fails)."""
+        if self.unprotected:
+            self.room = dict.fromkeys(_FILES, 1 << 62)
+            return
+        self.room = dict.fromkeys(_FILES, 0)
+        failure: OSError | None = None
+        for prefix in _FILES:
+            try:
+                self.room[prefix] = self._allocate(prefix)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    log.warning("cannot allocate the metrics files in %s (%s): a full filesystem there "
+                                "would kill workers (SIGBUS); keep server.metrics_dir on tmpfs",
+                                self.directory, exc.strerror)
+                    self.unprotected = True
+                    self.reserve()
+                    return
+                failure = exc
+        if failure is not None and not self.is_full:
+            log.error("the metrics directory %s is full (%s): new metric series wait for room; free space "
+                      "there (server.metrics_dir)", self.directory, failure.strerror)
+        elif failure is None and self.is_full:
+            log.warning("the metrics directory %s has room again", self.directory)
+        self.is_full = failure is not None
+
+    def _allocate(self, prefix: str) -> int:
+        path = os.path.join(self.directory, f"{prefix}_{os.getpid()}.db")  # the library's name for it
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = _create(path)
+        try:
+            size = os.fstat(fd).st_size
+            first = self.first_size.setdefault(path, max(size, _FIRST_SIZE))
+            used = max(struct.unpack("i", os.pread(fd, 4, 0))[0] if size >= 4 else 0, 8)
+            capacity = first
+            while capacity < used:
+                capacity *= 2
+            os.posix_fallocate(fd, 0, 2 * capacity)
+            return 2 * capacity - used
+        finally:
+            os.close(fd)
+
+    def admit(self, costs: dict[str, int]) -> bool:
+        """Take ``costs`` (bytes per file) from the room, if all of it fits."""
+        if any(cost > self.room[prefix] for prefix, cost in costs.items()):
+            return False
+        for prefix, cost in costs.items():
+            self.room[prefix] -= cost
+        return True
+
+
+def _create(path: str) -> int:
+    """The file, allocated at the library's first size before it appears under its name: a file
+    that ``/metrics`` finds (any ``*.db``) is never empty, which the library cannot read."""
+    temp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, _FIRST_SIZE)
+        os.rename(temp, path)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return fd
+
+
 class Metrics:
     def __init__(self) -> None:
-        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.multiprocess = bool(directory)
+        # Before any metric exists: the files are then made at the size the room was computed for.
+        self.files = MetricFiles(directory) if directory else None
+        if self.files is not None and self.files.is_full:
+            # The library would make its files itself, sparse, and write to them: SIGBUS.
+            raise RuntimeError(f"the metrics directory {directory} is full: this worker cannot start; free "
+                               "space there (server.metrics_dir)")
+        self._in_files: set[tuple[str, ...]] = set()  # series (and routes) the files hold already
         self.registry = CollectorRegistry()
         target = None if self.multiprocess else self.registry
         self.requests = Counter("dockyard_http_requests_total", "HTTP requests by route and status",
@@ -81,11 +203,31 @@ class Metrics:
         """Add every tally to the Prometheus series (the shared files in multiprocess mode)."""
         self._later.done()
         pending, self._pending = self._pending, {}
+        if self.files is not None:
+            self.files.reserve()
         for (method, route, status), tally in pending.items():
+            if not self._fits(method, route, str(status)):
+                # No room in the files for a new series: it waits (dropped only past MAX_SERIES).
+                if len(self._pending) < MAX_SERIES:
+                    self._pending[(method, route, status)] = tally
+                continue
             self.requests.labels(method, route, str(status)).inc(tally.requests)
             _add_observations(self.latency.labels(method, route), tally)
             self.bytes_in.labels(route).inc(tally.bytes_in)  # at 0 too: the series exists from the first request
             self.bytes_out.labels(route).inc(tally.bytes_out)
+
+    def _fits(self, method: str, route: str, status: str) -> bool:
+        """Whether the files have room for what this series adds to them (see ``MetricFiles``)."""
+        if self.files is None or (method, route, status) in self._in_files:
+            return True
+        counter = _entry_bytes(method, route, status)
+        if (route,) not in self._in_files:
+            counter += 2 * _entry_bytes(route)  # bytes in and out
+        histogram = 0 if (method, route) in self._in_files else (len(_BOUNDS) + 1) * _entry_bytes(method, route)
+        if not self.files.admit({"counter": counter, "histogram": histogram}):
+            return False
+        self._in_files.update({(method, route, status), (method, route), (route,)})
+        return True
 
     def render(self) -> bytes:
         self.flush()

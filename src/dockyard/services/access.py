@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -35,12 +36,13 @@ from dockyard.auth.principals import (
 )
 from dockyard.auth.scopes import Grant
 from dockyard.config import AuthConfig
-from dockyard.errors import TooManyRequests, Unauthorized
+from dockyard.errors import StorageFull, TooManyRequests, Unauthorized
 from dockyard.services.lru import LRU
 from dockyard.store import accounts
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
+log = logging.getLogger("dockyard.access")
 ROBOT_PREFIX = "robot+"
 REFRESH_PREFIX = "dyr_"
 ISSUER_REFRESH_SECONDS = 60.0
@@ -211,11 +213,15 @@ class AccessService:
                 await events.record(conn, events.Change("login.failed", target=username, details=details), actor)
             raise InvalidCredentials()
         if failed_before or record_success:
-            async with self.db.write() as conn:
-                if failed_before:
-                    await accounts.clear_failures(conn, f"user:{username}")
-                if record_success:
-                    await events.record(conn, events.Change("login.succeeded", target=username), actor)
+            try:
+                async with self.db.write() as conn:
+                    if failed_before:
+                        await accounts.clear_failures(conn, f"user:{username}")
+                    if record_success:
+                        await events.record(conn, events.Change("login.succeeded", target=username), actor)
+            except StorageFull:
+                # The credentials are good; a full database volume must not stop pulls too.
+                log.warning("login of %r not recorded: the database volume is full", username)
         return principal
 
     async def _check_rate(self, username: str, address: str | None) -> bool:
@@ -373,16 +379,22 @@ class AccessService:
             "token": issued.token, "access_token": issued.token, "expires_in": issued.expires_in,
             "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued.issued_at)),
         }
-        async with self.db.write() as conn:
-            if offline and not principal.is_anonymous:
-                refresh = new_secret(REFRESH_PREFIX)
-                await accounts.store_refresh_token(
-                    conn, secret_digest(refresh), principal.subject,
-                    timedelta(seconds=self.config.refresh_token_lifetime_seconds))
-                body["refresh_token"] = refresh
-            await events.record(conn, events.Change("token.issued", target=principal.subject or None, details={
-                "scopes": [str(g) for g in granted], "offline": offline and not principal.is_anonymous}),
-                events.Actor(principal.subject or None, address))
+        try:
+            async with self.db.write() as conn:
+                if offline and not principal.is_anonymous:
+                    refresh = new_secret(REFRESH_PREFIX)
+                    await accounts.store_refresh_token(
+                        conn, secret_digest(refresh), principal.subject,
+                        timedelta(seconds=self.config.refresh_token_lifetime_seconds))
+                    body["refresh_token"] = refresh
+                await events.record(conn, events.Change("token.issued", target=principal.subject or None, details={
+                    "scopes": [str(g) for g in granted], "offline": offline and not principal.is_anonymous}),
+                    events.Actor(principal.subject or None, address))
+        except StorageFull:
+            # A full database volume must not stop pulls: the token goes out unrecorded, without
+            # a refresh token (that one would have to be stored; the client logs in again).
+            body.pop("refresh_token", None)
+            log.warning("token for %r not recorded: the database volume is full", principal.subject)
         return body
 
     async def redeem_refresh_token(self, token: str) -> Principal:

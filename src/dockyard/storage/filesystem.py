@@ -6,29 +6,73 @@ instead of being copied into the page cache first, which on virtual machines (fr
 is slow to touch) more than doubled upload throughput, and makes the fsync before a 201 cheap.
 Everything else (an unaligned tail or offset, a read-only ``bytes``) takes the buffered path.
 Filesystems without ``O_DIRECT`` (tmpfs) simply use the buffered path.
+
+This module is the filesystem's seam: a write, fsync, rename or directory creation that fails for
+lack of space (``ENOSPC``) or quota (``EDQUOT``) becomes ``StorageFull`` (507), here and nowhere
+else, and leaves nothing half-done behind: a writer drops what it appended in the failed request
+(the upload continues from what was acknowledged before), a commit whose fsync failed drops the
+upload (its bytes may never reach the disk; the client starts it again), ``put_content`` removes
+its temporary file. Blobs already stored are never written again, so they cannot be damaged. The
+first such failure is logged as one line, and the return of space once more.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import mmap
 import os
 import secrets
 import shutil
 import stat as stat_mode
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import anyio.to_thread
 
+from dockyard.errors import StorageFull
 from dockyard.storage.driver import PathNotFound
 
+log = logging.getLogger("dockyard.storage")
 T = TypeVar("T")
 READ_CHUNK = 4 * 1024 * 1024
 # What the OS says when a path is missing, runs through a file, or names a directory.
 _MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+# What the OS says when a write needs space the filesystem (or the owner's quota) does not have.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class SpaceWatch:
+    """Says once that the disk is full, and once that it has room again, rather than a line (and a
+    traceback) for every request that fails while it is full."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.is_full = False
+
+    @contextmanager
+    def translating(self, what: str, *, shows_room: bool = False) -> Iterator[None]:
+        """Run a write step; ``ENOSPC``/``EDQUOT`` become ``StorageFull``. A step that
+        ``shows_room`` (a whole file made durable) ends a full spell."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in _FULL:
+                raise
+            if not self.is_full:
+                self.is_full = True
+                log.error("blob storage is full: %s failed under %s: %s; pushes answer 507 until space is "
+                          "freed (nothing stored is affected)", what, self.root, exc.strerror)
+            quota = exc.errno == errno.EDQUOT
+            raise StorageFull(
+                f"the registry's disk is full ({'over its quota' if quota else 'no space left on the device'}): "
+                "nothing was stored; retry once the operator has freed space") from None
+        if self.is_full and shows_room:
+            self.is_full = False
+            log.warning("blob storage has space again under %s: pushes are accepted", self.root)
 
 
 async def _run(func: Callable[..., T], *args: object) -> T:
@@ -98,12 +142,14 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
 class FileWriter:
     """Appends to one file; aligned spans go through an ``O_DIRECT`` descriptor; ``commit`` fsyncs."""
 
-    def __init__(self, path: Path, fd: int, direct_fd: int | None, size: int, fsync: bool) -> None:
+    def __init__(self, path: Path, fd: int, direct_fd: int | None, size: int, fsync: bool,
+                 space: SpaceWatch) -> None:
         self._path = path
         self._fd: int | None = fd
         self._direct_fd = direct_fd
-        self._size = size
+        self._size = self._opened_at = size
         self._fsync = fsync
+        self._space = space
 
     @property
     def size(self) -> int:
@@ -126,13 +172,36 @@ class FileWriter:
                 self._direct_fd = None
         _pwrite_all(self._fd, view, offset)
 
+    def _drop_appended(self) -> None:
+        """After a failed write: back to the size this writer was opened at, which is what the
+        caller had acknowledged (and the space it took is free again)."""
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, self._opened_at)
+            self._size = self._opened_at
+        except OSError:  # the bytes stay: a real prefix of the chunk, which the next request sees
+            self._size = os.fstat(self._fd).st_size
+
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        await _run(self._write_all, data)
+        try:
+            with self._space.translating("writing an upload"):
+                await _run(self._write_all, data)
+        except StorageFull:
+            await _run(self._drop_appended)
+            raise
         self._size += len(data)
 
     async def commit(self) -> None:
-        if self._fd is not None and self._fsync:
-            await _run(os.fsync, self._fd)  # one inode: covers what both descriptors wrote
+        try:
+            with self._space.translating("flushing an upload to disk (fsync)", shows_room=True):
+                if self._fd is not None and self._fsync:
+                    await _run(os.fsync, self._fd)  # one inode: covers what both descriptors wrote
+        except StorageFull:
+            # Linux may have dropped the pages it could not write and would not report it twice:
+            # these bytes are not to be trusted, so the upload goes (the client starts it again).
+            await self.cancel()
+            raise
 
     async def close(self) -> None:
         if self._direct_fd is not None:
@@ -157,6 +226,7 @@ class FilesystemDriver:
         self.root = root
         self.fsync = fsync
         self.direct_io = direct_io
+        self.space = SpaceWatch(root)
         root.mkdir(parents=True, exist_ok=True)
 
     def _full(self, path: str) -> Path:
@@ -208,17 +278,22 @@ class FilesystemDriver:
         target = self._full(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-        with temp.open("wb") as handle:
-            handle.write(data)
-            if self.fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temp, target)
+        try:
+            with temp.open("wb") as handle:
+                handle.write(data)
+                if self.fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
         if self.fsync:
             _fsync_dir(target.parent)
 
     async def put_content(self, path: str, data: bytes) -> None:
-        await _run(self._put_sync, path, data)
+        with self.space.translating("writing a file", shows_room=True):
+            await _run(self._put_sync, path, data)
 
     def _open_writer(self, path: str, resume: bool) -> FileWriter:
         target = self._full(path)
@@ -231,10 +306,11 @@ class FilesystemDriver:
                 direct_fd = os.open(target, flags | os.O_DIRECT)
             except OSError:
                 direct_fd = None  # e.g. tmpfs: no O_DIRECT, buffered writes only
-        return FileWriter(target, fd, direct_fd, os.fstat(fd).st_size, self.fsync)
+        return FileWriter(target, fd, direct_fd, os.fstat(fd).st_size, self.fsync, self.space)
 
     async def writer(self, path: str, *, resume: bool = False, state: bytes | None = None) -> FileWriter:
-        return await _run(self._open_writer, path, resume)
+        with self.space.translating("creating an upload"):
+            return await _run(self._open_writer, path, resume)
 
     def _move_sync(self, source: str, destination: str) -> None:
         src, dst = self._full(source), self._full(destination)
@@ -247,7 +323,8 @@ class FilesystemDriver:
             _fsync_dir(dst.parent)
 
     async def move(self, source: str, destination: str) -> None:
-        await _run(self._move_sync, source, destination)
+        with self.space.translating("moving a blob into place"):
+            await _run(self._move_sync, source, destination)
 
     def _delete_sync(self, path: str) -> None:
         target = self._full(path)
