@@ -32,7 +32,7 @@ def _as_admin(config_file: Path | None, data_dir: Path | None,
     from dockyard import events
     from dockyard.app import build_components
     from dockyard.auth.principals import Principal
-    from dockyard.errors import RegistryError
+    from dockyard.errors import DatabaseUnavailable, RegistryError
     from dockyard.store import accounts as account_rows
     from dockyard.store import migrate as migrations
     from dockyard.store import revision
@@ -60,6 +60,8 @@ def _as_admin(config_file: Path | None, data_dir: Path | None,
                 return await action(parts.accounts, actor)
             finally:
                 events.CURRENT_ACTOR.reset(token)
+        except DatabaseUnavailable:
+            raise  # run_on_database names the URL and the setting to fix
         except RegistryError as exc:
             raise click.ClickException(exc.message) from None
         finally:

@@ -55,10 +55,14 @@ def run_on_database(config: Config, work: Coroutine[Any, Any, T]) -> T:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
+    from dockyard.errors import DatabaseUnavailable
+
     try:
         return asyncio.run(work)
-    except (OSError, DBAPIError) as exc:
-        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    except (OSError, DBAPIError, DatabaseUnavailable) as exc:
+        # The store's seam turns a failure into DatabaseUnavailable; the reason is what it wraps.
+        cause = exc.__cause__ if isinstance(exc, DatabaseUnavailable) and exc.__cause__ else exc
+        reason = cause.orig if isinstance(cause, DBAPIError) else cause
         url = make_url(config.database_url).render_as_string(hide_password=True)
         raise click.ClickException(f"the database at {url} failed: {reason}; check database.url "
                                    "(DOCKYARD_DATABASE__URL) and that the database is up") from None
