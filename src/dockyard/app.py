@@ -135,7 +135,14 @@ async def start_with_database(parts: Components) -> None:
     await start_accounts(parts)
 
 
-async def _start_when_available(parts: Components, started: asyncio.Event, retry: float = 1.0) -> None:
+@dataclass(slots=True)
+class Startup:
+    """Whether this worker still waits for the database it could not reach at start-up."""
+
+    waiting: bool = False
+
+
+async def _start_when_available(parts: Components, startup: Startup, retry: float = 1.0) -> None:
     """Retry the start-up until the database answers; until then every request answers 503."""
     while True:
         await asyncio.sleep(retry)
@@ -148,7 +155,7 @@ async def _start_when_available(parts: Components, started: asyncio.Event, retry
             log.exception("starting against the database failed; this worker stays unready")
             return
         log.warning("the database answers: this worker serves now")
-        started.set()
+        startup.waiting = False
         return
 
 
@@ -169,18 +176,18 @@ _ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 class Dispatcher:
     """Sends ``/v2`` to the registry API and everything else to the Starlette app.
 
-    Until the worker has started against the database (``started``), requests other than the
+    While the worker waits for a database it could not reach at start-up, requests other than the
     probes and metrics answer 503: a worker that starts while the database is unreachable serves
     them as soon as it answers, without a restart.
     """
 
-    def __init__(self, registry: RegistryApp, other: Starlette, started: asyncio.Event) -> None:
+    def __init__(self, registry: RegistryApp, other: Starlette, startup: Startup) -> None:
         self.registry = registry
         self.other = other
-        self.started = started
+        self.startup = startup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.started.is_set() and scope["path"] not in _ALWAYS_SERVED:
+        if self.startup.waiting and scope["type"] == "http" and scope["path"] not in _ALWAYS_SERVED:
             await render_error(DatabaseUnavailable("the registry is starting and its database has not "
                                                    "answered yet; retry shortly"),
                                head=scope["method"] == "HEAD")(scope, receive, send)
@@ -192,7 +199,7 @@ class Dispatcher:
 
 def create_app(config: Config, components: Components | None = None) -> ObserveMiddleware:
     parts = components or build_components(config)
-    started = asyncio.Event()
+    startup = Startup()
     # Shutdown waits this long at most for the database (a final write, closing connections).
     shutdown_budget = config.database.connect_timeout
 
@@ -201,12 +208,12 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
         starting: asyncio.Task[None] | None = None
         try:
             await start_with_database(parts)
-            started.set()
         except Unavailable:
             # The seam logged why. A worker that exited here would be respawned into the same
             # outage again and again: it serves 503 instead, and starts when the database answers.
             log.warning("the database is unavailable at start-up: this worker answers 503 until it is back")
-            starting = asyncio.create_task(_start_when_available(parts, started))
+            startup.waiting = True
+            starting = asyncio.create_task(_start_when_available(parts, startup))
         parts.scheduler.start()
         unwritten: list[dict[str, Any]] = []
         flusher = asyncio.create_task(_flush_pulls_forever(parts, unwritten))
@@ -233,7 +240,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
 
     async def readyz(_request: Request) -> Response:
         """Ready when the database answers within ``database.connect_timeout`` seconds."""
-        if not started.is_set():
+        if startup.waiting:
             return JSONResponse({"status": "unavailable", "database": "not reached since start-up"},
                                 status_code=503)
         try:
@@ -267,5 +274,5 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     ], lifespan=lifespan)
     handlers = RegistryHandlers(parts.services, manifest_max_bytes=config.registry.manifest_max_bytes)
     access_log = parts.access_log if config.log.access_log else None
-    return ObserveMiddleware(Dispatcher(RegistryApp(handlers, guard), other, started), parts.metrics,
+    return ObserveMiddleware(Dispatcher(RegistryApp(handlers, guard), other, startup), parts.metrics,
                              access_log=access_log)

@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import itertools
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -120,7 +121,8 @@ def worker_pids(node: ServerProcess) -> set[int]:
 class Deployment:
     proxy: TcpProxy
     nodes: list[ServerProcess]
-    database_url: str
+    env: dict[str, str]
+    root: Path
 
     def logs(self) -> str:
         return "\n".join(f"--- {node.log_path}\n" + "\n".join(node.log().splitlines()[-80:])
@@ -149,9 +151,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         nodes = [ServerProcess(data_dir=root / f"node{index}" / "data", workers=2, env=env) for index in (1, 2)]
         try:
+            for node in nodes:  # both start at once: on a busy CI machine each takes seconds
+                node.spawn()
             for node in nodes:
-                node.start()
-            yield Deployment(proxy, nodes, url)
+                node._wait_ready("dockyard", "/readyz", 90)
+            yield Deployment(proxy, nodes, env, root)
         finally:
             for node in nodes:
                 node.stop()
@@ -335,6 +339,11 @@ def test_postgres_down_under_load_answers_503_and_recovers_without_losing_acks(h
     assert not load.ledger.problems, "\n".join(load.ledger.problems[:20])
     assert [worker_pids(node) for node in deployment.nodes] == pids, "a worker died or was restarted"
     verify_acknowledged(deployment, load.ledger)
+    for node in deployment.nodes:  # the operator reads a warning per kind of failure, not tracebacks
+        log = node.log()
+        assert "Traceback" not in log, log[-3000:]
+        assert "WARNING dockyard.db database unavailable" in log
+        assert "WARNING dockyard.db database available again" in log
 
 
 def test_postgres_silent_answers_503_within_the_timeouts(healthy: Deployment) -> None:
@@ -438,3 +447,38 @@ def test_sqlite_locked_past_the_busy_timeout_answers_503_then_recovers(tmp_path:
     finally:
         server.stop()
         print(f"--- {server.log_path}", *server.log().splitlines()[-60:], sep="\n")
+
+
+def test_worker_respawned_during_the_outage_serves_once_postgres_answers(healthy: Deployment) -> None:
+    """A worker that dies while PostgreSQL is unreachable (SIGKILL here) is respawned by the
+    supervisor once, not in a loop: the new worker cannot check the schema or load the signing
+    keys, so it starts anyway, answers 503 (/readyz unready) and logs why; once PostgreSQL
+    answers it finishes starting by itself and serves pushes, with no further restart."""
+    deployment = healthy
+    node = deployment.nodes[0]
+    assert node.proc is not None
+    workers = worker_pids(node) - {node.proc.pid}
+    deployment.proxy.down()
+    poll(lambda: ready(node) == 503, 30, "/readyz to answer 503")
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    poll(lambda: len(worker_pids(node) - {node.proc.pid} - workers) == 1, 30, "the supervisor to respawn the worker")
+    poll(lambda: "unavailable at start-up" in node.log(), 30, "the new worker to start without the database")
+    with httpx.Client(base_url=node.url, auth=ADMIN_AUTH, timeout=CLIENT_TIMEOUT) as client:
+        for _ in range(4):  # both workers, the new one included, answer 503 (fresh connections)
+            with httpx.Client(base_url=node.url, auth=ADMIN_AUTH, timeout=CLIENT_TIMEOUT) as fresh:
+                response = fresh.post("/v2/faults/respawn/blobs/uploads/")
+                assert response.status_code == 503, response.text
+                assert problem_with_503(response) is None, problem_with_503(response)
+        pids = worker_pids(node)
+        deployment.proxy.up()
+        recovery = poll(lambda: "this worker serves now" in node.log(), RECOVERY_DEADLINE,
+                        "the respawned worker to finish starting")
+        deployment.wait_all_ready()
+        print(f"the respawned worker served {recovery:.2f}s after PostgreSQL came back")
+        for index in range(6):  # more pushes than workers, each on a fresh connection
+            with httpx.Client(base_url=node.url, auth=ADMIN_AUTH, timeout=CLIENT_TIMEOUT) as fresh:
+                ocihttp.push_blob_monolithic(fresh, "faults/respawn", blob_bytes(f"respawn-{index}"))
+        assert ocihttp.get_blob(client, "faults/respawn", ocihttp.sha256_digest(blob_bytes("respawn-5")))
+    assert worker_pids(node) == pids, "a worker died or was restarted again"
+    assert node.log().count("exited unexpectedly") == 1, node.log()[-3000:]
