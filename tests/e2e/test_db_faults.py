@@ -320,7 +320,8 @@ def test_postgres_down_under_load_answers_503_and_recovers_without_losing_acks(h
     Retry-After and an UNAVAILABLE body, never a 500 or a hang; /readyz answers 503 on every node.
     When PostgreSQL returns, every node serves again within seconds with the same worker
     processes (nothing restarted), and every push acknowledged before, during or after the outage
-    is there with its digest."""
+    is there with its digest. The operator sees one warning per kind of failure (no traceback)
+    and the 503s counted by route in dockyard_http_requests_total."""
     deployment = healthy
     pids = [worker_pids(node) for node in deployment.nodes]
     assert all(len(group) == 3 for group in pids), pids  # the supervisor and two workers
@@ -339,6 +340,9 @@ def test_postgres_down_under_load_answers_503_and_recovers_without_losing_acks(h
     assert not load.ledger.problems, "\n".join(load.ledger.problems[:20])
     assert [worker_pids(node) for node in deployment.nodes] == pids, "a worker died or was restarted"
     verify_acknowledged(deployment, load.ledger)
+    for node in deployment.nodes:  # the operator counts the 503s per route in the request metric
+        poll(lambda node=node: 'route="manifest",status="503"' in httpx.get(f"{node.url}/metrics").text, 30,
+             "dockyard_http_requests_total to count the 503s")
     for node in deployment.nodes:  # the operator reads a warning per kind of failure, not tracebacks
         log = node.log()
         assert "Traceback" not in log, log[-3000:]
