@@ -87,7 +87,7 @@ def _is_unavailable(error: BaseException) -> bool:
     return False
 
 
-class _Outages:
+class OutageLog:
     """What the operator reads in the log about a failing database: one line per kind of failure
     every ``interval`` seconds (with how many more there were), not one per request, and one line
     when the database answers again after such a warning: when the kinds of operation that failed
@@ -101,9 +101,15 @@ class _Outages:
         self._folded: dict[str, int] = {}
         self._failing: set[str] = set()
 
-    def failed(self, operation: str, level: int, kind: str, message: str) -> None:
+    def failed(self, operation: str, level: int, what: str, error: BaseException) -> None:
+        """Note one failure of ``operation`` ("read", "write"); its kind is ``what`` and the class
+        of the innermost error (refused, timed out, locked)."""
         now = time.monotonic()
         self._failing.add(operation)
+        # The innermost cause says what happened (SQLAlchemy's wrapper adds SQL and links), but
+        # a timeout's own cause is the cancellation it used, which says nothing.
+        *_, innermost = (cause for cause in _causes(error) if not isinstance(cause, asyncio.CancelledError))
+        kind = f"{what}/{type(innermost).__name__}"
         last = self._last.get(kind)
         if last is not None and now - last < self.interval:
             self._folded[kind] = self._folded.get(kind, 0) + 1
@@ -112,9 +118,10 @@ class _Outages:
         if self.since is None:
             self.since = now
         folded = self._folded.pop(kind, 0)
+        message = " ".join(str(innermost).split())[:300] or "timed out"
         more = f" (and {folded} more in the last {now - last:.0f}s)" if folded and last is not None else ""
-        log.log(level, "%s: %s%s; requests that need the database answer %s until it is back",
-                kind, message, more, "507" if level >= logging.ERROR else "503")
+        log.log(level, "%s: %s: %s%s; requests that need the database answer %s until it is back",
+                what, type(innermost).__name__, message, more, "507" if level >= logging.ERROR else "503")
 
     def succeeded(self, operation: str) -> None:
         self._failing.discard(operation)
@@ -123,14 +130,7 @@ class _Outages:
             self.since = None
 
 
-outages = _Outages()
-
-
-def _reason(error: BaseException) -> str:
-    """The innermost cause in one line (not SQLAlchemy's wrapper with its SQL and links)."""
-    *_, innermost = _causes(error)
-    text = " ".join(str(innermost).split())[:300] or "timed out"
-    return f"{type(innermost).__name__}: {text}"
+outages = OutageLog()
 
 
 @contextmanager
@@ -142,11 +142,11 @@ def translate_failures(operation: str = "read") -> Iterator[None]:
         raise
     except Exception as exc:
         if _is_full(exc):
-            outages.failed(operation, logging.ERROR, "the database volume is full", _reason(exc))
+            outages.failed(operation, logging.ERROR, "the database volume is full", exc)
             raise StorageFull("the registry's database volume is full: nothing was stored; retry once "
                               "the operator has freed space") from exc
         if _is_unavailable(exc):
-            outages.failed(operation, logging.WARNING, "database unavailable", _reason(exc))
+            outages.failed(operation, logging.WARNING, "database unavailable", exc)
             raise DatabaseUnavailable() from exc
         raise
     else:
