@@ -486,3 +486,39 @@ def test_worker_respawned_during_the_outage_serves_once_postgres_answers(healthy
         assert ocihttp.get_blob(client, "faults/respawn", ocihttp.sha256_digest(blob_bytes("respawn-5")))
     assert worker_pids(node) == pids, "a worker died or was restarted again"
     assert node.log().count("exited unexpectedly") == 1, node.log()[-3000:]
+
+
+def test_final_put_interrupted_by_the_outage_is_retried(healthy: Deployment) -> None:
+    """The closing PUT of a chunked upload (with its last chunk as body) whose bytes are verified
+    and stored but whose rows cannot be written because PostgreSQL went away mid-request answers
+    503; the client sends the same PUT again after the outage (to the other node) and gets 201 with
+    the right digest, and the blob reads back whole on both nodes."""
+    deployment = healthy
+    first, second = deployment.nodes
+    repo = "faults/final-put"
+    data = blob_bytes("final-put", 2 * 65536)
+    digest = ocihttp.sha256_digest(data)
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": "65536",
+               "Content-Range": f"65536-{2 * 65536 - 1}"}
+    with httpx.Client(base_url=first.url, auth=ADMIN_AUTH, timeout=CLIENT_TIMEOUT) as client:
+        location = ocihttp.start_upload(client, repo)
+        location = ocihttp.patch_chunk(client, location, 0, data[:65536])
+
+        def last_chunk_that_cuts_the_database() -> Iterator[bytes]:
+            yield data[65536:65536 + 32768]
+            deployment.proxy.down()  # the upload was looked up; its rows are written after the bytes
+            yield data[65536 + 32768:]
+
+        interrupted = client.put(httpx.URL(location).copy_merge_params({"digest": digest}),
+                                 content=last_chunk_that_cuts_the_database(), headers=headers)
+        assert interrupted.status_code == 503, interrupted.text
+        assert problem_with_503(interrupted) is None, problem_with_503(interrupted)
+    deployment.proxy.up()
+    deployment.wait_all_ready()
+    with httpx.Client(base_url=second.url, auth=ADMIN_AUTH, timeout=CLIENT_TIMEOUT) as client:
+        retried = ocihttp.expect(client.put(httpx.URL(location).copy_merge_params({"digest": digest}),
+                                            content=data[65536:], headers=headers), 201)
+        assert retried.headers["Docker-Content-Digest"] == digest
+    for node in deployment.nodes:
+        with httpx.Client(base_url=node.url, auth=ADMIN_AUTH, timeout=CLIENT_TIMEOUT) as client:
+            assert ocihttp.get_blob(client, repo, digest) == data
