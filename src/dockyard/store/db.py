@@ -27,6 +27,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_only
 
 from dockyard.config import DatabaseConfig
 from dockyard.errors import DatabaseUnavailable, RegistryError, StorageFull
@@ -333,9 +334,31 @@ def _create_engine(url: str, settings: DatabaseConfig) -> AsyncEngine:
         connect_args.update(timeout=settings.connect_timeout, command_timeout=settings.command_timeout)
         if settings.statement_timeout_ms:
             connect_args["server_settings"] = {"statement_timeout": str(settings.statement_timeout_ms)}
-    return create_async_engine(url, echo=settings.echo, pool_size=settings.pool_size,
-                               max_overflow=settings.max_overflow, pool_timeout=settings.pool_timeout,
-                               pool_pre_ping=True, connect_args=connect_args)
+    engine = create_async_engine(url, echo=settings.echo, pool_size=settings.pool_size,
+                                 max_overflow=settings.max_overflow, pool_timeout=settings.pool_timeout,
+                                 pool_pre_ping=True, connect_args=connect_args)
+    if url.startswith("postgresql+asyncpg"):
+        _bound_pre_ping(engine, settings.connect_timeout)
+    return engine
+
+
+def _bound_pre_ping(engine: AsyncEngine, seconds: float) -> None:
+    """Ping a pooled connection before use within ``seconds``, not ``command_timeout``.
+
+    SQLAlchemy's asyncpg ping (a BEGIN, the ping, a ROLLBACK) waits up to the command timeout
+    for each, so with a server that stopped answering every request on a pooled connection would
+    hang that long before its 503. A live server answers a ping in far less than the time to open
+    a connection, so that bound is used; a ping that times out fails the request (503) and its
+    connection is discarded.
+    """
+    def do_ping(dbapi_connection: Any) -> bool:
+        try:
+            await_only(dbapi_connection.driver_connection.fetchrow(";", timeout=seconds))
+        except Exception as error:
+            dbapi_connection._handle_exception(error)  # asyncpg's errors as the DB-API's, as ping() does
+        return True
+
+    engine.sync_engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
