@@ -121,8 +121,13 @@ class OutageLog:
         folded = self._folded.pop(kind, 0)
         message = " ".join(str(innermost).split())[:300] or "timed out"
         more = f" (and {folded} more in the last {now - last:.0f}s)" if folded and last is not None else ""
-        log.log(level, "%s: %s: %s%s; requests that need the database answer %s until it is back",
-                what, type(innermost).__name__, message, more, "507" if level >= logging.ERROR else "503")
+        until = "answer 507 until space is freed" if level >= logging.ERROR else "answer 503 until it is back"
+        log.log(level, "%s: %s: %s%s; requests that need the database %s",
+                what, type(innermost).__name__, message, more, until)
+
+    @property
+    def failing(self) -> bool:
+        return bool(self._failing)
 
     def succeeded(self, operation: str) -> None:
         self._failing.discard(operation)
@@ -151,7 +156,7 @@ def translate_failures(operation: str = "read") -> Iterator[None]:
             raise DatabaseUnavailable() from exc
         raise
     else:
-        if outages.since is not None:
+        if outages.failing:
             outages.succeeded(operation)
 
 
