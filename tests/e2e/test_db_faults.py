@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import os
 import signal
 import sqlite3
@@ -40,7 +41,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support import ocihttp
-from tests.support.cluster import fresh_database
+from tests.support.cluster import fetch, fresh_database
 from tests.support.databases import POSTGRES_ENV, postgres_unavailable_reason
 from tests.support.server import ADMIN_AUTH, ServerProcess
 from tests.support.tcpproxy import TcpProxy
@@ -123,6 +124,7 @@ class Deployment:
     nodes: list[ServerProcess]
     env: dict[str, str]
     root: Path
+    database_url: str  # straight to PostgreSQL, not through the proxy: for the test's own queries
 
     def logs(self) -> str:
         return "\n".join(f"--- {node.log_path}\n" + "\n".join(node.log().splitlines()[-80:])
@@ -155,7 +157,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 node.spawn()
             for node in nodes:
                 node._wait_ready("dockyard", "/readyz", 90)
-            yield Deployment(proxy, nodes, env, root)
+            yield Deployment(proxy, nodes, env, root, url)
         finally:
             for node in nodes:
                 node.stop()
@@ -315,6 +317,13 @@ def verify_acknowledged(deployment: Deployment, ledger: Ledger) -> None:
                 assert found[0] == digest, f"acknowledged manifest {repo}:{tag} is {found[0]}, was {digest}"
 
 
+def recorded_pulls(deployment: Deployment, repository: str) -> int:
+    """The pulls of `repository` in the audit log (rows of one batch count their pulls)."""
+    rows = asyncio.run(fetch(deployment.database_url, "SELECT detail FROM events WHERE name = 'manifest.pulled' "
+                             "AND repository = $1", repository))
+    return sum(int(json.loads(row["detail"])["count"]) for row in rows)
+
+
 # -- the tests ---------------------------------------------------------------------------------
 
 def test_postgres_down_under_load_answers_503_and_recovers_without_losing_acks(healthy: Deployment) -> None:
@@ -323,7 +332,8 @@ def test_postgres_down_under_load_answers_503_and_recovers_without_losing_acks(h
     Retry-After and an UNAVAILABLE body, never a 500 or a hang; /readyz answers 503 on every node.
     When PostgreSQL returns, every node serves again within seconds with the same worker
     processes (nothing restarted), and every push acknowledged before, during or after the outage
-    is there with its digest. The operator sees one warning per kind of failure (no traceback)
+    is there with its digest; no pull is missing from the audit log (the batches the outage
+    held back are written once it ends). The operator sees one warning per kind of failure (no traceback)
     and the 503s counted by route in dockyard_http_requests_total."""
     deployment = healthy
     pids = [worker_pids(node) for node in deployment.nodes]
@@ -343,6 +353,10 @@ def test_postgres_down_under_load_answers_503_and_recovers_without_losing_acks(h
     assert not load.ledger.problems, "\n".join(load.ledger.problems[:20])
     assert [worker_pids(node) for node in deployment.nodes] == pids, "a worker died or was restarted"
     verify_acknowledged(deployment, load.ledger)
+    pulls = load.ledger.succeeded["pull-basic"] + load.ledger.succeeded["pull-bearer"]
+    recorded = poll(lambda: recorded_pulls(deployment, pulled[0]) >= pulls, 30,
+                    lambda: f"the {pulls} pulls to be in the audit log: {recorded_pulls(deployment, pulled[0])}")
+    print(f"the audit log had every pull {recorded:.1f}s after the load ended")
     for node in deployment.nodes:  # the operator counts the 503s per route in the request metric
         poll(lambda node=node: 'route="manifest",status="503"' in httpx.get(f"{node.url}/metrics").text, 30,
              "dockyard_http_requests_total to count the 503s")
