@@ -126,10 +126,6 @@ class Deployment:
     root: Path
     database_url: str  # straight to PostgreSQL, not through the proxy: for the test's own queries
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {node.log_path}\n" + "\n".join(node.log().splitlines()[-80:])
-                         for node in self.nodes)
-
     def wait_all_ready(self) -> float:
         return poll(lambda: all(ready(node) == 200 for node in self.nodes), RECOVERY_DEADLINE,
                     "every node's /readyz to answer 200")
@@ -333,8 +329,8 @@ def test_postgres_down_under_load_answers_503_and_recovers_without_losing_acks(h
     When PostgreSQL returns, every node serves again within seconds with the same worker
     processes (nothing restarted), and every push acknowledged before, during or after the outage
     is there with its digest; no pull is missing from the audit log (the batches the outage
-    held back are written once it ends). The operator sees one warning per kind of failure (no traceback)
-    and the 503s counted by route in dockyard_http_requests_total."""
+    held back are written once it ends). The operator sees one warning per kind of failure (no
+    traceback) and the 503s counted by route in dockyard_http_requests_total."""
     deployment = healthy
     pids = [worker_pids(node) for node in deployment.nodes]
     assert all(len(group) == 3 for group in pids), pids  # the supervisor and two workers
