@@ -282,7 +282,9 @@ class PostgresHotReader:
     """Hot-path lookups as prepared statements on a small asyncpg pool, opened on first use.
 
     Every step has a bound: opening a connection (``connect_timeout``), waiting for a free one
-    (``pool_timeout``) and the query (``command_timeout``); a connection whose query timed out is
+    (``pool_timeout``) and the lookup, which a live server answers in well under a millisecond
+    (``connect_timeout`` too, as the pre-ping of the engine's pool; a silent server fails the
+    request within it, not after ``command_timeout``); a connection whose query timed out is
     closed, not handed back, and the pool replaces dead connections by itself when the server
     returns. It keeps no connection floor (``min_size=0``): a pool with one would try, and log,
     to restore it all through an outage.
@@ -312,7 +314,7 @@ class PostgresHotReader:
         pool = self._pool or await self._get_pool()
         async with pool.acquire(timeout=self.settings.pool_timeout) as conn:
             try:
-                row = await conn.fetchrow(sql, *args)
+                row = await conn.fetchrow(sql, *args, timeout=self.settings.connect_timeout)
             except TimeoutError:
                 conn.terminate()  # its answer may still come: never reuse it
                 raise
