@@ -103,7 +103,7 @@ async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None 
     the buffer's limit of them, the newest kept); rows the database refused for another reason
     are logged and dropped, so one bad batch cannot block the ones after it.
     """
-    carried = unwritten or []
+    carried = [] if unwritten is None else unwritten  # the caller's list (``or`` would drop an empty one)
     rows = carried + parts.services.pulls.take()
     carried.clear()
     if not rows:
