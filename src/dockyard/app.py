@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -21,8 +22,10 @@ from starlette.types import Receive, Scope, Send
 from dockyard import events
 from dockyard.auth.passwords import Passwords
 from dockyard.config import Config
+from dockyard.errors import DatabaseUnavailable, RegistryError, Unavailable
 from dockyard.http.api import ManagementApi
 from dockyard.http.auth import Guard
+from dockyard.http.errors import render_error
 from dockyard.http.metrics import Metrics
 from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
@@ -95,20 +98,67 @@ def build_components(config: Config) -> Components:
                       AccountsService(db, passwords, access))
 
 
-async def flush_pulls(parts: Components) -> None:
-    rows = parts.services.pulls.take()
-    if rows:
+async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None = None) -> None:
+    """Write the buffered pull events, and ``unwritten`` (rows an earlier round could not write).
+
+    While the database is unavailable the rows stay in ``unwritten`` for the next round (at most
+    the buffer's limit of them, the newest kept); rows the database refused for another reason
+    are logged and dropped, so one bad batch cannot block the ones after it.
+    """
+    carried = [] if unwritten is None else unwritten  # the caller's list (``or`` would drop an empty one)
+    rows = carried + parts.services.pulls.take()
+    carried.clear()
+    if not rows:
+        return
+    try:
         async with parts.db.write() as conn:
             await event_rows.insert_many(conn, rows)
+    except Unavailable:  # the seam logged it; a lost pull event only makes a count smaller
+        carried.extend(rows[-parts.services.pulls.limit:])
+        raise
 
 
-async def _flush_pulls_forever(parts: Components, interval: float = 1.0) -> None:
+async def _flush_pulls_forever(parts: Components, unwritten: list[dict[str, Any]],
+                               interval: float = 1.0) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await flush_pulls(parts)
-        except Exception:  # a busy or unreachable database: the rows wait for the next round
-            log.exception("writing pull events failed; retrying")
+            await flush_pulls(parts, unwritten)
+        except Unavailable:
+            pass  # kept in ``unwritten`` for the next round
+        except Exception:
+            log.exception("writing pull events failed; this batch is dropped")
+
+
+async def start_with_database(parts: Components) -> None:
+    """What a worker needs from the database before it serves: a current schema, keys, the admin."""
+    if not await revision.is_current(parts.db):
+        raise RuntimeError("the database schema is not current: run `dockyard migrate`")
+    await start_accounts(parts)
+
+
+@dataclass(slots=True)
+class Startup:
+    """Whether this worker still waits for the database it could not reach at start-up."""
+
+    waiting: bool = False
+
+
+async def _start_when_available(parts: Components, startup: Startup, retry: float = 1.0) -> None:
+    """Retry the start-up until the database answers; until then every request answers 503."""
+    while True:
+        await asyncio.sleep(retry)
+        try:
+            await start_with_database(parts)
+        except Unavailable:
+            continue
+        except Exception:
+            # A stale schema or a broken database: the worker stays unready and says why.
+            log.exception("starting against the database failed; this worker stays unready")
+            return
+        log.warning("the database answers: this worker serves now")
+        startup.waiting = False
+        return
 
 
 async def start_accounts(parts: Components) -> None:
@@ -122,15 +172,28 @@ async def start_accounts(parts: Components) -> None:
               "DOCKYARD_ADMIN_PASSWORD before the first start to choose it)", file=sys.stderr, flush=True)
 
 
-class Dispatcher:
-    """Sends ``/v2`` to the registry API and everything else to the Starlette app."""
+_ALWAYS_SERVED = frozenset({"/healthz", "/readyz", "/metrics"})
 
-    def __init__(self, registry: RegistryApp, other: Starlette) -> None:
+
+class Dispatcher:
+    """Sends ``/v2`` to the registry API and everything else to the Starlette app.
+
+    While the worker waits for a database it could not reach at start-up, requests other than the
+    probes and metrics answer 503: a worker that starts while the database is unreachable serves
+    them as soon as it answers, without a restart.
+    """
+
+    def __init__(self, registry: RegistryApp, other: Starlette, startup: Startup) -> None:
         self.registry = registry
         self.other = other
+        self.startup = startup
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (scope["path"] == "/v2" or scope["path"].startswith("/v2/")):
+        if self.startup.waiting and scope["type"] == "http" and scope["path"] not in _ALWAYS_SERVED:
+            await render_error(DatabaseUnavailable("the registry is starting and its database has not "
+                                                   "answered yet; retry shortly"),
+                               head=scope["method"] == "HEAD")(scope, receive, send)
+        elif scope["type"] == "http" and (scope["path"] == "/v2" or scope["path"].startswith("/v2/")):
             await self.registry(scope, receive, send)
         else:
             await self.other(scope, receive, send)
@@ -138,34 +201,60 @@ class Dispatcher:
 
 def create_app(config: Config, components: Components | None = None) -> ObserveMiddleware:
     parts = components or build_components(config)
+    startup = Startup()
+    # Shutdown waits this long at most for the database (a final write, closing connections).
+    shutdown_budget = config.database.connect_timeout
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        if not await revision.is_current(parts.db):
-            raise RuntimeError("the database schema is not current: run `dockyard migrate`")
-        await start_accounts(parts)
+        starting: asyncio.Task[None] | None = None
+        try:
+            await start_with_database(parts)
+        except Unavailable:
+            # The seam logged why. A worker that exited here would be respawned into the same
+            # outage again and again: it serves 503 instead, and starts when the database answers.
+            log.warning("the database is unavailable at start-up: this worker answers 503 until it is back")
+            startup.waiting = True
+            starting = asyncio.create_task(_start_when_available(parts, startup))
         parts.scheduler.start()
-        flusher = asyncio.create_task(_flush_pulls_forever(parts))
+        unwritten: list[dict[str, Any]] = []
+        flusher = asyncio.create_task(_flush_pulls_forever(parts, unwritten))
         try:
             yield
         finally:
-            flusher.cancel()
+            for task in (flusher, starting):
+                if task is not None:
+                    task.cancel()
             with contextlib.suppress(Exception):
-                await flush_pulls(parts)
+                async with asyncio.timeout(shutdown_budget):
+                    await flush_pulls(parts, unwritten)
             await parts.scheduler.stop()
             parts.access_log.flush()
             parts.metrics.flush()
-            await parts.db.dispose()
+            try:
+                async with asyncio.timeout(shutdown_budget):
+                    await parts.db.dispose()
+            except TimeoutError:  # a database that stopped answering: the process ends anyway
+                log.warning("closing the database connections timed out after %.0fs", shutdown_budget)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_request: Request) -> Response:
+        """Ready when the database answers within ``database.connect_timeout`` seconds."""
+        if startup.waiting:
+            return JSONResponse({"status": "unavailable", "database": "not reached since start-up"},
+                                status_code=503)
         try:
-            async with parts.db.read() as conn:
-                await conn.execute(sa.text("SELECT 1"))
+            async with asyncio.timeout(config.database.connect_timeout):
+                async with parts.db.read() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+        except TimeoutError:
+            return JSONResponse({"status": "unavailable", "database": "no answer within "
+                                 f"{config.database.connect_timeout:g}s"}, status_code=503)
         except Exception as exc:  # readiness reports any failure, it never raises
-            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+            reason = exc.message if isinstance(exc, RegistryError) else str(exc)[:200]
+            return JSONResponse({"status": "unavailable", "database": reason}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     async def metrics(_request: Request) -> Response:
@@ -187,4 +276,5 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     ], lifespan=lifespan)
     handlers = RegistryHandlers(parts.services, manifest_max_bytes=config.registry.manifest_max_bytes)
     access_log = parts.access_log if config.log.access_log else None
-    return ObserveMiddleware(Dispatcher(RegistryApp(handlers, guard), other), parts.metrics, access_log=access_log)
+    return ObserveMiddleware(Dispatcher(RegistryApp(handlers, guard), other, startup), parts.metrics,
+                             access_log=access_log)

@@ -90,6 +90,11 @@ class DatabaseConfig:
     statement_timeout_ms: int = setting(30000, minimum=0)
     echo: bool = False
     auto_migrate: bool = True
+    # PostgreSQL: seconds to open a connection, and for an answer to any query (a server that
+    # stopped answering is not stopped by statement_timeout_ms, which the server itself enforces).
+    connect_timeout: float = setting(5.0, positive=True)
+    command_timeout: float = setting(40.0, positive=True)
+    busy_timeout_ms: int = setting(30000, minimum=0)  # SQLite: how long a writer waits for the lock
 
 
 @dataclass(frozen=True, slots=True)

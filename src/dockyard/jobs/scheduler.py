@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from dockyard.errors import Unavailable
 from dockyard.store import leases
 from dockyard.store.db import Database
 
@@ -54,6 +55,8 @@ class Scheduler:
                 await self.run_once(job)
             except asyncio.CancelledError:
                 raise
+            except Unavailable as exc:  # the seam logged the outage; no traceback for it
+                log.warning("job %s skipped (%s); it will run again in %.0fs", job.name, exc.message, job.interval)
             except Exception:
                 log.exception("job %s failed; it will run again in %.0fs", job.name, job.interval)
             await asyncio.sleep(job.interval)
