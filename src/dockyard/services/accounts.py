@@ -21,7 +21,7 @@ from dockyard.auth.passwords import Passwords, new_secret, secret_digest
 from dockyard.auth.principals import REPOSITORY_ACTIONS, ROLES, Permission, Principal, Role, project_of
 from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
 from dockyard.services.access import ROBOT_PREFIX, AccessService
-from dockyard.store import accounts
+from dockyard.store import accounts, limits
 from dockyard.store import events as event_rows
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
@@ -58,16 +58,38 @@ def parse_time(text: str | None, name: str) -> datetime | None:
     return found
 
 
-def _check_name(kind: str, name: str, pattern: re.Pattern[str] = _ACCOUNT_NAME) -> str:
-    if not isinstance(name, str) or not pattern.fullmatch(name):
+def _check_name(kind: str, name: str, pattern: re.Pattern[str] = _ACCOUNT_NAME,
+                size: int = limits.ACCOUNT_NAME) -> str:
+    if not isinstance(name, str) or len(name) > size or not pattern.fullmatch(name):
         raise RequestInvalid(f"{kind} name {str(name)[:80]!r} is not valid: use lowercase letters, digits "
-                             "and . _ - (starting with a letter or digit, at most 64 characters)")
+                             f"and . _ - (starting with a letter or digit, at most {size} characters)")
+    return name
+
+
+def check_project_name(name: str) -> str:
+    return _check_name("project", name, _PROJECT_NAME, limits.PROJECT_NAME)
+
+
+def robot_login(project: str | None, name: str) -> str:
+    """A robot's login name (``robot+NAME``, or ``robot+PROJECT+NAME`` in a project), if it fits."""
+    login = f"{ROBOT_PREFIX}{name}" if project is None else f"{ROBOT_PREFIX}{project}+{name}"
+    if len(login) > limits.ROBOT_NAME:
+        raise RequestInvalid(f"robot login {login[:80]!r}... is {len(login)} characters, more than "
+                             f"{limits.ROBOT_NAME}: choose a shorter robot name")
+    return login
+
+
+def _known(kind: str, name: str, size: int) -> str:
+    """A name to look up: one no column can hold is not found, on every backend, without a query."""
+    if not isinstance(name, str) or not limits.can_hold(name, size):
+        raise ResourceUnknown(f"{kind} {str(name)[:100]!r} not found")
     return name
 
 
 def _check_password(password: str) -> str:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH or len(password.encode()) > 1024:
-        raise RequestInvalid(f"a password needs {MIN_PASSWORD_LENGTH} to 1024 bytes")
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH or not limits.can_hold(password, 1024) \
+            or len(password.encode()) > 1024:
+        raise RequestInvalid(f"a password needs {MIN_PASSWORD_LENGTH} to 1024 bytes of text (no NUL character)")
     return password
 
 
@@ -137,6 +159,7 @@ class AccountsService:
                                        ) -> tuple[accounts.Project, frozenset[Permission]]:
         """The project, if the actor may see it (else NOT_FOUND, as if it did not exist), and what
         the actor holds there; ``need`` must be among it (else DENIED)."""
+        _known("project", name, limits.PROJECT_NAME)
         async with self.db.read() as conn:
             project = await accounts.find_project(conn, name)
         if project is None:
@@ -158,6 +181,7 @@ class AccountsService:
             raise Denied("only a system admin may do this")
 
     async def _user(self, name: str) -> accounts.User:
+        _known("user", name, limits.ACCOUNT_NAME)
         async with self.db.read() as conn:
             user = await accounts.find_user(conn, name)
         if user is None:
@@ -227,7 +251,7 @@ class AccountsService:
 
     async def add_project(self, actor: Principal, name: str, *, public: bool = False) -> dict[str, Any]:
         self._require_admin(actor)
-        _check_name("project", name, _PROJECT_NAME)
+        check_project_name(name)
         async with self.db.write() as conn:
             if not await accounts.ensure_project(conn, name, public=public, created_by=actor.name or "cli"):
                 raise ResourceExists(f"project {name!r} exists already")
@@ -305,6 +329,7 @@ class AccountsService:
                                                     details={"user": user}))
 
     async def _team(self, project: accounts.Project, team: str) -> int:
+        _known("team", team, limits.ACCOUNT_NAME)
         async with self.db.read() as conn:
             team_id = await accounts.find_team(conn, project.id, team)
         if team_id is None:
@@ -317,6 +342,7 @@ class AccountsService:
         """(display name, user id, team id) of ``user:NAME``, ``team:NAME``, ``PROJECT/TEAM`` or a
         bare name (a team of this project if one has that name, else a user)."""
         kind, _, bare = who.partition(":") if who.startswith(("user:", "team:")) else ("", "", who)
+        _known("user or team", bare, limits.PROJECT_NAME + 1 + limits.ACCOUNT_NAME)
         async with self.db.read() as conn:
             if kind != "user":
                 owner_name, slash, team = bare.rpartition("/")
@@ -368,7 +394,7 @@ class AccountsService:
             raise RequestInvalid("give at least one repository glob (lowercase names, / and * ? [ ])")
         if project is None:
             self._require_admin(actor)
-            login = f"{ROBOT_PREFIX}{name}"
+            login = robot_login(None, name)
             project_id = None
         else:
             found, permitted = await self._project_and_permissions(actor, project, "manage_robots")
@@ -378,7 +404,7 @@ class AccountsService:
                 missing = ", ".join(sorted(set(wanted) - held))
                 raise Denied(f"a robot cannot hold more than its creator: you lack {missing} in {project!r}")
             globs = [g if g.startswith(f"{project}/") else f"{project}/{g}" for g in globs]
-            login = f"{ROBOT_PREFIX}{project}+{name}"
+            login = robot_login(project, name)
             project_id = found.id
         secret = new_secret()
         expires_at = utcnow() + expires if expires is not None else None
@@ -394,6 +420,7 @@ class AccountsService:
         return NewRobot(login, secret, expires_at)
 
     async def _robot(self, actor: Principal, login: str) -> accounts.Robot:
+        _known("robot", login, limits.ROBOT_NAME)
         async with self.db.read() as conn:
             robot = await accounts.find_robot(conn, login)
         if robot is None:
@@ -445,6 +472,9 @@ class AccountsService:
         """Events, newest first. A system admin sees all; others see the projects where they hold
         the view audit permission (maintainer and admin)."""
         scope: list[str] | None = None
+        for name, value in (("project", project), ("repository", repository), ("user", user), ("action", action)):
+            if value is not None and not limits.can_hold(value, limits.PRINCIPAL_NAME):
+                raise RequestInvalid(f"the {name} filter {value[:40]!r} is too long or holds a NUL character")
         if repository is not None and project is None:
             project = project_of(repository)
         if not actor.is_system_admin:
