@@ -1,4 +1,5 @@
-"""Generated credentials, tokens, scopes and token forms against the real app: never a 5xx."""
+"""Generated credentials, tokens, scopes and token forms against the real app: never a 5xx, on every
+backend (SQLite, PostgreSQL, PostgreSQL with S3: tests/integration/backends.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.integration.backends import every_backend, registry_on_every_backend  # noqa: F401
 from tests.integration.conftest import Registry
 
 HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=300)

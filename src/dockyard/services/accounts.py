@@ -27,7 +27,7 @@ from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
 ADMIN = "admin"
-_ACCOUNT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62})", flags=re.ASCII)
+_ACCOUNT_NAME = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{limits.ACCOUNT_NAME - 1}}}", flags=re.ASCII)
 _PROJECT_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", flags=re.ASCII)
 _GLOB = re.compile(r"[a-z0-9._/*?\[\]-]{1,255}", flags=re.ASCII)
 _DURATION = re.compile(r"(\d{1,6})([mhdw])", flags=re.ASCII)
@@ -64,6 +64,11 @@ def _check_name(kind: str, name: str, pattern: re.Pattern[str] = _ACCOUNT_NAME,
         raise RequestInvalid(f"{kind} name {str(name)[:80]!r} is not valid: use lowercase letters, digits "
                              f"and . _ - (starting with a letter or digit, at most {size} characters)")
     return name
+
+
+def check_account_name(kind: str, name: str) -> str:
+    """A user, team or robot name (a robot's login adds its prefix and project)."""
+    return _check_name(kind, name)
 
 
 def check_project_name(name: str) -> str:
