@@ -154,8 +154,9 @@ async def test_audit_filters_no_column_holds_are_refused(registry: Registry) -> 
         assert error_codes(response) == ["INVALID_REQUEST"]
 
 
-async def test_odd_pagination_and_filters_under_v2(registry: Registry) -> None:
-    """``last`` with a NUL is a 400; an artifactType filter no column holds matches nothing."""
+async def test_odd_query_values_under_v2(registry: Registry) -> None:
+    """``last`` with a NUL is a 400; an artifactType filter no column holds matches nothing; a mount
+    from a repository name no column holds starts a plain upload (as from one that does not exist)."""
     image = make_image(layers=1)
     await push_image(registry.client, "team/app", image, "v1")
     for path in ("/v2/_catalog?last=%00", "/v2/team/app/tags/list?last=a%00", f"/v2/_catalog?last={'a' * 300}"):
@@ -165,6 +166,9 @@ async def test_odd_pagination_and_filters_under_v2(registry: Registry) -> None:
     referrers = await registry.client.get(f"/v2/team/app/referrers/{image.digest}?artifactType=a%00b")
     assert referrers.status_code == 200, referrers.text
     assert referrers.json()["manifests"] == []
+    for source in ("a%00b", "x" * 256):
+        mount = await registry.client.post(f"/v2/team/other/blobs/uploads/?mount={image.digest}&from={source}")
+        assert mount.status_code == 202, mount.text
 
 
 async def test_login_names_no_account_can_have_are_refused_with_401(registry: Registry) -> None:
