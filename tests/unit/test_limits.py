@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -189,3 +190,16 @@ def test_s3_key_prefix_leaves_room_for_every_layout_path() -> None:
     longest_blob = layout.blob_path(LONGEST_DIGEST)
     assert len(longest_blob) <= layout.LONGEST_PATH
     assert len(f"{'p' * room}/{longest_blob}".encode()) <= layout.MAX_KEY_BYTES
+
+
+def test_documented_limits_are_the_enforced_ones() -> None:
+    """docs/api.md and docs/configuration.md state the sizes the code enforces."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    api = (docs / "api.md").read_text()
+    for line in (f"| repository name (all components and slashes) | {limits.REPOSITORY_NAME} characters |",
+                 f"| tag | {limits.TAG} characters |", f"| user and team names | {limits.ACCOUNT_NAME} characters |",
+                 f"| {limits.ROBOT_NAME} characters |", f"| {limits.MEDIA_TYPE} printable characters |"):
+        assert line in api
+    room = layout.MAX_KEY_BYTES - layout.LONGEST_PATH - 1
+    assert f"| `storage.s3.prefix` | {room} bytes |" in api
+    assert f"At most {room} bytes" in (docs / "configuration.md").read_text()
