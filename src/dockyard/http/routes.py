@@ -2,9 +2,8 @@
 
 Names may contain segments that look like endpoints (``a/blobs/b``), so every pattern matches the
 name with the name grammar and anchors the endpoint at the end of the path; a name longer than
-distribution's limit matches no route (every route acts on it, and pushes create a project row
-from it before any handler runs). Authorization (a later
-layer) reads ``access`` from the matched route before any handler runs.
+distribution's limit matches no route (a push creates the project row before any handler runs).
+Authorization (a later layer) reads ``access`` from the matched route before any handler runs.
 """
 
 from __future__ import annotations
@@ -87,7 +86,7 @@ def match(method: str, path: str) -> Match | None:
         if route.marker not in path:
             continue
         found = route.pattern.fullmatch(path)
-        if found is None or len(found.group("name") if "name" in route.pattern.groupindex else "") > MAX_NAME_LENGTH:
+        if found is None or len(found.groupdict().get("name") or "") > MAX_NAME_LENGTH:
             continue  # a name over the limit is invalid: bad_name_in finds it
         if method in route.methods:
             handler, access = route.methods[method]

@@ -92,8 +92,8 @@ def _known(kind: str, name: str, size: int) -> str:
 
 
 def _check_password(password: str) -> str:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH or not limits.can_hold(password, 1024) \
-            or len(password.encode()) > 1024:
+    is_text = isinstance(password, str) and limits.can_hold(password, 1024)  # no NUL, no lone surrogate
+    if not is_text or len(password) < MIN_PASSWORD_LENGTH or len(password.encode()) > 1024:
         raise RequestInvalid(f"a password needs {MIN_PASSWORD_LENGTH} to 1024 bytes of text (no NUL character)")
     return password
 
