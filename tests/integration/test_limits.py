@@ -207,5 +207,11 @@ async def test_a_value_the_database_refuses_is_a_400(registry: Registry) -> None
         assert response.status_code == 400
         assert error_codes_of(response.body) == ["INVALID_REQUEST"]
         assert "too long, out of range" in json.loads(response.body)["errors"][0]["message"]
+    lookup = sa.select(projects.c.id).where(projects.c.name == sa.bindparam("name"))
+    if db.dialect == "postgresql":  # the hot path's own asyncpg pool: the same seam
+        with pytest.raises(ValueInvalid):
+            await db.first(lookup, name="a\x00b")
+    else:
+        assert await db.first(lookup, name="a\x00b") is None
     async with db.read() as conn:  # and the database is fine afterwards
         assert await conn.scalar(sa.select(sa.func.count()).select_from(projects)) == 0
