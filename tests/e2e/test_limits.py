@@ -1,0 +1,27 @@
+"""Limits a backend sets that are checked at start-up rather than per request."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dockyard.storage import layout
+
+pytestmark = pytest.mark.e2e
+
+
+def test_serve_refuses_an_s3_prefix_that_leaves_no_room_for_keys(tmp_path: Path) -> None:
+    """S3 keys are at most 1024 bytes: `dockyard serve` with a prefix too long for the registry's own
+    paths exits at once with a message naming the setting and the limit (no Ceph needed: nothing is
+    contacted), instead of failing later on every push."""
+    room = layout.MAX_KEY_BYTES - layout.LONGEST_PATH - 1
+    env = {**os.environ, "DOCKYARD_STORAGE__DRIVER": "s3", "DOCKYARD_STORAGE__S3__PREFIX": "p" * (room + 1)}
+    result = subprocess.run([sys.executable, "-m", "dockyard", "serve", "--data-dir", str(tmp_path / "data"),
+                             "--port", "1"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert f"storage.s3.prefix: {room + 1} bytes is too long" in result.stderr
+    assert f"use at most {room}" in result.stderr
