@@ -15,7 +15,17 @@ from dockyard.store import limits
 from dockyard.store.clock import utcnow
 from dockyard.store.schema import blobs, projects
 from tests.integration.conftest import Registry, client_as
-from tests.support.content import OCI_CONFIG, OCI_MANIFEST, descriptor, error_codes, make_image, push_blob, push_image
+from tests.support.content import (
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    descriptor,
+    error_codes,
+    make_artifact,
+    make_image,
+    push_blob,
+    push_image,
+    sha256,
+)
 
 X256 = "x" * 256
 
@@ -215,3 +225,25 @@ async def test_a_value_the_database_refuses_is_a_400(registry: Registry) -> None
         assert await db.first(lookup, name="a\x00b") is None
     async with db.read() as conn:  # and the database is fine afterwards
         assert await conn.scalar(sa.select(sa.func.count()).select_from(projects)) == 0
+
+
+async def test_annotations_of_any_text_and_size_round_trip(registry: Registry) -> None:
+    """Annotations live in a JSON column without a size (the manifest's own limit bounds them):
+    NUL, lone surrogates, long keys and values are stored and read back as pushed, on every database."""
+    subject = make_image(layers=1)
+    await push_image(registry.client, "team/app", subject)
+    artifact = make_artifact(subject, "application/vnd.example.sbom")
+    document = json.loads(artifact.manifest)
+    odd = {"nul": "a\u0000b", "surrogate": "\ud800", "k" * 1000: "v" * 100_000, "newline": "line 1\nline 2"}
+    document["annotations"] = odd
+    body = json.dumps(document).encode()
+    for blob in artifact.blobs:
+        await push_blob(registry.client, "team/app", blob)
+    pushed = await registry.client.put(f"/v2/team/app/manifests/{sha256(body)}", content=body,
+                                       headers={"Content-Type": OCI_MANIFEST})
+    assert pushed.status_code == 201, pushed.text
+    listed = await registry.client.get(f"/v2/team/app/referrers/{subject.digest}")
+    assert listed.status_code == 200, listed.text
+    assert [m["annotations"] for m in listed.json()["manifests"]] == [odd]
+    read = await registry.client.get(f"/v2/team/app/manifests/{sha256(body)}", headers={"Accept": OCI_MANIFEST})
+    assert read.content == body
