@@ -38,6 +38,7 @@ from dockyard.services.blobs import BlobService
 from dockyard.services.listing import ListingService
 from dockyard.services.manifests import ManifestService
 from dockyard.services.uploads import UploadService
+from dockyard.storage import layout
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
@@ -69,6 +70,7 @@ def build_driver(config: Config) -> StorageDriver:
         return MemoryDriver()
     if config.storage.driver == "s3":
         from dockyard.storage.s3 import S3Driver  # boto3 is loaded only where S3 is used
+        layout.check_key_prefix(config.storage.s3.prefix)
         return S3Driver(config.storage.s3)
     return FilesystemDriver(config.storage_root, fsync=config.storage.fsync)
 

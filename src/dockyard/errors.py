@@ -30,6 +30,7 @@ status and a message saying what to fix. Exactly one place renders them (``http/
     │   ├── StorageUnavailable         UNAVAILABLE            503
     │   └── StorageFull                UNAVAILABLE            507   (a disk or volume is full)
     ├── RequestInvalid                 INVALID_REQUEST        400   (token service, /api/v1)
+    │   └── ValueInvalid               INVALID_REQUEST        400   (a value the database refused)
     ├── ResourceUnknown                NOT_FOUND              404   (/api/v1)
     └── ResourceExists                 CONFLICT               409   (/api/v1)
 
@@ -186,6 +187,14 @@ class StorageFull(Unavailable):
 
 class RequestInvalid(RegistryError):
     code, status, default_message = "INVALID_REQUEST", 400, "the request is not valid"
+
+
+class ValueInvalid(RequestInvalid):
+    """A value the database cannot store (too long for its column, a number out of range, not text)
+    that no check at the edge caught: the safety net of ``store/db.py``, so it is a 400, not a 500."""
+
+    default_message = ("a value in the request is too long, out of range or not valid text for the registry's "
+                       "database: shorten names to 255 characters and tags to 128, and send only plain text")
 
 
 class ResourceUnknown(RegistryError):

@@ -16,6 +16,10 @@ admin. The fuzz server allows unlimited failed logins: wrong passwords would oth
 admin out (per user and per client address, all 127.0.0.1 here) and stop the rest of the run at
 the guard.
 
+Each test runs twice: on SQLite with the filesystem driver, and on PostgreSQL with the S3 driver
+(a private Ceph): PostgreSQL refuses what SQLite lets through (a value longer than its column, a
+NUL character), and S3 has its own limits.
+
 Requests go through httpcore, not httpx, so request targets reach the server byte for byte
 (httpx would normalise `..` away). With CI=true the examples are derandomised; with
 DOCKYARD_STRESS set (`make stress`) ten times as many are tried.
@@ -40,13 +44,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from tests.support import ocihttp
+from tests.support import backends, ocihttp
 from tests.support.reference import RegistryProcess, is_dockyard, registry_process
-from tests.support.server import ADMIN_AUTH
+from tests.support.server import ADMIN_AUTH, ServerProcess
 
 TIMEOUT = 10.0
 IN_CI = os.environ.get("CI") == "true"
 EXAMPLES_FACTOR = 10 if os.environ.get("DOCKYARD_STRESS") else 1  # `make stress` searches longer
+# Every test runs on SQLite with the filesystem, and again on PostgreSQL with S3 (Ceph).
+BACKENDS = ("sqlite-filesystem", "postgresql-s3")
 REPO = "fuzz/base"
 CONFIG_BYTES = ocihttp.config_blob("fuzz")
 LAYER_BYTES = b"fuzz layer, long enough for ranges to land inside it"
@@ -105,11 +111,24 @@ class Base:
         printer.text(repr(self))
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    process = registry_process(tmp_path_factory.mktemp("fuzz") / "data", workers=2, env=NO_LOGIN_LIMIT).start()
-    yield process
-    process.stop()
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """The fuzz server, on each backend in turn (PostgreSQL enforces column sizes SQLite ignores)."""
+    data_dir = tmp_path_factory.mktemp("fuzz") / "data"
+    if request.param == "sqlite-filesystem":
+        process = registry_process(data_dir, workers=2, env=NO_LOGIN_LIMIT).start()
+        yield process
+        process.stop()
+        return
+    if not is_dockyard():
+        pytest.skip("the reference registry runs on its own filesystem storage only")
+    with backends.postgres_database() as url, backends.s3_prefix("fuzz") as (endpoint, prefix):
+        env = {**NO_LOGIN_LIMIT, "DOCKYARD_DATABASE__URL": url, **backends.s3_env(endpoint, prefix)}
+        server_process = ServerProcess(data_dir=data_dir, workers=2, env=env).start()
+        try:
+            yield server_process
+        finally:
+            server_process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -478,6 +497,10 @@ def test_unknown_things_under_v2_answer_with_oci_errors(
         ("PATCH", f"/v2/{REPO}/blobs/uploads/00000000-0000-0000-0000-000000000000", 404, "BLOB_UPLOAD_UNKNOWN"),
         ("GET", f"/v2/{REPO}/tags/list?n=abc", 400, None),
         ("GET", "/v2/_catalog?n=-1", 400, None),
+        # Names over distribution's 255 characters, where a push would create the project first.
+        ("POST", f"/v2/{'x' * 256}/blobs/uploads/", 400, "NAME_INVALID"),
+        ("PUT", f"/v2/{'x' * 200}/{'y' * 55}/manifests/latest", 400, "NAME_INVALID"),
+        ("GET", "/v2/_catalog?last=%00", 400, "PAGINATION_NUMBER_INVALID"),
     ]
     for verb, target, status, code in probes:
         reply = send(pool, server.url, verb, target.encode(), {"Content-Type": ocihttp.OCI_MANIFEST, **ADMIN}, b"{}")

@@ -1,9 +1,11 @@
-"""Bad input gets a 4xx with the right OCI code and a message that says what to fix."""
+"""Bad input gets a 4xx with the right OCI code and a message that says what to fix, on every backend:
+SQLite and PostgreSQL with the filesystem driver, and PostgreSQL with S3 (tests/integration/backends.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.integration.backends import every_backend, registry_on_every_backend  # noqa: F401
 from tests.integration.conftest import Registry
 from tests.support.content import error_codes, make_image, push_blob, push_image, random_bytes, sha256
 

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dockyard.errors import NameInvalid, ReferenceInvalid
+from dockyard.http.routes import bad_name_in, match
 from dockyard.oci.names import is_valid_name, is_valid_tag, validate_name, validate_tag
 
 NAME_255 = "/".join(["a" * 63] * 4)  # 4 * 63 + 3 slashes
@@ -134,3 +135,14 @@ def test_validate_tag_only_raises_registry_errors(tag: str) -> None:
         assert validate_tag(tag) == tag
     except ReferenceInvalid:
         pass
+
+
+@pytest.mark.parametrize("endpoint", ["blobs/uploads/", "manifests/latest", "tags/list", "blobs/sha256:" + "a" * 64,
+                                      "blobs/uploads/0123456789abcdef", "referrers/sha256:" + "a" * 64])
+def test_names_over_the_limit_match_no_route(endpoint: str) -> None:
+    """Every /v2 route refuses a 256-character name before authorization (which would create its
+    project on a push); the name is then reported as NAME_INVALID."""
+    method = {"blobs/uploads/": "POST", "manifests/latest": "PUT"}.get(endpoint, "GET")
+    assert match(method, f"/v2/{NAME_255}/{endpoint}") is not None
+    assert match(method, f"/v2/{NAME_256}/{endpoint}") is None
+    assert bad_name_in(f"/v2/{NAME_256}/{endpoint}") == NAME_256

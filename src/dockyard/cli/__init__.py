@@ -19,6 +19,7 @@ from dockyard.cli import access
 from dockyard.cli.options import config_options, load, make_data_dir, run_on_database
 from dockyard.config import Config, build_config, load_config
 from dockyard.errors import ConfigError
+from dockyard.storage.layout import check_key_prefix
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -220,7 +221,9 @@ def config() -> None:
 def config_check(file: Path) -> None:
     """Validate FILE (with DOCKYARD_* overrides applied); name the bad key if any."""
     try:
-        load_config(file)
+        checked = load_config(file)
+        if checked.storage.driver == "s3":
+            check_key_prefix(checked.storage.s3.prefix)
     except ConfigError as exc:
         click.echo(f"{file}: {exc}", err=True)
         sys.exit(1)

@@ -12,6 +12,7 @@ import click
 
 from dockyard.config import Config, load_config
 from dockyard.errors import ConfigError
+from dockyard.storage.layout import check_key_prefix
 
 T = TypeVar("T")
 
@@ -25,6 +26,8 @@ def load(config_file: Path | None, data_dir: Path | None, **server: Any) -> Conf
         if data_dir is not None:
             config = config.with_overrides(data_dir=data_dir)
         overrides = {k: v for k, v in server.items() if v is not None}
+        if config.storage.driver == "s3":
+            check_key_prefix(config.storage.s3.prefix)
         return config.with_overrides(server=overrides) if overrides else config
     except ConfigError as exc:
         raise click.ClickException(f"invalid configuration: {exc}") from None

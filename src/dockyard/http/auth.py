@@ -18,6 +18,7 @@ from dockyard.auth.scopes import Grant
 from dockyard.errors import DeniedChallenge, Unauthorized
 from dockyard.events import Actor
 from dockyard.http.routes import Match
+from dockyard.oci.names import is_valid_name
 from dockyard.services.access import AccessService, InvalidCredentials, parse_basic
 
 Visible = Callable[[list[str]], Awaitable[list[str]]]
@@ -110,7 +111,7 @@ class Guard:
         answered 401 so the client fetches a token that does (as distribution answers). Callers
         who may not pull the source at all get no such hint: their mount is a plain upload."""
         source = request.query_params.get("from")
-        if caller.grants is None or not source or "mount" not in request.query_params:
+        if caller.grants is None or not source or "mount" not in request.query_params or not is_valid_name(source):
             return False
         if _holds(caller.grants, "repository", source, "pull"):
             return False

@@ -1,8 +1,9 @@
 """The ``/v2`` route table: path pattern, methods, handler name and the access each needs.
 
 Names may contain segments that look like endpoints (``a/blobs/b``), so every pattern matches the
-name with the name grammar and anchors the endpoint at the end of the path. Authorization (a later
-layer) reads ``access`` from the matched route before any handler runs.
+name with the name grammar and anchors the endpoint at the end of the path; a name longer than
+distribution's limit matches no route (a push creates the project row before any handler runs).
+Authorization (a later layer) reads ``access`` from the matched route before any handler runs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from dockyard.oci.names import NAME_PATTERN
+from dockyard.oci.names import MAX_NAME_LENGTH, NAME_PATTERN
 
 Access = Literal["none", "pull", "push", "delete", "catalog"]
 MAX_PATH = 1024
@@ -85,8 +86,8 @@ def match(method: str, path: str) -> Match | None:
         if route.marker not in path:
             continue
         found = route.pattern.fullmatch(path)
-        if found is None:
-            continue
+        if found is None or len(found.groupdict().get("name") or "") > MAX_NAME_LENGTH:
+            continue  # a name over the limit is invalid: bad_name_in finds it
         if method in route.methods:
             handler, access = route.methods[method]
             params = {k: v for k, v in found.groupdict().items() if v is not None}

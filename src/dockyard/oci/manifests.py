@@ -15,7 +15,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digests import parse_digest
 
 MAX_JSON_DEPTH = 64
-_MEDIA_TYPE_MAX = 255
+_MEDIA_TYPE_MAX = mt.MAX_MEDIA_TYPE_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +93,9 @@ def _load(body: bytes) -> dict[str, Any]:
 def _string(value: Any, where: str, *, required: bool = True) -> str | None:
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value or len(value) > _MEDIA_TYPE_MAX:
-        raise _fail(f"{where} must be a non-empty string of at most {_MEDIA_TYPE_MAX} characters")
+    # Printable: media types are stored in columns, and PostgreSQL takes no NUL (nor a lone surrogate).
+    if not isinstance(value, str) or not value or len(value) > _MEDIA_TYPE_MAX or not value.isprintable():
+        raise _fail(f"{where} must be a non-empty string of at most {_MEDIA_TYPE_MAX} characters, all printable")
     return value
 
 

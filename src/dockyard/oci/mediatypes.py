@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# RFC 6838: a type and a subtype of at most 127 characters each, and the slash between them.
+MAX_MEDIA_TYPE_LENGTH = 255
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"

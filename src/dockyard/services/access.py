@@ -38,7 +38,7 @@ from dockyard.auth.scopes import Grant
 from dockyard.config import AuthConfig
 from dockyard.errors import StorageFull, TooManyRequests, Unauthorized
 from dockyard.services.lru import LRU
-from dockyard.store import accounts
+from dockyard.store import accounts, limits
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
@@ -198,6 +198,8 @@ class AccessService:
 
     async def login(self, username: str, password: str, address: str | None, *, record_success: bool) -> Principal:
         """The principal these credentials name, or ``InvalidCredentials`` / ``TooManyRequests``."""
+        if not limits.can_hold(username, limits.ROBOT_NAME):
+            raise InvalidCredentials()  # no account has such a name (nor could its failures be counted)
         failed_before = await self._check_rate(username, address)
         principal, unusable = await self._check_credentials(username, password)
         actor = events.Actor(username, address)

@@ -21,13 +21,13 @@ from dockyard.auth.passwords import Passwords, new_secret, secret_digest
 from dockyard.auth.principals import REPOSITORY_ACTIONS, ROLES, Permission, Principal, Role, project_of
 from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
 from dockyard.services.access import ROBOT_PREFIX, AccessService, InvalidCredentials
-from dockyard.store import accounts
+from dockyard.store import accounts, limits
 from dockyard.store import events as event_rows
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
 ADMIN = "admin"
-_ACCOUNT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62})", flags=re.ASCII)
+_ACCOUNT_NAME = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{limits.ACCOUNT_NAME - 1}}}", flags=re.ASCII)
 _PROJECT_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", flags=re.ASCII)
 _GLOB = re.compile(r"[a-z0-9._/*?\[\]-]{1,255}", flags=re.ASCII)
 _DURATION = re.compile(r"(\d{1,6})([mhdw])", flags=re.ASCII)
@@ -69,16 +69,43 @@ def parse_time(text: str | None, name: str) -> datetime | None:
         raise RequestInvalid(f"{name} is out of range: give a time between the years 1 and 9999 in UTC") from None
 
 
-def _check_name(kind: str, name: str, pattern: re.Pattern[str] = _ACCOUNT_NAME) -> str:
-    if not isinstance(name, str) or not pattern.fullmatch(name):
+def _check_name(kind: str, name: str, pattern: re.Pattern[str] = _ACCOUNT_NAME,
+                size: int = limits.ACCOUNT_NAME) -> str:
+    if not isinstance(name, str) or len(name) > size or not pattern.fullmatch(name):
         raise RequestInvalid(f"{kind} name {str(name)[:80]!r} is not valid: use lowercase letters, digits "
-                             "and . _ - (starting with a letter or digit, at most 64 characters)")
+                             f"and . _ - (starting with a letter or digit, at most {size} characters)")
+    return name
+
+
+def check_account_name(kind: str, name: str) -> str:
+    """A user, team or robot name (a robot's login adds its prefix and project)."""
+    return _check_name(kind, name)
+
+
+def check_project_name(name: str) -> str:
+    return _check_name("project", name, _PROJECT_NAME, limits.PROJECT_NAME)
+
+
+def robot_login(project: str | None, name: str) -> str:
+    """A robot's login name (``robot+NAME``, or ``robot+PROJECT+NAME`` in a project), if it fits."""
+    login = f"{ROBOT_PREFIX}{name}" if project is None else f"{ROBOT_PREFIX}{project}+{name}"
+    if len(login) > limits.ROBOT_NAME:
+        raise RequestInvalid(f"robot login {login[:80]!r}... is {len(login)} characters, more than "
+                             f"{limits.ROBOT_NAME}: choose a shorter robot name")
+    return login
+
+
+def _known(kind: str, name: str, size: int) -> str:
+    """A name to look up: one no column can hold is not found, on every backend, without a query."""
+    if not isinstance(name, str) or not limits.can_hold(name, size):
+        raise ResourceUnknown(f"{kind} {str(name)[:100]!r} not found")
     return name
 
 
 def _check_password(password: str) -> str:
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH or len(password.encode()) > 1024:
-        raise RequestInvalid(f"a password needs {MIN_PASSWORD_LENGTH} to 1024 bytes")
+    is_text = isinstance(password, str) and limits.can_hold(password, 1024)  # no NUL, no lone surrogate
+    if not is_text or len(password) < MIN_PASSWORD_LENGTH or len(password.encode()) > 1024:
+        raise RequestInvalid(f"a password needs {MIN_PASSWORD_LENGTH} to 1024 bytes of text (no NUL character)")
     return password
 
 
@@ -148,6 +175,7 @@ class AccountsService:
                                        ) -> tuple[accounts.Project, frozenset[Permission]]:
         """The project, if the actor may see it (else NOT_FOUND, as if it did not exist), and what
         the actor holds there; ``need`` must be among it (else DENIED)."""
+        _known("project", name, limits.PROJECT_NAME)
         async with self.db.read() as conn:
             project = await accounts.find_project(conn, name)
         if project is None:
@@ -169,6 +197,7 @@ class AccountsService:
             raise Denied("only a system admin may do this")
 
     async def _user(self, name: str) -> accounts.User:
+        _known("user", name, limits.ACCOUNT_NAME)
         async with self.db.read() as conn:
             user = await accounts.find_user(conn, name)
         if user is None:
@@ -255,7 +284,7 @@ class AccountsService:
 
     async def add_project(self, actor: Principal, name: str, *, public: bool = False) -> dict[str, Any]:
         self._require_admin(actor)
-        _check_name("project", name, _PROJECT_NAME)
+        check_project_name(name)
         async with self.db.write() as conn:
             if not await accounts.ensure_project(conn, name, public=public, created_by=actor.name or "cli"):
                 raise ResourceExists(f"project {name!r} exists already")
@@ -333,6 +362,7 @@ class AccountsService:
                                                     details={"user": user}))
 
     async def _team(self, project: accounts.Project, team: str) -> int:
+        _known("team", team, limits.ACCOUNT_NAME)
         async with self.db.read() as conn:
             team_id = await accounts.find_team(conn, project.id, team)
         if team_id is None:
@@ -351,6 +381,7 @@ class AccountsService:
         that does not exist get the same answer, which names neither the project nor its teams.
         """
         kind, _, bare = who.partition(":") if who.startswith(("user:", "team:")) else ("", "", who)
+        _known("user or team", bare, limits.PROJECT_NAME + 1 + limits.ACCOUNT_NAME)
         if kind != "user":
             owner_name, slash, team = bare.rpartition("/")
             team_id = await self._visible_team(actor, project, owner_name if slash else project.name, team)
@@ -415,7 +446,7 @@ class AccountsService:
             raise RequestInvalid("give at least one repository glob (lowercase names, / and * ? [ ])")
         if project is None:
             self._require_admin(actor)
-            login = f"{ROBOT_PREFIX}{name}"
+            login = robot_login(None, name)
             project_id = None
         else:
             found, permitted = await self._project_and_permissions(actor, project, "manage_robots")
@@ -425,7 +456,7 @@ class AccountsService:
                 missing = ", ".join(sorted(set(wanted) - held))
                 raise Denied(f"a robot cannot hold more than its creator: you lack {missing} in {project!r}")
             globs = [g if g.startswith(f"{project}/") else f"{project}/{g}" for g in globs]
-            login = f"{ROBOT_PREFIX}{project}+{name}"
+            login = robot_login(project, name)
             project_id = found.id
         secret = new_secret()
         expires_at = utcnow() + expires if expires is not None else None
@@ -449,6 +480,7 @@ class AccountsService:
         "robot '…' not found"; in a project the actor sees without managing its robots, every
         robot name is refused alike.
         """
+        _known("robot", login, limits.ROBOT_NAME)
         unknown = ResourceUnknown(f"robot {login[:160]!r} not found")
         project: str | None = None
         if not actor.is_system_admin:
@@ -507,6 +539,9 @@ class AccountsService:
         """Events, newest first. A system admin sees all; others see the projects where they hold
         the view audit permission (maintainer and admin)."""
         scope: list[str] | None = None
+        for name, value in (("project", project), ("repository", repository), ("user", user), ("action", action)):
+            if value is not None and not limits.can_hold(value, limits.PRINCIPAL_NAME):
+                raise RequestInvalid(f"the {name} filter {value[:40]!r} is too long or holds a NUL character")
         if repository is not None and project is None:
             project = project_of(repository)
         if not actor.is_system_admin:

@@ -10,6 +10,7 @@ from dockyard.oci.names import validate_name
 from dockyard.store import repositories
 from dockyard.store import tags as tag_rows
 from dockyard.store.db import Database
+from dockyard.store.limits import REPOSITORY_NAME, can_hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,13 @@ def page_size(n: str | None, maximum: int) -> int:
     return min(int(n), maximum)
 
 
+def _after(last: str | None) -> str | None:
+    """The ``last`` query parameter: where the previous page ended (a name or a tag)."""
+    if last is not None and not can_hold(last, REPOSITORY_NAME):
+        raise PaginationInvalid(f"last must be a name or tag from the previous page, not {last[:40]!r}")
+    return last
+
+
 def _page(rows: list[str], limit: int) -> Page:
     if limit == 0:
         return Page([], None, 0)
@@ -44,6 +52,7 @@ class ListingService:
     async def tags(self, repository: str, n: str | None, last: str | None) -> Page:
         validate_name(repository)
         limit = page_size(n, self.page_max)
+        last = _after(last)
         async with self.db.read() as conn:
             repo_id = await repositories.find_id(conn, repository)
             if repo_id is None:
@@ -55,6 +64,7 @@ class ListingService:
                       visible: Callable[[list[str]], Awaitable[list[str]]] | None = None) -> Page:
         """A page of repository names; with ``visible``, only those it keeps (the caller's view)."""
         limit = page_size(n, self.page_max)
+        last = _after(last)
         if limit == 0:
             return Page([], None, 0)
         rows: list[str] = []

@@ -18,6 +18,7 @@ from dockyard.store import repositories
 from dockyard.store import tags as tag_rows
 from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.db import Database
+from dockyard.store.limits import MEDIA_TYPE, can_hold
 from dockyard.store.manifests import NewManifest, StoredManifest
 
 
@@ -94,8 +95,11 @@ class ManifestService:
         """The OCI image index listing manifests whose subject is ``subject`` (empty if none)."""
         validate_name(repository)
         parse_digest(subject)
-        async with self.db.read() as conn:
-            found = await manifest_rows.referrers(conn, repository, subject, artifact_type)
+        found = []
+        # A filter no stored artifactType can equal matches nothing, on every backend.
+        if artifact_type is None or can_hold(artifact_type, MEDIA_TYPE):
+            async with self.db.read() as conn:
+                found = await manifest_rows.referrers(conn, repository, subject, artifact_type)
         descriptors = []
         for ref in found:
             descriptor: dict[str, object] = {"mediaType": ref.media_type, "digest": ref.digest, "size": ref.size}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from dockyard import events
 from dockyard.errors import BlobUploadUnknown, DigestInvalid
 from dockyard.oci.digests import parse_digest
-from dockyard.oci.names import validate_name
+from dockyard.oci.names import is_valid_name, validate_name
 from dockyard.oci.ranges import ByteRange
 from dockyard.storage.blobstore import BlobStore, UploadProgress
 from dockyard.storage.driver import PathNotFound
@@ -112,6 +112,8 @@ class UploadService:
         """
         validate_name(repository)
         parse_digest(digest)
+        if source is not None and not is_valid_name(source):
+            return False  # no repository has that name: a plain upload follows, as distribution does
         async with self.db.read() as conn:
             candidates = [source] if source is not None else await blob_rows.repositories_linking(
                 conn, digest, limit=50)

@@ -7,7 +7,9 @@ statement timeout. The same query code runs on both.
 
 This module is the database's seam: a database that cannot be reached, refuses connections,
 stays locked past the busy timeout or times out becomes ``DatabaseUnavailable`` (503 with
-``Retry-After``), and a full SQLite volume ``StorageFull`` (507), here and nowhere else.
+``Retry-After``), a full SQLite volume ``StorageFull`` (507), and a value the database refuses
+(too long, out of range, not text: a check missing at the edge) ``ValueInvalid`` (400), here and
+nowhere else.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
 from dockyard.config import DatabaseConfig
-from dockyard.errors import DatabaseUnavailable, RegistryError, StorageFull
+from dockyard.errors import DatabaseUnavailable, RegistryError, StorageFull, ValueInvalid
 from dockyard.store.asyncsql import AsyncConnection, AsyncEngine, create_async_engine
 
 _WRITE = "dockyard_write"
@@ -139,6 +141,17 @@ class OutageLog:
 outages = OutageLog()
 
 
+def _is_bad_value(error: BaseException) -> bool:
+    """A value the database refused to store: too long for its column, a number out of range,
+    text it cannot hold (SQLSTATE class 22, asyncpg's own check of an argument, sqlite3's)."""
+    for e in _causes(error):
+        if isinstance(e, sa.exc.DataError | sqlite3.DataError | OverflowError | UnicodeEncodeError):
+            return True
+        if any(cls.__name__ == "DataError" and cls.__module__.startswith("asyncpg") for cls in type(e).__mro__):
+            return True
+    return False
+
+
 @contextmanager
 def translate_failures(operation: str = "read") -> Iterator[None]:
     """The seam: a database that failed becomes ``DatabaseUnavailable`` or ``StorageFull``."""
@@ -147,6 +160,10 @@ def translate_failures(operation: str = "read") -> Iterator[None]:
     except RegistryError:
         raise
     except Exception as exc:
+        if _is_bad_value(exc):
+            # A check at the edge is missing: a 400 for the client, and a line to find it by.
+            log.warning("the database refused a value: %s: %s", type(exc).__name__, str(exc)[:300])
+            raise ValueInvalid() from exc
         if _is_full(exc):
             outages.failed(operation, logging.ERROR, "the database volume is full", exc)
             raise StorageFull("the registry's database volume is full: nothing was stored; retry once "

@@ -1,11 +1,14 @@
 """Tables. The database is the single source of truth (DESIGN.md decision 1).
 
-Alembic migrations in ``store/migrations`` create exactly this schema; a test compares them.
+Alembic migrations in ``store/migrations`` create exactly this schema; a test compares them. Column
+sizes come from ``store/limits.py``, which the checks at the edge use too.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+
+from dockyard.store import limits
 
 metadata = sa.MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -25,13 +28,13 @@ Timestamp = sa.DateTime(timezone=True)
 repositories = sa.Table(
     "repositories", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", _ascii_string(255), nullable=False, unique=True),
+    sa.Column("name", _ascii_string(limits.REPOSITORY_NAME), nullable=False, unique=True),
     sa.Column("created_at", Timestamp, nullable=False),
 )
 
 blobs = sa.Table(
     "blobs", metadata,
-    sa.Column("digest", sa.String(160), primary_key=True),
+    sa.Column("digest", sa.String(limits.DIGEST), primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )
@@ -40,7 +43,7 @@ repository_blobs = sa.Table(
     "repository_blobs", metadata,
     sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id", ondelete="CASCADE"),
               primary_key=True),
-    sa.Column("digest", sa.String(160), sa.ForeignKey("blobs.digest"), primary_key=True, index=True),
+    sa.Column("digest", sa.String(limits.DIGEST), sa.ForeignKey("blobs.digest"), primary_key=True, index=True),
     sa.Column("created_at", Timestamp, nullable=False),
 )
 
@@ -49,12 +52,12 @@ manifests = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id", ondelete="CASCADE"),
               nullable=False),
-    sa.Column("digest", sa.String(160), nullable=False),
-    sa.Column("media_type", sa.String(255), nullable=False),
-    sa.Column("artifact_type", sa.String(255), nullable=True),
+    sa.Column("digest", sa.String(limits.DIGEST), nullable=False),
+    sa.Column("media_type", sa.String(limits.MEDIA_TYPE), nullable=False),
+    sa.Column("artifact_type", sa.String(limits.MEDIA_TYPE), nullable=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("content", sa.LargeBinary, nullable=False),
-    sa.Column("subject_digest", sa.String(160), nullable=True),
+    sa.Column("subject_digest", sa.String(limits.DIGEST), nullable=True),
     sa.Column("annotations", sa.JSON, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
@@ -65,15 +68,15 @@ manifest_references = sa.Table(
     "manifest_references", metadata,
     sa.Column("manifest_id", sa.Integer, sa.ForeignKey("manifests.id", ondelete="CASCADE"),
               primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),  # "blob" or "manifest"
-    sa.Column("digest", sa.String(160), primary_key=True, index=True),
+    sa.Column("kind", sa.String(limits.REFERENCE_KIND), primary_key=True),  # "blob" or "manifest"
+    sa.Column("digest", sa.String(limits.DIGEST), primary_key=True, index=True),
 )
 
 tags = sa.Table(
     "tags", metadata,
     sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id", ondelete="CASCADE"),
               primary_key=True),
-    sa.Column("name", _ascii_string(128), primary_key=True),
+    sa.Column("name", _ascii_string(limits.TAG), primary_key=True),
     sa.Column("manifest_id", sa.Integer, sa.ForeignKey("manifests.id", ondelete="CASCADE"),
               nullable=False, index=True),
     sa.Column("updated_at", Timestamp, nullable=False),
@@ -81,7 +84,7 @@ tags = sa.Table(
 
 uploads = sa.Table(
     "uploads", metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(limits.UPLOAD_ID), primary_key=True),
     sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id", ondelete="CASCADE"),
               nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
@@ -98,20 +101,20 @@ events = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
               autoincrement=True),
     sa.Column("created_at", Timestamp, nullable=False, index=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("repository", sa.String(255), nullable=True),
-    sa.Column("digest", sa.String(160), nullable=True),
-    sa.Column("tag", sa.String(128), nullable=True),
-    sa.Column("actor", sa.String(255), nullable=True),
+    sa.Column("name", sa.String(limits.EVENT_NAME), nullable=False),
+    sa.Column("repository", sa.String(limits.REPOSITORY_NAME), nullable=True),
+    sa.Column("digest", sa.String(limits.DIGEST), nullable=True),
+    sa.Column("tag", sa.String(limits.TAG), nullable=True),
+    sa.Column("actor", sa.String(limits.PRINCIPAL_NAME), nullable=True),
     sa.Column("detail", sa.JSON, nullable=True),
-    sa.Column("project", sa.String(255), nullable=True, index=True),
-    sa.Column("address", sa.String(64), nullable=True),
+    sa.Column("project", sa.String(limits.PROJECT_NAME), nullable=True, index=True),
+    sa.Column("address", sa.String(limits.ADDRESS), nullable=True),
 )
 
 job_leases = sa.Table(
     "job_leases", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(limits.JOB_NAME), primary_key=True),
+    sa.Column("holder", sa.String(limits.LEASE_HOLDER), nullable=False),
     sa.Column("expires_at", Timestamp, nullable=False),
 )
 
@@ -120,8 +123,8 @@ job_leases = sa.Table(
 users = sa.Table(
     "users", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", _ascii_string(64), nullable=False, unique=True),
-    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("name", _ascii_string(limits.ACCOUNT_NAME), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(limits.PASSWORD_HASH), nullable=False),
     sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", Timestamp, nullable=False),
@@ -131,17 +134,17 @@ users = sa.Table(
 projects = sa.Table(
     "projects", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", _ascii_string(255), nullable=False, unique=True),
+    sa.Column("name", _ascii_string(limits.PROJECT_NAME), nullable=False, unique=True),
     sa.Column("public", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("created_by", sa.String(255), nullable=True),
+    sa.Column("created_by", sa.String(limits.PRINCIPAL_NAME), nullable=True),
 )
 
 teams = sa.Table(
     "teams", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("name", _ascii_string(64), nullable=False),
+    sa.Column("name", _ascii_string(limits.ACCOUNT_NAME), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("project_id", "name", name="uq_teams_project_name"),
 )
@@ -159,12 +162,12 @@ project_members = sa.Table(
     "project_members", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("principal", sa.String(32), nullable=False),
+    sa.Column("principal", sa.String(limits.MEMBER_PRINCIPAL), nullable=False),
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True,
               index=True),
     sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", ondelete="CASCADE"), nullable=True,
               index=True),
-    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("role", sa.String(limits.ROLE), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("project_id", "principal", name="uq_project_members_principal"),
 )
@@ -172,9 +175,9 @@ project_members = sa.Table(
 robots = sa.Table(
     "robots", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", _ascii_string(160), nullable=False, unique=True),  # the login name
+    sa.Column("name", _ascii_string(limits.ROBOT_NAME), nullable=False, unique=True),  # the login name
     sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
-    sa.Column("secret_hash", sa.String(128), nullable=False),
+    sa.Column("secret_hash", sa.String(limits.SECRET_HASH), nullable=False),
     sa.Column("actions", sa.JSON, nullable=False),
     sa.Column("repositories", sa.JSON, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=True),
@@ -186,8 +189,8 @@ robots = sa.Table(
 
 refresh_tokens = sa.Table(
     "refresh_tokens", metadata,
-    sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 of the token; never the token
-    sa.Column("subject", sa.String(255), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(limits.TOKEN_HASH), primary_key=True),  # SHA-256 of the token; never the token
+    sa.Column("subject", sa.String(limits.PRINCIPAL_NAME), nullable=False, index=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=False),
     sa.Column("revoked", sa.Boolean, nullable=False, default=False),
@@ -195,8 +198,8 @@ refresh_tokens = sa.Table(
 
 signing_keys = sa.Table(
     "signing_keys", metadata,
-    sa.Column("kid", sa.String(64), primary_key=True),
-    sa.Column("algorithm", sa.String(8), nullable=False),
+    sa.Column("kid", sa.String(limits.KEY_ID), primary_key=True),
+    sa.Column("algorithm", sa.String(limits.KEY_ALGORITHM), nullable=False),
     sa.Column("private_pem", sa.LargeBinary, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("retired_at", Timestamp, nullable=True),
@@ -205,7 +208,7 @@ signing_keys = sa.Table(
 # Failed logins in the current window, per user and per client address, shared by every node.
 login_failures = sa.Table(
     "login_failures", metadata,
-    sa.Column("key", sa.String(320), primary_key=True),
+    sa.Column("key", sa.String(limits.LOGIN_FAILURE_KEY), primary_key=True),
     sa.Column("window_start", Timestamp, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
 )

@@ -1,0 +1,57 @@
+"""How much each bounded column holds: the schema declares its columns with these sizes, and the
+checks at the edge use the same constants, so the two cannot drift apart.
+
+SQLite ignores declared lengths; PostgreSQL refuses a longer value with an error. Every value a
+client supplies is checked against these at the edge (``oci/names.py``, ``oci/manifests.py``,
+the services) and refused there with a 4xx saying the limit, the same on every backend;
+``tests/unit/test_limits.py`` walks the schema and fails on a bounded column without such a check.
+What still slips through is a 400 at the database's seam (``store/db.py``), never a 500.
+
+Sizes count characters, as both databases do. Text that no column can hold on PostgreSQL (a NUL
+character, or a lone surrogate that has no UTF-8 form) is refused at the edge as well:
+``can_hold`` says whether a value fits.
+"""
+
+from __future__ import annotations
+
+from dockyard.oci.mediatypes import MAX_MEDIA_TYPE_LENGTH
+from dockyard.oci.names import MAX_NAME_LENGTH, MAX_TAG_LENGTH
+
+# -- what clients name (checked at the edge) ----------------------------------------------------
+REPOSITORY_NAME = MAX_NAME_LENGTH  # distribution's limit, the whole name
+PROJECT_NAME = MAX_NAME_LENGTH  # a repository's first component, or a project made on /api/v1
+TAG = MAX_TAG_LENGTH
+DIGEST = 160  # room for any digest the grammar accepts (MAX_DIGEST_LENGTH)
+MEDIA_TYPE = MAX_MEDIA_TYPE_LENGTH  # a manifest's mediaType and artifactType (RFC 6838: 127/127)
+ACCOUNT_NAME = 64  # users and teams
+ROBOT_NAME = 160  # the whole login: robot+<project>+<name>
+# Who did something (an event's actor, a project's creator, a refresh token's subject): a user or
+# a robot login, so never longer than ROBOT_NAME.
+PRINCIPAL_NAME = 255
+ADDRESS = 64  # a client address (IPv6 with a zone fits; X-Forwarded-For is cut to this)
+LOGIN_FAILURE_KEY = 320  # "user:<login>" or "addr:<address>"
+
+# -- what the registry makes itself ------------------------------------------------------------
+UPLOAD_ID = 64
+EVENT_NAME = 64
+JOB_NAME = 64
+LEASE_HOLDER = 128  # <hostname>:<pid>
+REFERENCE_KIND = 16
+MEMBER_PRINCIPAL = 32  # "user:<id>" or "team:<id>"
+ROLE = 16
+PASSWORD_HASH = 255
+SECRET_HASH = 128
+TOKEN_HASH = 64  # hex SHA-256
+KEY_ID = 64
+KEY_ALGORITHM = 8
+
+
+def can_hold(value: str, size: int) -> bool:
+    """Whether a column of ``size`` characters holds ``value`` on every backend."""
+    if len(value) > size or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, from a JSON "\\ud800" or a form
+        return False
+    return True
