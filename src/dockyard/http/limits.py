@@ -1,0 +1,140 @@
+"""Per-worker limits that keep slow and greedy clients from starving the others.
+
+Two of them live here, applied by the observe middleware to every request:
+
+- **Stalled bodies** (``server.body_read_timeout``). granian's HTTP server times a request's head
+  but not its body, so a client could hold a worker's upload (its buffers, its storage writer)
+  for ever by sending a byte now and then. Each request with a body gets a ``BodyReader``: its
+  ``receive`` notes when it starts waiting for the next piece (a clock read and two stores per
+  piece, nothing else). A timer that runs only while such requests exist looks at them every
+  ``tick``; one that has waited longer than the timeout is cancelled right where it waits, and
+  its ``receive`` turns the cancellation into ``BodyStalled`` (408, connection closed), which the
+  handler sees as it would any failed read: an upload keeps what it had written, records nothing
+  half, and can be resumed. A steady upload, however slow, never waits that long and is never cut.
+- **Uploads in flight** (``registry.max_uploads_in_flight``): past the limit an upload request is
+  answered 503 with ``Retry-After`` before its body is read.
+
+Connections are bounded where granian accepts them (``server.max_connections``), and the timeouts
+granian and the kernel enforce are set up by ``dockyard.http.sockets``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.types import Message, Receive
+
+from dockyard.errors import BodyStalled, Unavailable
+
+UPLOADS_RETRY_AFTER = 1  # seconds: an upload slot frees as soon as any upload request ends
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class BodyReader:
+    """One request's ``receive``, watched for pauses (see the module docstring)."""
+
+    __slots__ = ("inner", "since", "stalled", "task", "watch")
+
+    def __init__(self, inner: Receive, watch: BodyWatch) -> None:
+        self.inner = inner
+        self.watch = watch
+        self.since = 0.0  # when the wait for the next piece began; 0: not waiting
+        self.task: asyncio.Task[object] | None = None
+        self.stalled = False
+
+    async def receive(self) -> Message:
+        if self.stalled:  # the body was given up on; the connection is being closed
+            return _DISCONNECT
+        self.task = asyncio.current_task()
+        self.since = time.monotonic()
+        try:
+            return await self.inner()
+        except asyncio.CancelledError:
+            if not self.stalled or self.task is None:
+                raise
+            self.task.uncancel()  # the watch's own cancellation, and nobody else's: it ends here
+            raise BodyStalled(
+                f"no part of the request body arrived for {self.watch.timeout:g} s "
+                "(server.body_read_timeout); the connection is closed. An upload keeps what it had "
+                "received: GET its Location for the Range and resume from there",
+                detail={"timeout_seconds": self.watch.timeout}) from None
+        finally:
+            self.since = 0.0
+
+    def _stall(self) -> None:
+        self.stalled = True
+        if self.task is not None:
+            self.task.cancel()
+
+
+class BodyWatch:
+    """Cuts request bodies that pause longer than ``timeout`` seconds; one per worker."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.tick = min(1.0, timeout / 4)
+        self.stalls = 0  # bodies cut so far, for tests and metrics
+        self._readers: set[BodyReader] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self, receive: Receive) -> BodyReader:
+        """Watch a request's body from now until ``stop``."""
+        reader = BodyReader(receive, self)
+        self._readers.add(reader)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.tick, self._check)
+        return reader
+
+    def stop(self, reader: BodyReader) -> None:
+        self._readers.discard(reader)
+
+    def _check(self) -> None:
+        # A timer rather than a task: nothing is left pending when a loop closes between checks.
+        self._timer = None
+        if not self._readers:
+            return
+        now = time.monotonic()
+        for reader in [r for r in self._readers if r.since and now - r.since > self.timeout]:
+            self._readers.discard(reader)
+            self.stalls += 1
+            reader._stall()
+        if self._readers:
+            self._timer = asyncio.get_running_loop().call_later(self.tick, self._check)
+
+
+class UploadSlots:
+    """How many upload requests a worker serves at once (``registry.max_uploads_in_flight``)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self) -> bool:
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
+
+    def give(self) -> None:
+        self.used -= 1
+
+    def busy(self) -> Unavailable:
+        """The answer to an upload past the limit: 503, retry in a second (another worker or node
+        may take it at once; the limit is this worker's capacity, not the client's rate)."""
+        return Unavailable(
+            f"this registry worker is serving its limit of {self.limit} uploads "
+            "(registry.max_uploads_in_flight); retry shortly",
+            headers={"Retry-After": str(UPLOADS_RETRY_AFTER)})
+
+
+class RequestLimits:
+    """The limits the observe middleware applies (``None`` there: no limits, as in some tests)."""
+
+    __slots__ = ("bodies", "uploads")
+
+    def __init__(self, *, body_read_timeout: float, max_uploads_in_flight: int) -> None:
+        self.bodies = BodyWatch(body_read_timeout)
+        self.uploads = UploadSlots(max_uploads_in_flight)
