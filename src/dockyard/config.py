@@ -51,12 +51,14 @@ class ServerConfig:
     # Slow and hostile clients (docs/configuration.md): a request head must arrive within this
     # (a new connection, or a kept-alive one waiting for its next request, is closed after it);
     header_read_timeout: float = setting(30.0, positive=True, maximum=3600)
-    # a request body may pause at most this long between two pieces (408, connection closed);
+    # a request body must bring body_min_rate bytes/s over each such span of waiting for it
+    # (408, connection closed);
     body_read_timeout: float = setting(30.0, positive=True, maximum=3600)
     # a response may wait at most this long for the client to take more bytes (connection dropped);
     send_timeout: float = setting(60.0, positive=True, maximum=3600)
     # connections a worker holds at once; more wait in the listen backlog until one closes.
     max_connections: int = setting(2048, minimum=16)
+    body_min_rate: int = setting(1024, minimum=0)  # bytes per second; see body_read_timeout
 
 
 @dataclass(frozen=True, slots=True)

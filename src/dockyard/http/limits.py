@@ -2,15 +2,16 @@
 
 Two of them live here, applied by the observe middleware to every request:
 
-- **Stalled bodies** (``server.body_read_timeout``). granian's HTTP server times a request's head
-  but not its body, so a client could hold a worker's upload (its buffers, its storage writer)
-  for ever by sending a byte now and then. Each request with a body gets a ``BodyReader``: its
-  ``receive`` notes when it starts waiting for the next piece (a clock read and two stores per
-  piece, nothing else). A timer that runs only while such requests exist looks at them every
-  ``tick``; one that has waited longer than the timeout is cancelled right where it waits, and
-  its ``receive`` turns the cancellation into ``BodyStalled`` (408, connection closed), which the
+- **Stalled bodies** (``server.body_read_timeout``, ``server.body_min_rate``). granian's HTTP
+  server times a request's head but not its body, so a client could hold a worker's upload (its
+  buffers, its storage writer) for ever by sending a byte now and then. Each request with a body
+  gets a ``BodyReader``: its ``receive`` adds up the time spent waiting for the client and the
+  bytes that came (two clock reads and a few additions per piece, nothing else). A timer that
+  runs only while such requests exist looks at them every ``tick``; one whose body brought too
+  little in a window of waiting (``BodyWatch``) is cancelled right where it waits, and its
+  ``receive`` turns the cancellation into ``BodyStalled`` (408, connection closed), which the
   handler sees as it would any failed read: an upload keeps what it had written, records nothing
-  half, and can be resumed. A steady upload, however slow, never waits that long and is never cut.
+  half, and can be resumed. A slow but steady upload is never cut.
 - **Uploads in flight** (``registry.max_uploads_in_flight``): past the limit an upload request is
   answered 503 with ``Retry-After`` before its body is read.
 
@@ -32,14 +33,16 @@ _DISCONNECT: Message = {"type": "http.disconnect"}
 
 
 class BodyReader:
-    """One request's ``receive``, watched for pauses (see the module docstring)."""
+    """One request's ``receive``, watched for a body too slow to wait for (module docstring)."""
 
-    __slots__ = ("inner", "since", "stalled", "task", "watch")
+    __slots__ = ("got", "inner", "since", "stalled", "task", "waited", "watch")
 
     def __init__(self, inner: Receive, watch: BodyWatch) -> None:
         self.inner = inner
         self.watch = watch
         self.since = 0.0  # when the wait for the next piece began; 0: not waiting
+        self.waited = 0.0  # seconds spent waiting for the client in this window, the wait under way aside
+        self.got = 0  # bytes received in this window
         self.task: asyncio.Task[object] | None = None
         self.stalled = False
 
@@ -49,18 +52,17 @@ class BodyReader:
         self.task = asyncio.current_task()
         self.since = time.monotonic()
         try:
-            return await self.inner()
+            message = await self.inner()
         except asyncio.CancelledError:
             if not self.stalled or self.task is None:
                 raise
             self.task.uncancel()  # the watch's own cancellation, and nobody else's: it ends here
-            raise BodyStalled(
-                f"no part of the request body arrived for {self.watch.timeout:g} s "
-                "(server.body_read_timeout); the connection is closed. An upload keeps what it had "
-                "received: GET its Location for the Range and resume from there",
-                detail={"timeout_seconds": self.watch.timeout}) from None
+            raise self.watch.stalled_error() from None
         finally:
+            self.waited += time.monotonic() - self.since
             self.since = 0.0
+        self.got += len(message.get("body", b""))
+        return message
 
     def _stall(self) -> None:
         self.stalled = True
@@ -69,12 +71,20 @@ class BodyReader:
 
 
 class BodyWatch:
-    """Cuts request bodies that pause longer than ``timeout`` seconds; one per worker."""
+    """Cuts request bodies too slow to wait for; one per worker.
 
-    def __init__(self, timeout: float) -> None:
+    Time is counted only while the request waits for its client (a server busy writing to
+    storage is not the client's fault). For each ``timeout`` seconds of such waiting the body
+    must bring at least ``min_rate * timeout`` bytes (and at least one): a body that pauses for
+    the whole timeout, or trickles a byte a second, is cut; one that is merely slow is not.
+    """
+
+    def __init__(self, timeout: float, min_rate: int = 0) -> None:
         self.timeout = timeout
+        self.min_rate = min_rate
+        self.min_bytes = max(1, round(min_rate * timeout))
         self.tick = min(1.0, timeout / 4)
-        self.stalls = 0  # bodies cut so far, for tests and metrics
+        self.stalls = 0  # bodies cut so far
         self._readers: set[BodyReader] = set()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -89,13 +99,25 @@ class BodyWatch:
     def stop(self, reader: BodyReader) -> None:
         self._readers.discard(reader)
 
+    def stalled_error(self) -> BodyStalled:
+        return BodyStalled(
+            f"the request body brought fewer than {self.min_bytes} bytes in {self.timeout:g} s "
+            "(server.body_read_timeout, server.body_min_rate); the connection is closed. An upload "
+            "keeps what it had received: GET its Location for the Range and resume from there",
+            detail={"timeout_seconds": self.timeout, "min_bytes_per_second": self.min_rate})
+
     def _check(self) -> None:
         # A timer rather than a task: nothing is left pending when a loop closes between checks.
         self._timer = None
-        if not self._readers:
-            return
         now = time.monotonic()
-        for reader in [r for r in self._readers if r.since and now - r.since > self.timeout]:
+        for reader in list(self._readers):
+            waited = reader.waited + (now - reader.since if reader.since else 0.0)
+            if waited < self.timeout:
+                continue
+            if reader.got >= self.min_bytes:  # enough came in this window: start the next one
+                reader.waited, reader.got = 0.0, 0
+                reader.since = now if reader.since else 0.0
+                continue
             self._readers.discard(reader)
             self.stalls += 1
             reader._stall()
@@ -135,6 +157,6 @@ class RequestLimits:
 
     __slots__ = ("bodies", "uploads")
 
-    def __init__(self, *, body_read_timeout: float, max_uploads_in_flight: int) -> None:
-        self.bodies = BodyWatch(body_read_timeout)
+    def __init__(self, *, body_read_timeout: float, body_min_rate: int, max_uploads_in_flight: int) -> None:
+        self.bodies = BodyWatch(body_read_timeout, body_min_rate)
         self.uploads = UploadSlots(max_uploads_in_flight)
