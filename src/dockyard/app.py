@@ -187,7 +187,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     handlers = RegistryHandlers(parts.services, manifest_max_bytes=config.registry.manifest_max_bytes)
     access_log = parts.access_log if config.log.access_log else None
     limits = RequestLimits(body_read_timeout=config.server.body_read_timeout,
-                           body_min_rate=config.server.body_min_rate,
+                           body_min_rate=config.server.body_min_rate, send_timeout=config.server.send_timeout,
                            max_uploads_in_flight=config.registry.max_uploads_in_flight)
     return ObserveMiddleware(Dispatcher(RegistryApp(handlers, guard), other), parts.metrics,
                              access_log=access_log, limits=limits)

@@ -378,3 +378,55 @@ def test_uploads_past_the_limit_are_refused_with_retry_after(small_server: Serve
             assert sock.recv(12) == b"HTTP/1.1 408"
             sock.close()
         ocihttp.push_blob_monolithic(client, name, b"accepted again")
+
+
+def worker_peak_rss(server: ServerProcess) -> int:
+    """The peak resident memory (VmHWM, bytes) of the server's one worker."""
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    assert len(children) == 1, f"expected one worker, found {children}"
+    for line in Path(f"/proc/{children[0]}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.fixture(scope="module")
+def memory_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One worker whose blobs live in its memory: every download is streamed from Python."""
+    env = {**TIMEOUTS_ENV, "DOCKYARD_STORAGE__DRIVER": "memory"}
+    with ServerProcess(tmp_path_factory.mktemp("hostile-memory") / "data", workers=1, env=env) as server:
+        yield server
+
+
+def test_stalled_streamed_downloads_do_not_fill_the_worker_memory(memory_server: ServerProcess) -> None:
+    """Three clients that download a 96 MiB blob streamed from Python (as from an object store)
+    and stop reading are dropped after the send timeout, and the worker's peak memory grows by far
+    less than the 288 MiB they asked for: the stream waits for the client instead of queueing in
+    granian (which would take it all). A client that reads gets the blob whole and right."""
+    server = memory_server
+    size = 96 * 1024 * 1024
+    name = "hostile/streamed"
+    with httpx.Client(base_url=server.url, auth=ADMIN_AUTH, timeout=60.0) as client:
+        digest = ocihttp.push_blob_monolithic(client, name, b"".join(ocihttp.iter_pattern(size, seed=3)))
+        assert ocihttp.stream_blob_digest(client, name, digest) == (digest, size)
+        before = worker_peak_rss(server)
+        stalled = []
+        for _ in range(3):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)  # see HostileCrowd.open
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(request_head("GET", f"/v2/{name}/blobs/{digest}"))
+            stalled.append(sock)
+        deadline = time.monotonic() + DEADLINE
+        while any(is_established(sock) for sock in stalled) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(is_established(sock) for sock in stalled), "a stalled download was not dropped"
+        for sock in stalled:
+            sock.close()
+        grown = worker_peak_rss(server) - before
+        assert grown < 144 * 1024 * 1024, f"the worker's peak memory grew by {grown / 2**20:.0f} MiB"
+        assert ocihttp.stream_blob_digest(client, name, digest) == (digest, size)

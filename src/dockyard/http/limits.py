@@ -14,6 +14,9 @@ Two of them live here, applied by the observe middleware to every request:
   half, and can be resumed. A slow but steady upload is never cut.
 - **Uploads in flight** (``registry.max_uploads_in_flight``): past the limit an upload request is
   answered 503 with ``Retry-After`` before its body is read.
+- **Responses streamed from Python** (an object-store blob, a range without the RSGI bridge):
+  once one has sent ``PACE_WINDOW`` bytes, each further piece waits while more than that is
+  unacknowledged by the client (``sockets.SendPacer``), as granian would buffer it all.
 
 Connections are bounded where granian accepts them (``server.max_connections``), and the timeouts
 granian and the kernel enforce are set up by ``dockyard.http.sockets``.
@@ -23,11 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from starlette.types import Message, Receive
+from starlette.types import Message, Receive, Scope
 
 from dockyard.errors import BodyStalled, Unavailable
+from dockyard.http.sockets import SendPacer, find_connection
 
+PACE_WINDOW = 16 * 1024 * 1024  # bytes a response streamed from Python may have out unacknowledged
 UPLOADS_RETRY_AFTER = 1  # seconds: an upload slot frees as soon as any upload request ends
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
@@ -155,8 +161,23 @@ class UploadSlots:
 class RequestLimits:
     """The limits the observe middleware applies (``None`` there: no limits, as in some tests)."""
 
-    __slots__ = ("bodies", "uploads")
+    __slots__ = ("bodies", "send_timeout", "uploads")
 
-    def __init__(self, *, body_read_timeout: float, body_min_rate: int, max_uploads_in_flight: int) -> None:
+    def __init__(self, *, body_read_timeout: float, body_min_rate: int, max_uploads_in_flight: int,
+                 send_timeout: float = 60.0) -> None:
         self.bodies = BodyWatch(body_read_timeout, body_min_rate)
         self.uploads = UploadSlots(max_uploads_in_flight)
+        self.send_timeout = send_timeout
+
+    async def pace(self, scope: Scope, state: dict[str, Any]) -> None:
+        """Wait while the client is more than ``PACE_WINDOW`` behind the ``state["out"]`` bytes
+        sent (``sockets.ClientGone`` when it is gone); ``state["pacer"]`` keeps the connection's
+        socket, for the caller to close when the response ends."""
+        pacer: SendPacer | bool | None = state.get("pacer")
+        if pacer is None:
+            client, server = scope.get("client"), scope.get("server")
+            sock = find_connection(client, server[1]) if client and server else None
+            pacer = SendPacer(sock, PACE_WINDOW, self.send_timeout) if sock is not None else False
+            state["pacer"] = pacer  # False: not found (a unix socket, a test transport): unpaced
+        if isinstance(pacer, SendPacer):
+            await pacer.wait(state["out"])

@@ -14,8 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dockyard.errors import BodyStalled, RegistryError
 from dockyard.http.batches import FlushLater
 from dockyard.http.errors import render_error
-from dockyard.http.limits import BodyReader, RequestLimits
+from dockyard.http.limits import PACE_WINDOW, BodyReader, RequestLimits
 from dockyard.http.metrics import Metrics
+from dockyard.http.sockets import ClientGone
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 FLUSH_LINES = 256
@@ -127,6 +128,8 @@ class ObserveMiddleware:
                         state["length"] = int(value)
             elif message["type"] == "http.response.body":
                 state["out"] += len(message.get("body", b""))
+                if state["out"] > PACE_WINDOW and limits is not None and message.get("more_body"):
+                    await limits.pace(scope, state)
             elif message["type"] == "http.response.pathsend":
                 state["out"] += state.get("length", 0)
             await send(message)
@@ -139,7 +142,11 @@ class ObserveMiddleware:
             if state.get("started"):
                 raise
             await render_error(exc)(scope, receive, counting_send)
+        except ClientGone:  # a paced response whose client left or stopped reading: nobody to answer
+            pass
         finally:
+            if state.get("pacer"):
+                state["pacer"].close()
             if is_upload:
                 self.metrics.uploads_in_flight.dec()
             if limits is not None and reader is not None:

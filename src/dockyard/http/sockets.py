@@ -29,10 +29,16 @@ log = logging.getLogger(__name__)
 _FD_DIR = "/proc/self/fd"
 _TCP_ESTABLISHED = 1
 # struct tcp_info (linux/tcp.h): tcpi_state is byte 0, tcpi_last_data_recv (ms) the u32 at 52,
-# tcpi_bytes_received (Linux 4.1+) the u64 at 128.
+# tcpi_bytes_acked and tcpi_bytes_received (Linux 4.1+) the u64s at 120 and 128.
 _TCP_INFO_SIZE = 136
 _LAST_DATA_RECV = struct.Struct("=I")
 _BYTES_RECEIVED = struct.Struct("=Q")
+_BYTES_ACKED = _BYTES_RECEIVED
+PACE_POLL = 0.05  # seconds between looks at a client that is behind
+
+
+class ClientGone(Exception):
+    """The connection of a paced response closed, or its client took nothing for the send timeout."""
 
 
 def set_send_timeout(listener_fd: int, seconds: float) -> None:
@@ -42,6 +48,66 @@ def set_send_timeout(listener_fd: int, seconds: float) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, round(seconds * 1000)))
     finally:
         sock.close()
+
+
+def find_connection(client: tuple[str, int], port: int) -> socket.socket | None:
+    """A duplicate of this process's descriptor of the connection from ``client`` to ``port``.
+
+    The caller must close it soon: while it is open the connection outlives the server's close.
+    """
+    for name in os.listdir(_FD_DIR):
+        sock = _tcp_socket(name)
+        if sock is None:
+            continue
+        try:
+            if sock.getsockname()[1] == port and tuple(sock.getpeername()[:2]) == tuple(client):
+                return sock
+        except OSError:
+            pass
+        sock.close()
+    return None
+
+
+class SendPacer:
+    """Holds a response streamed from Python back while its client lags behind.
+
+    granian queues a streamed body without bound: a client that stops reading an object-store
+    download would have the whole blob read into the worker's memory before the send timeout
+    drops it. With the connection's own socket, what the client has acknowledged
+    (``tcpi_bytes_acked``) is known, and the stream waits while more than ``window`` bytes are
+    out. A response sent from a file never comes here.
+    """
+
+    __slots__ = ("sock", "timeout", "window")
+
+    def __init__(self, sock: socket.socket, window: int, timeout: float) -> None:
+        self.sock = sock
+        self.window = window
+        self.timeout = timeout
+
+    async def wait(self, sent: int) -> None:
+        """Return once at most ``window`` of the ``sent`` bytes are unacknowledged; ClientGone if
+        the connection ends first, or nothing more is acknowledged for ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        last, since = -1, loop.time()
+        while True:
+            try:
+                info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+            except OSError as exc:
+                raise ClientGone(str(exc)) from None
+            if len(info) < _TCP_INFO_SIZE or info[0] != _TCP_ESTABLISHED:
+                raise ClientGone("the connection closed")
+            (acked,) = _BYTES_ACKED.unpack_from(info, 120)
+            if sent - acked <= self.window:
+                return
+            if acked != last:
+                last, since = acked, loop.time()
+            elif loop.time() - since > self.timeout:
+                raise ClientGone(f"the client took nothing for {self.timeout:g} s")
+            await asyncio.sleep(PACE_POLL)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class SilentConnections:
@@ -68,7 +134,7 @@ class SilentConnections:
         """Shut down the silent connections found now; how many."""
         found = 0
         for name in os.listdir(_FD_DIR):
-            sock = self._socket(name)
+            sock = _tcp_socket(name)
             if sock is None:
                 continue
             with sock:
@@ -80,25 +146,6 @@ class SilentConnections:
                     found += 1
         self.closed += found
         return found
-
-    @staticmethod
-    def _socket(name: str) -> socket.socket | None:
-        """A duplicate of descriptor ``name`` if it is a TCP socket (the original stays the server's)."""
-        try:
-            if not os.readlink(f"{_FD_DIR}/{name}").startswith("socket:"):
-                return None
-            duplicate = os.dup(int(name))
-        except (OSError, ValueError):  # closed meanwhile
-            return None
-        try:
-            sock = socket.socket(fileno=duplicate)
-        except OSError:
-            os.close(duplicate)
-            return None
-        if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
-            sock.close()
-            return None
-        return sock
 
     def _is_silent(self, sock: socket.socket) -> bool:
         try:
@@ -112,3 +159,22 @@ class SilentConnections:
         (received,) = _BYTES_RECEIVED.unpack_from(info, 128)
         (idle_ms,) = _LAST_DATA_RECV.unpack_from(info, 52)
         return bool(received == 0 and idle_ms >= self.timeout_ms)
+
+
+def _tcp_socket(name: str) -> socket.socket | None:
+    """A duplicate of descriptor ``name`` if it is a TCP socket (the original stays the server's)."""
+    try:
+        if not os.readlink(f"{_FD_DIR}/{name}").startswith("socket:"):
+            return None
+        duplicate = os.dup(int(name))
+    except (OSError, ValueError):  # closed meanwhile
+        return None
+    try:
+        sock = socket.socket(fileno=duplicate)
+    except OSError:
+        os.close(duplicate)
+        return None
+    if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        sock.close()
+        return None
+    return sock
