@@ -45,7 +45,7 @@ HEADER_READ_TIMEOUT = 4
 BODY_READ_TIMEOUT = 3
 SEND_TIMEOUT = 4
 # Seconds after the hostile connections are open by which all of them must have been cut.
-DEADLINE = float(os.environ.get("HOSTILE_DEADLINE", "120"))
+DEADLINE = 120.0
 TIMEOUTS_ENV = {
     "DOCKYARD_SERVER__HEADER_READ_TIMEOUT": str(HEADER_READ_TIMEOUT),
     "DOCKYARD_SERVER__BODY_READ_TIMEOUT": str(BODY_READ_TIMEOUT),
