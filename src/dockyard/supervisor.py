@@ -162,6 +162,8 @@ def raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError) as exc:  # a kernel cap below it (fs.nr_open): keep the old
             log("WARNING", f"cannot raise the open files limit from {soft} to {target}: {exc}")
+        else:
+            log("INFO", f"open files limit raised from {soft} to {target}")
 
 
 def main() -> None:

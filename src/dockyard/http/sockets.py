@@ -124,11 +124,14 @@ class SilentConnections:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                self.sweep()
+                found = self.sweep()
             except OSError as exc:  # /proc unreadable (a sandbox): say so once and stop
                 log.warning("cannot watch for silent connections (%s); server.header_read_timeout "
                             "then does not apply to connections that never send a byte", exc)
                 return
+            if found:
+                log.info("closed %d connection(s) that sent nothing for %g s (server.header_read_timeout)",
+                         found, self.timeout_ms / 1000)
 
     def sweep(self) -> int:
         """Shut down the silent connections found now; how many."""
