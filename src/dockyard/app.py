@@ -26,6 +26,7 @@ from dockyard.errors import DatabaseUnavailable, RegistryError, Unavailable
 from dockyard.http.api import ManagementApi
 from dockyard.http.auth import Guard
 from dockyard.http.errors import render_error
+from dockyard.http.limits import RequestLimits
 from dockyard.http.metrics import Metrics
 from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
@@ -278,5 +279,8 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     ], lifespan=lifespan)
     handlers = RegistryHandlers(parts.services, manifest_max_bytes=config.registry.manifest_max_bytes)
     access_log = parts.access_log if config.log.access_log else None
+    limits = RequestLimits(body_read_timeout=config.server.body_read_timeout,
+                           body_min_rate=config.server.body_min_rate, send_timeout=config.server.send_timeout,
+                           max_uploads_in_flight=config.registry.max_uploads_in_flight)
     return ObserveMiddleware(Dispatcher(RegistryApp(handlers, guard), other, startup), parts.metrics,
-                             access_log=access_log)
+                             access_log=access_log, limits=limits)

@@ -52,6 +52,17 @@ class ServerConfig:
     # would kill the workers with SIGBUS). Default: a private directory in /dev/shm, made at start
     # and removed at exit.
     metrics_dir: Path | None = None
+    # Slow and hostile clients (docs/configuration.md): a request head must arrive within this
+    # (a new connection, or a kept-alive one waiting for its next request, is closed after it);
+    header_read_timeout: float = setting(30.0, positive=True, maximum=3600)
+    # a request body must bring body_min_rate bytes/s over each such span of waiting for it
+    # (408, connection closed);
+    body_read_timeout: float = setting(30.0, positive=True, maximum=3600)
+    # a response may wait at most this long for the client to take more bytes (connection dropped);
+    send_timeout: float = setting(60.0, positive=True, maximum=3600)
+    # connections a worker holds at once; more wait in the listen backlog until one closes.
+    max_connections: int = setting(2048, minimum=16)
+    body_min_rate: int = setting(1024, minimum=0)  # bytes per second; see body_read_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,8 @@ class RegistryConfig:
     manifest_cache_entries: int = setting(4096, minimum=0)
     upload_expiry_seconds: int = setting(24 * 3600, minimum=60)
     upload_purge_interval_seconds: int = setting(600, minimum=1)
+    # Per worker: uploads (POST/PATCH/PUT under /blobs/uploads) served at once; more get 503 + Retry-After.
+    max_uploads_in_flight: int = setting(64, minimum=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ status and a message saying what to fix. Exactly one place renders them (``http/
     RegistryError                      (code, status)
     ├── BlobUnknown                    BLOB_UNKNOWN           404
     ├── BlobUploadInvalid              BLOB_UPLOAD_INVALID    400
-    │   └── RangeInvalid               BLOB_UPLOAD_INVALID    416
+    │   ├── RangeInvalid               BLOB_UPLOAD_INVALID    416
+    │   └── BodyStalled                BLOB_UPLOAD_INVALID    408   (+ Connection: close)
     ├── BlobUploadUnknown              BLOB_UPLOAD_UNKNOWN    404
     ├── DigestInvalid                  DIGEST_INVALID         400
     ├── ManifestBlobUnknown            MANIFEST_BLOB_UNKNOWN  400
@@ -70,6 +71,17 @@ class RangeInvalid(BlobUploadInvalid):
 
     status = 416
     default_message = "chunk range does not continue the upload; GET the upload for its current Range"
+
+
+class BodyStalled(BlobUploadInvalid):
+    """The request body paused longer than ``server.body_read_timeout``; the connection is closed."""
+
+    status = 408
+    default_message = "the request body stalled"
+
+    def __init__(self, message: str | None = None, *, detail: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, detail=detail, headers={"Connection": "close", **(headers or {})})
 
 
 class BlobUploadUnknown(RegistryError):

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 EFFECTIVE_CONFIG = "DOCKYARD_EFFECTIVE_CONFIG"
 EMBEDDED_WARNING = "Embedded server is experimental!"
+OWN_FILES = 256  # descriptors a worker needs besides its connections: database, blobs, logs
 
 
 def configure_logging(config: Config) -> None:
@@ -104,21 +105,64 @@ def run_worker(slot: int, stop_requested: Callable[[], bool]) -> int:
     return 0
 
 
+def _server_class() -> type[Any]:
+    """granian's embedded server, listening on a socket dockyard sets up (``http.sockets``).
+
+    On Linux granian lets each worker build its own listening socket in native code, out of
+    reach; like granian on other systems, this builds it first (``SO_REUSEPORT`` all the same) and
+    hands it over, having set the send timeout on it that every connection inherits.
+    """
+    from granian._granian import ListenerSpec
+    from granian.server.embed import Server
+
+    from dockyard.http.sockets import set_send_timeout
+
+    class DockyardServer(Server):
+        send_timeout = 60.0
+
+        def _init_shared_socket(self) -> None:
+            holder: Any = ListenerSpec(self.bind_addr, self.bind_port, self.backlog).build()
+            set_send_timeout(holder.get_fd(), self.send_timeout)
+            self._shd, self._sfd, self._ssp = holder, holder.get_fd(), None
+
+    return DockyardServer
+
+
+def _check_open_files(config: Config) -> None:
+    """Warn when a worker could run out of file descriptors before ``server.max_connections``."""
+    import logging
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = config.server.max_connections + OWN_FILES
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        logging.getLogger(__name__).warning(
+            "server.max_connections is %d but this worker may open only %d files (RLIMIT_NOFILE): "
+            "raise the limit (ulimit -n, LimitNOFILE= in systemd) to at least %d or lower the setting",
+            config.server.max_connections, soft, needed)
+
+
 async def _serve(config: Config, app: Any, slot: int, stop_requested: Callable[[], bool]) -> None:
     import asyncio
+    import contextlib
     import logging
 
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
-    from granian.server.embed import Server
 
     from dockyard.http.rsgi import RSGIBridge
+    from dockyard.http.sockets import SilentConnections
 
-    server = Server(
+    server = _server_class()(
         app, address=config.server.host, port=config.server.port, backlog=config.server.backlog,
         interface=Interfaces.RSGI if isinstance(app, RSGIBridge) else Interfaces.ASGI,
         websockets=False, log_level=LogLevels.warning, log_access=False,
+        backpressure=config.server.max_connections,
+        http1_settings=HTTP1Settings(header_read_timeout=max(1, round(config.server.header_read_timeout * 1000))),
     )
+    server.send_timeout = config.server.send_timeout
+    _check_open_files(config)
     logging.getLogger("_granian").addFilter(lambda record: record.getMessage() != EMBEDDED_WARNING)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -130,9 +174,15 @@ async def _serve(config: Config, app: Any, slot: int, stop_requested: Callable[[
     if isinstance(app, RSGIBridge):
         await app.startup()
     if stop_requested():  # came while the app started: serve() starts and stops at once
-        server.stop()  # type: ignore[no-untyped-call]
+        server.stop()
     elif not isinstance(app, RSGIBridge):
         logging.getLogger(__name__).info("worker-%d serving (pid %d)", slot + 1, os.getpid())
-    await server.serve()
+    silent = asyncio.ensure_future(SilentConnections(config.server.port, config.server.header_read_timeout).run())
+    try:
+        await server.serve()
+    finally:
+        silent.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await silent
     if isinstance(app, RSGIBridge):
         await app.shutdown()

@@ -35,6 +35,7 @@ from dockyard.serving import EFFECTIVE_CONFIG
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
 RESPAWN_PAUSE = 1.0  # after a worker that died young, so a worker that cannot start does not spin
+OPEN_FILES_CAP = 1 << 20  # the kernel's default fs.nr_open
 YOUNG = 10.0  # seconds: a worker that dies sooner is retried only after the pause
 # A metrics directory `serve` made for this server alone, removed when the supervisor exits.
 OWNED_METRICS_DIR = "DOCKYARD_OWNED_METRICS_DIR"
@@ -148,8 +149,28 @@ def _describe(status: int) -> str:
     return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
+def raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard one, for the workers this process forks.
+
+    Every connection takes a descriptor (``server.max_connections`` per worker), and systemd and
+    most shells start services with a soft limit of 1,024, far below the hard one.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = OPEN_FILES_CAP if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_CAP)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:  # a kernel cap below it (fs.nr_open): keep the old
+            log("WARNING", f"cannot raise the open files limit from {soft} to {target}: {exc}")
+        else:
+            log("INFO", f"open files limit raised from {soft} to {target}")
+
+
 def main() -> None:
     server = json.loads(os.environ[EFFECTIVE_CONFIG])["server"]
+    raise_open_files_limit()
     count = server["workers"] or os.cpu_count() or 1
     try:
         status = Supervisor(count, float(server["graceful_timeout"])).run()

@@ -11,9 +11,14 @@ from typing import Any, TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dockyard.errors import BodyStalled, RegistryError
 from dockyard.http.batches import FlushLater
+from dockyard.http.errors import render_error
+from dockyard.http.limits import PACE_WINDOW, BodyReader, RequestLimits
 from dockyard.http.metrics import Metrics
+from dockyard.http.sockets import ClientGone
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 FLUSH_LINES = 256
 FLUSH_SECONDS = 0.5
 # The C function json.dumps uses for a str (ensure_ascii): the quoted, escaped JSON text.
@@ -84,10 +89,12 @@ class AccessLog:
 
 
 class ObserveMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: AccessLog | None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: AccessLog | None,
+                 limits: RequestLimits | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,6 +102,16 @@ class ObserveMiddleware:
             return
         started = time.perf_counter()
         state: dict[str, Any] = {"status": 500, "out": 0, "in": 0}
+        has_body = scope["method"] in _BODY_METHODS
+        is_upload = has_body and "/blobs/uploads" in scope["path"]
+        limits = self.limits
+        reader: BodyReader | None = None
+        if limits is not None and has_body:
+            if is_upload and not limits.uploads.take():
+                await self._refuse(scope, receive, send, state, started, limits.uploads.busy())
+                return
+            reader = limits.bodies.start(receive)
+            receive = reader.receive
 
         async def counting_receive() -> Message:
             message = await receive()
@@ -105,23 +122,46 @@ class ObserveMiddleware:
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
+                state["started"] = True
                 for key, value in message.get("headers", ()):
                     if key == b"content-length":
                         state["length"] = int(value)
             elif message["type"] == "http.response.body":
                 state["out"] += len(message.get("body", b""))
+                if state["out"] > PACE_WINDOW and limits is not None and message.get("more_body"):
+                    await limits.pace(scope, state)
             elif message["type"] == "http.response.pathsend":
                 state["out"] += state.get("length", 0)
             await send(message)
 
-        is_upload = scope["method"] in ("POST", "PATCH", "PUT") and "/blobs/uploads" in scope["path"]
         if is_upload:
             self.metrics.uploads_in_flight.inc()
         try:
             await self.app(scope, counting_receive, counting_send)
+        except BodyStalled as exc:  # from a part of the app that does not render errors itself
+            if state.get("started"):
+                raise
+            await render_error(exc)(scope, receive, counting_send)
+        except ClientGone:  # a paced response whose client left or stopped reading: nobody to answer
+            pass
         finally:
+            if state.get("pacer"):
+                state["pacer"].close()
             if is_upload:
                 self.metrics.uploads_in_flight.dec()
+            if limits is not None and reader is not None:
+                limits.bodies.stop(reader)
+                if is_upload:
+                    limits.uploads.give()
+            self._observe(scope, state, time.perf_counter() - started)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, state: dict[str, Any],
+                      started: float, error: RegistryError) -> None:
+        """Answer ``error`` without calling the app (its body is never read)."""
+        state["status"] = error.status
+        try:
+            await render_error(error)(scope, receive, send)
+        finally:
             self._observe(scope, state, time.perf_counter() - started)
 
     def _observe(self, scope: Scope, state: dict[str, Any], elapsed: float) -> None:
