@@ -103,17 +103,7 @@ def ready(node: ServerProcess) -> int:
 
 def worker_pids(node: ServerProcess) -> set[int]:
     """Every live pid in `node`'s process group: the supervisor and its granian workers."""
-    assert node.proc is not None
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == node.proc.pid:
-                pids.add(int(entry.name))
-    return pids
+    return node.group_pids()
 
 
 # -- the PostgreSQL setup: two nodes behind one proxy ------------------------------------------
@@ -322,6 +312,23 @@ def recorded_pulls(deployment: Deployment, repository: str) -> int:
 
 # -- the tests ---------------------------------------------------------------------------------
 
+def outage_then_recovery(deployment: Deployment, load: Load, outage: Callable[[], None], what: str, *,
+                         before: int) -> float:
+    """Under ``load``: every kind of request succeeds ``before`` times, ``outage()`` starts, every
+    node turns unready and every kind of request answers 503; then the proxy comes up and every
+    kind succeeds again. Returns how long the nodes took to be ready again."""
+    load.wait_for_every_kind_to_succeed(before, "before the outage")
+    outage()
+    poll(lambda: all(ready(node) == 503 for node in deployment.nodes), 30, "/readyz to answer 503")
+    load.wait_for_every_kind(503, what)
+    succeeded = dict(load.ledger.succeeded)
+    deployment.proxy.up()
+    recovery = deployment.wait_all_ready()
+    poll(lambda: all(load.ledger.succeeded[kind] > succeeded[kind] for kind in KINDS), RECOVERY_DEADLINE,
+         lambda: f"every kind of request to succeed again: {dict(load.ledger.statuses)}")
+    return recovery
+
+
 def test_postgres_down_under_load_answers_503_and_recovers_without_losing_acks(healthy: Deployment) -> None:
     """PostgreSQL refusing connections mid-load (``down()``): every kind of request (blob and
     manifest pushes, pulls with Basic and with a bearer token, /token, /api/v1) answers 503 with
@@ -336,15 +343,7 @@ def test_postgres_down_under_load_answers_503_and_recovers_without_losing_acks(h
     assert all(len(group) == 3 for group in pids), pids  # the supervisor and two workers
     pulled = seed_image(deployment.nodes[0], "faults/seed-down")
     with Load(deployment, "faults/down", pulled) as load:
-        load.wait_for_every_kind_to_succeed(2, "before the outage")
-        deployment.proxy.down()
-        poll(lambda: all(ready(node) == 503 for node in deployment.nodes), 30, "/readyz to answer 503")
-        load.wait_for_every_kind(503, "database down")
-        succeeded = dict(load.ledger.succeeded)
-        deployment.proxy.up()
-        recovery = deployment.wait_all_ready()
-        poll(lambda: all(load.ledger.succeeded[kind] > succeeded[kind] for kind in KINDS), RECOVERY_DEADLINE,
-             lambda: f"every kind of request to succeed again: {dict(load.ledger.statuses)}")
+        recovery = outage_then_recovery(deployment, load, deployment.proxy.down, "database down", before=2)
     print(f"every node ready {recovery:.2f}s after PostgreSQL came back; answers: {dict(load.ledger.statuses)}")
     assert not load.ledger.problems, "\n".join(load.ledger.problems[:20])
     assert [worker_pids(node) for node in deployment.nodes] == pids, "a worker died or was restarted"
@@ -371,15 +370,7 @@ def test_postgres_silent_answers_503_within_the_timeouts(healthy: Deployment) ->
     deployment = healthy
     pulled = seed_image(deployment.nodes[1], "faults/seed-hang")
     with Load(deployment, "faults/hang", pulled, clients_per_node=2) as load:
-        load.wait_for_every_kind_to_succeed(1, "before the outage")
-        deployment.proxy.hang()
-        poll(lambda: all(ready(node) == 503 for node in deployment.nodes), 30, "/readyz to answer 503")
-        load.wait_for_every_kind(503, "database silent")
-        succeeded = dict(load.ledger.succeeded)
-        deployment.proxy.up()
-        recovery = deployment.wait_all_ready()
-        poll(lambda: all(load.ledger.succeeded[kind] > succeeded[kind] for kind in KINDS), RECOVERY_DEADLINE,
-             lambda: f"every kind of request to succeed again: {dict(load.ledger.statuses)}")
+        recovery = outage_then_recovery(deployment, load, deployment.proxy.hang, "database silent", before=1)
     print(f"every node ready {recovery:.2f}s after PostgreSQL answered again; answers: {dict(load.ledger.statuses)}")
     assert not load.ledger.problems, "\n".join(load.ledger.problems[:20])
     verify_acknowledged(deployment, load.ledger)

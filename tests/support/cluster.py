@@ -196,16 +196,4 @@ class Cluster:
 
     def group_pids(self, node: ServerProcess) -> set[int]:
         """Every live pid in `node`'s process group (the server and its granian workers)."""
-        if node.proc is None:
-            return set()
-        pids = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == node.proc.pid:
-                pids.add(int(entry.name))
-        return pids
+        return node.group_pids()

@@ -92,6 +92,22 @@ class ManagedProcess:
         self.stop()
         raise RuntimeError(f"{name} did not become ready in {timeout}s:\n{self.log()}")
 
+    def group_pids(self) -> set[int]:
+        """Every live pid in this process's group (a server: its supervisor and workers)."""
+        if self.proc is None:
+            return set()
+        pids = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.proc.pid:
+                pids.add(int(entry.name))
+        return pids
+
     def kill(self) -> None:
         """SIGKILL the whole process group: no shutdown handler runs."""
         if self.proc and self.proc.poll() is None:
