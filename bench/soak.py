@@ -261,7 +261,7 @@ class Client:
             return kept[0]
         query = urlencode([("service", "dockyard"), ("scope", f"repository:{repository}:pull,push,delete")])
         _, _, data = self.expect([200], "GET", f"/token?{query}")
-        token = "Bearer " + json.loads(data)["token"]
+        token = "Bearer " + str(json.loads(data)["token"])
         if len(self.tokens) > 256:
             self.tokens.clear()
         self.tokens[repository] = (token, now + TOKEN_KEEP_SECONDS)
@@ -417,7 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300.0)
     parser.add_argument("--warmup", type=float, default=None, help="default: a third of --seconds, at most 300")
-    parser.add_argument("--window", type=float, default=None, help="seconds averaged at each end (default: a third of the warm-up)")
+    parser.add_argument("--window", type=float, default=None,
+                        help="seconds averaged at each end (default: a third of the warm-up)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--curve", type=Path, default=None, help="write the curve (TSV) here")
     parser.add_argument("--workdir", type=Path, default=None)

@@ -80,6 +80,7 @@ def build_components(config: Config) -> Components:
         uploads=UploadService(db, store),
         blobs=BlobService(db, store),
         manifests=ManifestService(db, max_bytes=config.registry.manifest_max_bytes,
+                                  cache_bytes=config.registry.manifest_cache_bytes,
                                   cache_entries=config.registry.manifest_cache_entries),
         listing=ListingService(db, page_max=config.registry.list_page_max),
         pulls=events.PullLog(),
