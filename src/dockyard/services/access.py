@@ -199,6 +199,7 @@ class AccessService:
         self._claims: LRU[str, tokens.Claims] = LRU(config.token_cache_bytes, _claims_weight)
         self._verifying: dict[tuple[str, str | None], asyncio.Future[bool]] = {}
         self._argon2_runs = asyncio.Semaphore(ARGON2_RUNS)
+        self.password_checks = 0  # argon2 runs in this worker
 
     # -- who is calling -------------------------------------------------------------------------
 
@@ -253,11 +254,7 @@ class AccessService:
                 and cached[1] > time.monotonic():
             ok = True
         else:
-            stored = user.password_hash if user else None
-            ok = await self._verify_password(key, stored, password)
-            if ok and user is not None and self.config.credential_cache_seconds:
-                expires = time.monotonic() + self.config.credential_cache_seconds
-                self._verified.put(key, (user.password_hash, expires))
+            ok = await self._verify_password(key, user.password_hash if user else None, password)
         if not ok or user is None or user.disabled:
             return None
         return Principal("user", user.name, user.id, user.is_admin)
@@ -267,13 +264,18 @@ class AccessService:
         flight = (key, stored)
         running = self._verifying.get(flight)
         if running is None:
-            running = self._verifying[flight] = asyncio.ensure_future(self._argon2(stored, password))
+            running = self._verifying[flight] = asyncio.ensure_future(self._argon2(key, stored, password))
             running.add_done_callback(lambda done: self._verifying.pop(flight, None) and None)
         return await asyncio.shield(running)
 
-    async def _argon2(self, stored: str | None, password: str) -> bool:
+    async def _argon2(self, key: str, stored: str | None, password: str) -> bool:
         async with self._argon2_runs:
-            return await anyio.to_thread.run_sync(self.passwords.verify, stored, password)
+            self.password_checks += 1
+            ok = await anyio.to_thread.run_sync(self.passwords.verify, stored, password)
+        # Remembered before the run ends, so no request comes between the run and the cache.
+        if ok and stored is not None and self.config.credential_cache_seconds:
+            self._verified.put(key, (stored, time.monotonic() + self.config.credential_cache_seconds))
+        return ok
 
     async def verify_token(self, token: str) -> tuple[Principal, tuple[Grant, ...]]:
         """The live principal and the grants of a bearer token; ``InvalidToken`` otherwise.
