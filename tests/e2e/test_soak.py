@@ -24,8 +24,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from bench.soak import SoakPlan, SoakResult, run_soak
+
 from tests.support.server import ADMIN_AUTH, ServerProcess
 
 STRESS = os.environ.get("DOCKYARD_STRESS") == "1"
