@@ -35,8 +35,8 @@ WINDOW = 100.0 if SECONDS >= 1800 else round(SECONDS * 0.125)  # averaged at eac
 GROWTH_LIMIT = 0.05
 # What a short soak fills within its warm-up; a long one runs with every default.
 SCALED_CACHES = {
-    "DOCKYARD_REGISTRY__MANIFEST_CACHE_BYTES": str(512 * 1024),
-    "DOCKYARD_AUTH__TOKEN_CACHE_BYTES": str(256 * 1024),
+    "DOCKYARD_REGISTRY__MANIFEST_CACHE_BYTES": str(256 * 1024),
+    "DOCKYARD_AUTH__TOKEN_CACHE_BYTES": str(128 * 1024),
 }
 PRODUCTION_ARGON2 = {"DOCKYARD_AUTH__ARGON2_TIME_COST": "5", "DOCKYARD_AUTH__ARGON2_MEMORY_KIB": "7168"}
 
