@@ -89,7 +89,7 @@ class RegistryConfig:
     manifest_cache_entries: int | None = setting(None, minimum=0)  # deprecated: manifest_cache_bytes
     upload_expiry_seconds: int = setting(24 * 3600, minimum=60)
     upload_purge_interval_seconds: int = setting(600, minimum=1)
-    manifest_cache_bytes: int = setting(4 * 1024 * 1024, minimum=0)  # per worker
+    manifest_cache_bytes: int = setting(2 * 1024 * 1024, minimum=0)  # per worker
 
 
 @dataclass(frozen=True, slots=True)
