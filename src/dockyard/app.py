@@ -88,6 +88,7 @@ def build_components(config: Config) -> Components:
         blobs=BlobService(db, store, count_missing=metrics.blobs_missing.inc,
                           count_read_error=metrics.blob_read_errors.inc),
         manifests=ManifestService(db, max_bytes=config.registry.manifest_max_bytes,
+                                  cache_bytes=config.registry.manifest_cache_bytes,
                                   cache_entries=config.registry.manifest_cache_entries),
         listing=ListingService(db, page_max=config.registry.list_page_max),
         pulls=events.PullLog(),

@@ -112,11 +112,12 @@ class DatabaseConfig:
 class RegistryConfig:
     manifest_max_bytes: int = setting(4 * 1024 * 1024, minimum=1024)
     list_page_max: int = setting(1000, minimum=1)
-    manifest_cache_entries: int = setting(4096, minimum=0)
+    manifest_cache_entries: int | None = setting(None, minimum=0)  # deprecated: manifest_cache_bytes
     upload_expiry_seconds: int = setting(24 * 3600, minimum=60)
     upload_purge_interval_seconds: int = setting(600, minimum=1)
     # Per worker: uploads (POST/PATCH/PUT under /blobs/uploads) served at once; more get 503 + Retry-After.
     max_uploads_in_flight: int = setting(64, minimum=1)
+    manifest_cache_bytes: int = setting(2 * 1024 * 1024, minimum=0)  # per worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,7 @@ class AuthConfig:
     # Take the client address (for rate limits and the audit log) from X-Forwarded-For's last
     # hop; only behind a proxy that sets it.
     trust_forwarded_for: bool = False
+    token_cache_bytes: int = setting(2 * 1024 * 1024, minimum=0)  # verified tokens, per worker
 
 
 @dataclass(frozen=True, slots=True)

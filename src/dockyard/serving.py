@@ -96,8 +96,10 @@ def run_worker(slot: int, stop_requested: Callable[[], bool]) -> int:
     """
     import uvloop
 
+    from dockyard.allocator import bound_retention
     from dockyard.config import build_config
 
+    bound_retention()  # before the app and granian allocate: see dockyard/allocator.py
     config = build_config(json.loads(os.environ[EFFECTIVE_CONFIG]))
     configure_logging(config)
     app = build_app(config, slot)

@@ -71,3 +71,16 @@ def test_an_observation_on_a_bound_lands_in_that_bucket() -> None:
     assert 'dockyard_http_request_duration_seconds_bucket{le="0.0025",method="GET",route="manifest"} 0.0' in text
     assert 'dockyard_http_request_duration_seconds_bucket{le="0.005",method="GET",route="manifest"} 1.0' in text
     assert 'dockyard_http_request_duration_seconds_count{method="GET",route="manifest"} 1.0' in text
+
+
+def test_methods_clients_make_up_share_one_series() -> None:
+    """A method is any token a client sends; each label set lives as long as the worker, so
+    made-up methods are counted under "other" and never add series (memory) of their own."""
+    metrics = Metrics()
+    for n in range(500):
+        metrics.record(f"X{n}", "v2_unmatched", 405, 0.001, 0, 0)
+    metrics.record("DELETE", "manifest", 202, 0.001, 0, 0)
+    text = metrics.render().decode()
+    assert 'dockyard_http_requests_total{method="other",route="v2_unmatched",status="405"} 500.0' in text
+    assert 'dockyard_http_requests_total{method="DELETE",route="manifest",status="202"} 1.0' in text
+    assert "X1" not in text

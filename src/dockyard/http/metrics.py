@@ -35,7 +35,10 @@ from dockyard.http.batches import FlushLater
 
 log = logging.getLogger("dockyard.metrics")
 FLUSH_SECONDS = 1.0
-MAX_SERIES = 4096  # methods come from clients: never an unbounded number of series in memory
+MAX_SERIES = 4096  # pending tallies between two flushes, whatever arrives
+# The method label: a client may send any token as a method, and a Prometheus child (with its
+# values in the multiprocess files) lives as long as the process, so every other one is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60)
 _BOUNDS = (*LATENCY_BUCKETS, float("inf"))  # prometheus_client's buckets: the given ones, then +Inf
 # prometheus_client's files, by the prefix it names them with (then _<pid>.db), and its first size.
@@ -186,6 +189,8 @@ class Metrics:
 
     def record(self, method: str, route: str, status: int, elapsed: float, bytes_in: int, bytes_out: int) -> None:
         """Count one request (in this worker's tallies; see the module docstring)."""
+        if method not in METHODS:
+            method = "other"
         tally = self._pending.get((method, route, status))
         if tally is None:
             if len(self._pending) >= MAX_SERIES:

@@ -47,7 +47,14 @@ class RSGIScope(Protocol):
     def headers(self) -> Any: ...
 
 
-@functools.lru_cache(maxsize=4096)  # the server's address never changes, a client's rarely
+# Both caches are bounded in bytes by their entries' sizes: an address is at most ~60 characters
+# (~250 bytes an entry, with the parsed tuple and the cache's node), a remembered path at most 256
+# (~1.2 KiB with its quoted form, 3x at worst). 1,024 of each: under 1.5 MiB per worker, whatever
+# is sent; filled within seconds under load (every upload and every connection is new).
+CACHED = 1024
+
+
+@functools.lru_cache(maxsize=CACHED)  # the server's address never changes, a client's rarely
 def _address(text: str) -> tuple[str, int] | None:
     host, _, port = text.rpartition(":")
     return (host.strip("[]"), int(port)) if port.isdigit() else None
@@ -57,11 +64,11 @@ def _quote(path: str) -> bytes:
     return quote(path, safe=_PATH_SAFE).encode("ascii")
 
 
-_quote_remembered = functools.lru_cache(maxsize=4096)(_quote)  # a popular manifest's path repeats
+_quote_remembered = functools.lru_cache(maxsize=CACHED)(_quote)  # a popular manifest's path repeats
 
 
 def _raw_path(path: str) -> bytes:
-    # Only short paths are remembered: 4,096 of them at most 256 characters each, whatever is sent.
+    # Only short paths are remembered: CACHED of them at most 256 characters each, whatever is sent.
     return _quote_remembered(path) if len(path) <= 256 else _quote(path)
 
 

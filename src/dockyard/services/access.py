@@ -7,11 +7,13 @@ database (signing keys, refresh tokens, failure counters), so a cluster behaves 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -37,7 +39,7 @@ from dockyard.auth.principals import (
 from dockyard.auth.scopes import Grant
 from dockyard.config import AuthConfig
 from dockyard.errors import StorageFull, TooManyRequests, Unauthorized
-from dockyard.services.lru import LRU
+from dockyard.services.lru import ENTRY_OVERHEAD, LRU
 from dockyard.store import accounts, limits
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
@@ -46,6 +48,10 @@ log = logging.getLogger("dockyard.access")
 ROBOT_PREFIX = "robot+"
 REFRESH_PREFIX = "dyr_"
 ISSUER_REFRESH_SECONDS = 60.0
+# Each argon2 run holds auth.argon2_memory_kib (7 MiB by default) and the allocator may keep it
+# after: a worker runs at most this many at once, and requests with the same credentials share one.
+ARGON2_RUNS = 2
+VERIFIED_CACHE_BYTES = 512 * 1024  # ~1,000 verified passwords (a hash, never the password)
 
 
 class InvalidCredentials(Unauthorized):
@@ -191,8 +197,11 @@ class AccessService:
         self.passwords = passwords
         self.keys = keys
         # Verified passwords (by a hash of user and password) and verified tokens, per worker.
-        self._verified: LRU[str, tuple[str, float]] = LRU(1024)
-        self._claims: LRU[str, tokens.Claims] = LRU(4096)
+        self._verified: LRU[str, tuple[str, float]] = LRU(VERIFIED_CACHE_BYTES, _verified_weight)
+        self._claims: LRU[str, tokens.Claims] = LRU(config.token_cache_bytes, _claims_weight)
+        self._verifying: dict[tuple[str, str | None], asyncio.Future[bool]] = {}
+        self._argon2_runs = asyncio.Semaphore(ARGON2_RUNS)
+        self.password_checks = 0  # argon2 runs in this worker
 
     # -- who is calling -------------------------------------------------------------------------
 
@@ -259,16 +268,30 @@ class AccessService:
                 and cached[1] > time.monotonic():
             ok = True
         else:
-            stored = user.password_hash if user else None
-            ok = await anyio.to_thread.run_sync(self.passwords.verify, stored, password)
-            if ok and user is not None and self.config.credential_cache_seconds:
-                expires = time.monotonic() + self.config.credential_cache_seconds
-                self._verified.put(key, (user.password_hash, expires))
+            ok = await self._verify_password(key, user.password_hash if user else None, password)
         if not ok or user is None:
             return None, None
         if user.disabled:
             return None, "account disabled"
         return Principal("user", user.name, user.id, user.is_admin), None
+
+    async def _verify_password(self, key: str, stored: str | None, password: str) -> bool:
+        """argon2, once for all the requests that bring the same credentials while it runs."""
+        flight = (key, stored)
+        running = self._verifying.get(flight)
+        if running is None:
+            running = self._verifying[flight] = asyncio.ensure_future(self._argon2(key, stored, password))
+            running.add_done_callback(lambda done: self._verifying.pop(flight, None) and None)
+        return await asyncio.shield(running)
+
+    async def _argon2(self, key: str, stored: str | None, password: str) -> bool:
+        async with self._argon2_runs:
+            self.password_checks += 1
+            ok = await anyio.to_thread.run_sync(self.passwords.verify, stored, password)
+        # Remembered before the run ends, so no request comes between the run and the cache.
+        if ok and stored is not None and self.config.credential_cache_seconds:
+            self._verified.put(key, (stored, time.monotonic() + self.config.credential_cache_seconds))
+        return ok
 
     async def verify_token(self, token: str) -> tuple[Principal, tuple[Grant, ...]]:
         """The live principal and the grants of a bearer token; ``InvalidToken`` otherwise.
@@ -433,3 +456,15 @@ def _robot_principal(robot: accounts.Robot) -> Principal:
     rules = RobotRules(robot.project, frozenset(robot.actions), robot.repositories, robot.creator_is_admin,
                        robot.created_by)
     return Principal("robot", robot.name, robot.id, False, rules)
+
+
+def _verified_weight(key: str, value: tuple[str, float]) -> int:
+    return sys.getsizeof(key) + sys.getsizeof(value) + sys.getsizeof(value[0]) + 24 + ENTRY_OVERHEAD
+
+
+def _claims_weight(token: str, claims: tokens.Claims) -> int:
+    """What a verified token keeps alive in the cache: the token, its claims and their grants."""
+    grants = sum(sys.getsizeof(g.type) + sys.getsizeof(g.name) + sys.getsizeof(g.actions) + 80 + 60 * len(g.actions)
+                 for g in claims.access)
+    return (sys.getsizeof(token) + sys.getsizeof(claims.subject) + sys.getsizeof(claims.token_id)
+            + sys.getsizeof(claims.access) + 150 + grants + ENTRY_OVERHEAD)

@@ -30,10 +30,11 @@ class PushedManifest:
 
 
 class ManifestService:
-    def __init__(self, db: Database, *, max_bytes: int, cache_entries: int) -> None:
+    def __init__(self, db: Database, *, max_bytes: int, cache_bytes: int, cache_entries: int | None = None) -> None:
         self.db = db
         self.max_bytes = max_bytes
-        self.cache: LRU[str, bytes] = LRU(cache_entries)  # bytes under a digest never change
+        # Bytes under a digest never change; at most ``cache_bytes`` of them per worker.
+        self.cache: LRU[str, bytes] = LRU(cache_bytes, max_entries=cache_entries)
 
     async def get(self, repository: str, reference: str) -> StoredManifest:
         """One indexed lookup says whether (and which) manifest the reference names right now;
