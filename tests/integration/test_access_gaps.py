@@ -12,6 +12,7 @@ the real app (SQLite and PostgreSQL) and closed.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -423,3 +424,14 @@ async def _log_some_requests(registry: Registry) -> None:
         assert (await alice.get("/token")).status_code == 200
     assert (await api.get("/token", auth=("alice", "wrong-password"))).status_code == 401
     assert (await api.get("/v2/")).status_code == 200
+
+
+async def test_concurrent_failed_logins_for_one_user_are_counted_without_a_500(tmp_path: Path, database_url: str) -> None:
+    """Twelve wrong passwords for the same user at once: each is a 401 (or a 429 once the limit
+    is reached), never a 500. On PostgreSQL two transactions that both found no failure window used
+    to insert the same key and one failed on the primary key (found by the memory soak)."""
+    config = make_config(tmp_path, database_url, auth={"login_failure_limit": 100})
+    async with open_registry(config) as registry:
+        async with client_as(registry, ("admin", "not-the-password")) as wrong:
+            answers = await asyncio.gather(*(wrong.get("/v2/") for _ in range(12)))
+        assert sorted({a.status_code for a in answers}) == [401], [a.text for a in answers if a.status_code != 401]

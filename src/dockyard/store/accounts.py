@@ -329,14 +329,14 @@ async def failure_counts(conn: AsyncConnection, keys: list[str], since: datetime
 
 
 async def record_failure(conn: AsyncConnection, key: str, since: datetime) -> None:
-    """Count one failure for ``key``, starting a new window when the last one began before ``since``."""
+    """Count one failure for ``key``, starting a new window when the last one began before ``since``.
+
+    One statement: two requests failing at once must not both find no row and both insert it."""
     now = utcnow()
-    updated = await conn.execute(sa.update(login_failures).where(
-        login_failures.c.key == key, login_failures.c.window_start > since).values(count=login_failures.c.count + 1))
-    if updated.rowcount:
-        return
-    await conn.execute(sa.delete(login_failures).where(login_failures.c.key == key))
-    await conn.execute(sa.insert(login_failures).values(key=key, window_start=now, count=1))
+    stale = login_failures.c.window_start <= since
+    await upsert(conn, login_failures, {"key": key, "window_start": now, "count": 1}, ["key"], updates={
+        "window_start": sa.case((stale, now), else_=login_failures.c.window_start),
+        "count": sa.case((stale, 1), else_=login_failures.c.count + 1)})
 
 
 async def clear_failures(conn: AsyncConnection, key: str) -> None:

@@ -27,8 +27,11 @@ async def insert_ignore(conn: AsyncConnection, table: sa.Table, rows: Sequence[d
     return max(int(result.rowcount or 0), 0)
 
 
-async def upsert(conn: AsyncConnection, table: sa.Table, row: dict[str, Any], keys: Sequence[str]) -> None:
-    """Insert a row, or update the non-key columns of the row with the same keys."""
+async def upsert(conn: AsyncConnection, table: sa.Table, row: dict[str, Any], keys: Sequence[str],
+                 updates: dict[str, Any] | None = None) -> None:
+    """Insert a row, or update the row with the same keys: its non-key columns to ``row``'s, or
+    as ``updates`` says (expressions on the existing row's columns)."""
     statement = _insert(conn, table).values(**row)
-    updates = {name: statement.excluded[name] for name in row if name not in keys}
+    if updates is None:
+        updates = {name: statement.excluded[name] for name in row if name not in keys}
     await conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates))
