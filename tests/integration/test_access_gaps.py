@@ -426,9 +426,10 @@ async def _log_some_requests(registry: Registry) -> None:
     assert (await api.get("/v2/")).status_code == 200
 
 
-async def test_concurrent_failed_logins_for_one_user_are_counted_without_a_500(tmp_path: Path, database_url: str) -> None:
-    """Twelve wrong passwords for the same user at once: each is a 401 (or a 429 once the limit
-    is reached), never a 500. On PostgreSQL two transactions that both found no failure window used
+async def test_concurrent_failed_logins_for_one_user_are_counted_without_a_500(tmp_path: Path,
+                                                                              database_url: str) -> None:
+    """Twelve wrong passwords for the same user at once (under the lockout limit): each is a 401,
+    never a 500. On PostgreSQL two transactions that both found no failure window used
     to insert the same key and one failed on the primary key (found by the memory soak)."""
     config = make_config(tmp_path, database_url, auth={"login_failure_limit": 100})
     async with open_registry(config) as registry:
