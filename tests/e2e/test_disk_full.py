@@ -11,6 +11,7 @@ no restart. Mounting needs root: outside CI the tests skip without it, in CI (``
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import re
@@ -339,6 +340,20 @@ def test_database_volume_full_answers_507_and_recovers(tmp_path: Path) -> None:
         server.stop()
 
 
+def series(metrics: str) -> set[str]:
+    """The request counter's series in a /metrics page."""
+    return {line.rsplit(" ", 1)[0] for line in metrics.splitlines() if line.startswith("dockyard_http_requests_total{")}
+
+
+# What a client can vary in the request metric's labels: the methods (a made-up one counts as
+# "other") and the routes.
+METRIC_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "BREW")
+METRIC_PATHS = ("/v2/", "/v2/_catalog", "/v2/m/a/tags/list", "/v2/m/a/manifests/v1",
+                f"/v2/m/a/blobs/sha256:{'0' * 64}", "/v2/m/a/blobs/uploads/", "/v2/m/a/blobs/uploads/nosuch",
+                f"/v2/m/a/referrers/sha256:{'0' * 64}", "/v2/-bad-/tags/list", "/token", "/api/v1/users",
+                "/api/v1/projects", "/healthz", "/readyz", "/nowhere")
+
+
 def test_full_metrics_directory_does_not_kill_workers(tmp_path: Path) -> None:
     """With server.metrics_dir on a tiny tmpfs that is then filled, requests that make new metric
     series (new routes and statuses) neither kill a worker with SIGBUS (prometheus_client writes
@@ -351,25 +366,29 @@ def test_full_metrics_directory_does_not_kill_workers(tmp_path: Path) -> None:
             client(server) as http:
         pids = serving_workers(server, 2)
         ballast = fill(metrics_dir)
-        # Many new series: repository names and tags differ, routes and statuses vary.
-        for index in range(60):
-            assert http.get(f"/v2/nosuch{index}/manifests/v{index}").status_code == 404
-            assert http.head(f"/v2/nosuch{index}/blobs/sha256:{'0' * 64}").status_code == 404
-            assert http.request(f"X{index % 40}", "/v2/").status_code in (404, 405)
+        # New series: every (method, route, status) a client can reach. Made-up methods share one
+        # series ("other"), so the series come from the standard methods across the routes; they
+        # outgrow the space each worker allocated at start.
+        combos = itertools.cycle(itertools.product(METRIC_METHODS, METRIC_PATHS))
+        for method, path in itertools.islice(combos, 2 * len(METRIC_METHODS) * len(METRIC_PATHS)):
+            assert http.request(method, path).status_code < 500
         deadline = time.monotonic() + 30  # a worker finds it out at its next flush (each second)
         while "is full (No space left on device): new metric series wait" not in server.log():
             assert time.monotonic() < deadline, server.log()[-4000:]
             assert http.get("/metrics").status_code == 200
-            assert http.request(f"Y{int(time.monotonic() * 1000)}", "/v2/").status_code in (404, 405)
-            time.sleep(0.05)
+            method, path = next(combos)
+            assert http.request(method, path).status_code < 500
+            time.sleep(0.01)
         assert http.get("/metrics").status_code == 200
         assert worker_pids(server) == pids
 
+        while_full = series(http.get("/metrics").text)
         ballast.unlink()
         deadline = time.monotonic() + 30  # the waiting series go in at a later flush (each second)
-        while 'method="X39"' not in http.get("/metrics").text:
+        while len(series(http.get("/metrics").text)) <= len(while_full):
             assert time.monotonic() < deadline, server.log()[-4000:]
-            http.request("X39", "/v2/")  # a request for the worker that holds it, so it flushes
+            for method, path in itertools.product(METRIC_METHODS, METRIC_PATHS[:3]):  # every worker flushes
+                http.request(method, path)
             time.sleep(0.05)
         for path in metrics_dir.glob("*.db"):  # fully allocated: no page of a mapping without a block
             assert path.stat().st_blocks * 512 >= path.stat().st_size, path
