@@ -23,10 +23,10 @@ from dockyard import events
 from dockyard.auth.passwords import Passwords
 from dockyard.config import Config
 from dockyard.errors import DatabaseUnavailable, RegistryError, Unavailable
-from dockyard.http.api import ManagementApi
 from dockyard.http.auth import Guard
 from dockyard.http.errors import render_error
 from dockyard.http.limits import RequestLimits
+from dockyard.http.management import management_api
 from dockyard.http.metrics import Metrics
 from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
@@ -268,7 +268,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     guard = Guard(parts.access, realm=config.token_realm, service=config.auth.service,
                   trust_forwarded_for=config.auth.trust_forwarded_for)
     token = TokenEndpoint(guard, parts.access, service=config.auth.service)
-    api = ManagementApi(guard, parts.accounts)
+    api = management_api(guard, parts.accounts, [])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),

@@ -22,6 +22,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -156,6 +157,28 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GcConfig:
+    """Online garbage collection (docs/lifecycle.md)."""
+
+    # How long something stays after it became unreferenced before the collector may remove it.
+    grace_period: timedelta = timedelta(hours=24)
+    interval: timedelta = timedelta(hours=1)  # how often the scheduled collector runs
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    # How long a tag that a retention run deleted can be restored (its content is kept as long).
+    restore_window: timedelta = timedelta(days=14)
+    interval: timedelta = timedelta(minutes=1)  # how often the scheduler looks for policies due
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubConfig:
+    rate_mb_per_s: float = setting(50.0, positive=True)  # re-hashing speed limit, MB (10^6 bytes)/s
+    interval: timedelta = timedelta(days=7)  # how often the scheduled scrub runs
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = Path("data")
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -164,6 +187,9 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    gc: GcConfig = field(default_factory=GcConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    scrub: ScrubConfig = field(default_factory=ScrubConfig)
 
     @property
     def storage_root(self) -> Path:
@@ -186,11 +212,51 @@ class Config:
         return typing.cast(dict[str, Any], json.loads(self.to_json()))
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), default=str)
+        return json.dumps(dataclasses.asdict(self), default=_plain)
 
     def with_overrides(self, **sections: Any) -> Config:
         """A copy with some keys replaced, validated again (CLI flags use this)."""
         return build_config(merge(self.to_dict(), sections))
+
+
+def _plain(value: Any) -> str:
+    """JSON for what is not JSON already: durations as seconds ("90s"), paths as strings."""
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    return str(value)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``24h``, ``90m``, ``2s``, ``0s``, ``14d``, ``1w``, ``1h30m``, or a plain number of seconds."""
+    raw = text.strip().lower()
+    if raw.replace(".", "", 1).isdigit():
+        return timedelta(seconds=float(raw))
+    total, number = 0.0, ""
+    for char in raw:
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in _UNITS and number and number.count(".") <= 1:
+            total += float(number) * _UNITS[char]
+            number = ""
+        else:
+            raise ValueError(f"must be a duration like 24h, 90m, 2s, 0s or 14d, not {text[:40]!r}")
+    if number or not raw:
+        raise ValueError(f"must be a duration like 24h, 90m, 2s, 0s or 14d, not {text[:40]!r}")
+    if total > 100 * 365 * 86400:
+        raise ValueError("must be at most 100 years")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling: 86400 s is ``1d``, 5400 s ``90m``, 2.5 s ``2.5s``."""
+    seconds = value.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -273,6 +339,14 @@ def _scalar(kind: Any, raw: Any) -> Any:
         if isinstance(raw, str | Path) and str(raw):
             return Path(raw)
         raise ValueError("must be a path")
+    if kind is timedelta:
+        if isinstance(raw, timedelta):
+            return raw
+        if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) and raw >= 0:
+            return timedelta(seconds=raw)
+        if isinstance(raw, str):
+            return parse_duration(raw)
+        raise ValueError("must be a duration like 24h, 90m, 2s, 0s or 14d")
     if kind is str:
         if isinstance(raw, str):
             return raw

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from dockyard.app import flush_pulls
-from dockyard.http.api import OPERATIONS
+from dockyard.http.management import ALL_OPERATIONS as OPERATIONS
 from tests.integration.conftest import Registry, client_as
 from tests.support.content import make_image, push_image
 

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dockyard.http.api import OPERATIONS, Operation
+from dockyard.http.api import Operation
+from dockyard.http.management import ALL_OPERATIONS as OPERATIONS
 from tests.integration.backends import every_backend, registry_on_every_backend  # noqa: F401
 from tests.integration.conftest import Registry
 

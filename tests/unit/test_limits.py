@@ -19,6 +19,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digests import MAX_DIGEST_LENGTH, parse_digest
 from dockyard.oci.manifests import parse_manifest
 from dockyard.oci.names import validate_name, validate_tag
+from dockyard.policy.checks import check_cron, check_glob, check_pattern
 from dockyard.services.access import ROBOT_PREFIX
 from dockyard.services.accounts import check_account_name, check_project_name, robot_login
 from dockyard.storage import layout
@@ -68,6 +69,9 @@ ARTIFACT_TYPE = EdgeCheck(_artifact_type, LONGEST_MEDIA_TYPE, LONGEST_MEDIA_TYPE
 # Users and robots act, create projects and hold refresh tokens; a robot's login is the longest.
 PRINCIPAL = EdgeCheck(_robot, LONGEST_ROBOT, LONGEST_ROBOT + "r")
 
+GLOB = EdgeCheck(lambda v: check_glob("glob", v), "g" * limits.GLOB, "g" * (limits.GLOB + 1))
+PATTERN = EdgeCheck(lambda v: check_pattern("pattern", v), "p" * limits.PATTERN, "p" * (limits.PATTERN + 1))
+
 EDGE_CHECKS: dict[str, EdgeCheck] = {
     "repositories.name": NAME,
     "events.repository": NAME,
@@ -90,6 +94,16 @@ EDGE_CHECKS: dict[str, EdgeCheck] = {
     "events.actor": PRINCIPAL,
     "projects.created_by": PRINCIPAL,
     "refresh_tokens.subject": PRINCIPAL,
+    "immutable_rules.created_by": PRINCIPAL,
+    "deleted_tags.name": TAG,
+    "immutable_rules.repository_glob": GLOB,
+    "immutable_rules.tag_glob": GLOB,
+    "retention_policies.repository_glob": GLOB,
+    "retention_policies.keep_tags": PATTERN,
+    "projects.repository_pattern": PATTERN,
+    "projects.tag_pattern": PATTERN,
+    "retention_policies.schedule": EdgeCheck(check_cron, "0 3 * * *" + " " * (limits.CRON - 9),
+                                             "0 3 * * *" + " " * (limits.CRON - 8)),
 }
 
 # Columns whose values the registry makes itself, and why each fits (checked below where it can be).
@@ -109,6 +123,18 @@ MADE_BY_THE_REGISTRY: dict[str, str] = {
     "signing_keys.kid": "a key's thumbprint",
     "signing_keys.algorithm": "ES256 or RS256",
     "login_failures.key": "'user:' + a login name that fits a robot's, or 'addr:' + an address",
+    "deleted_tags.digest": "the digest of a stored manifest",
+    "gc_candidates.kind": "'manifest', 'link' or 'blob'",
+    "gc_candidates.reason": "an event's fixed name",
+    "gc_candidates.digest": "the digest of a stored manifest or blob",
+    "blob_pins.upload_id": "an upload's id (a random token the registry generates)",
+    "blob_pins.digest": "a digest the upload's bytes were verified to have",
+    "blob_deletions.digest": "the digest of a stored blob",
+    "job_runs.job": "a job's fixed name",
+    "job_runs.node": "<hostname>:<pid> of the node",
+    "job_runs.outcome": "'running', 'ok' or 'failed'",
+    "job_state.name": "a job's fixed name",
+    "retention_plans.fingerprint": "a hex SHA-256 digest",
 }
 
 

@@ -19,6 +19,7 @@ import click
 from dockyard.cli.options import config_options, load, make_data_dir, run_on_database
 
 if TYPE_CHECKING:  # the services load only when a command runs, not for --help
+    from dockyard.app import Components
     from dockyard.auth.principals import Principal
     from dockyard.services.accounts import AccountsService
 
@@ -27,6 +28,14 @@ T = TypeVar("T")
 
 def _as_admin(config_file: Path | None, data_dir: Path | None,
               action: Callable[[AccountsService, Principal], Awaitable[T]]) -> T:
+    return as_admin(config_file, data_dir, lambda parts, me: action(parts.accounts, me))
+
+
+def as_admin(config_file: Path | None, data_dir: Path | None,
+             action: Callable[[Components, Principal], Awaitable[T]]) -> T:
+    """Run ``action`` with every component built and the system admin ``admin`` as the actor
+    (the schema migrated first, unless database.auto_migrate is off); a RegistryError it raises
+    becomes a clean CLI error with its message."""
     import getpass
 
     from dockyard import events
@@ -57,7 +66,7 @@ def _as_admin(config_file: Path | None, data_dir: Path | None,
             actor = Principal("user", admin.name, admin.id, is_admin=True)
             token = events.CURRENT_ACTOR.set(events.Actor(admin.name, f"cli:{getpass.getuser()}"[:64]))
             try:
-                return await action(parts.accounts, actor)
+                return await action(parts, actor)
             finally:
                 events.CURRENT_ACTOR.reset(token)
         except DatabaseUnavailable:

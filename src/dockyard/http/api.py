@@ -10,9 +10,9 @@ identify the caller like ``/v2`` does (Basic credentials, or a bearer token, whi
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -92,22 +92,35 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
+class ApiGroup(Protocol):
+    """More operations, from another module: ``operations`` and a ``_<name>`` handler for each."""
+
+    operations: tuple[Operation, ...]
+
+
 class ManagementApi:
-    def __init__(self, guard: Guard, accounts: AccountsService) -> None:
+    def __init__(self, guard: Guard, accounts: AccountsService, groups: Sequence[ApiGroup] = ()) -> None:
         self.guard = guard
         self.accounts = accounts
+        self.groups: list[tuple[tuple[Operation, ...], object]] = [(OPERATIONS, self)]
+        self.groups += [(group.operations, group) for group in groups]
+
+    @property
+    def operations(self) -> list[Operation]:
+        return [op for ops, _ in self.groups for op in ops]
 
     def routes(self) -> list[Route]:
         routes = [Route("/api/v1/openapi.json", self.openapi, methods=["GET"])]
-        for op in OPERATIONS:
-            routes.append(Route(op.path, self._endpoint(op), methods=[op.method], name=op.name))
+        for ops, owner in self.groups:
+            for op in ops:
+                routes.append(Route(op.path, self._endpoint(op, getattr(owner, f"_{op.name}")),
+                                    methods=[op.method], name=op.name))
         return routes
 
     async def openapi(self, _request: Request) -> Response:
-        return JSONResponse(openapi_document())
+        return JSONResponse(openapi_document(self.operations))
 
-    def _endpoint(self, op: Operation) -> Callable[[Request], Awaitable[Response]]:
-        handler: Handler = getattr(self, f"_{op.name}")
+    def _endpoint(self, op: Operation, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
         async def endpoint(request: Request) -> Response:
             try:
@@ -275,10 +288,10 @@ async def _json_body(request: Request, op: Operation) -> dict[str, Any]:
     return body
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, Any]:
     error = {"$ref": "#/components/schemas/Errors"}
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
+    for op in operations:
         entry: dict[str, Any] = {
             "operationId": op.name, "summary": op.summary,
             "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}

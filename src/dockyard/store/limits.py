@@ -30,6 +30,11 @@ ROBOT_NAME = 160  # the whole login: robot+<project>+<name>
 PRINCIPAL_NAME = 255
 ADDRESS = 64  # a client address (IPv6 with a zone fits; X-Forwarded-For is cut to this)
 LOGIN_FAILURE_KEY = 320  # "user:<login>" or "addr:<address>"
+# Policies (issue 12): glob patterns over repository names (after the project) and tags, regular
+# expressions for naming and retention rules, cron schedules.
+GLOB = 255
+PATTERN = 512
+CRON = 128
 
 # -- what the registry makes itself ------------------------------------------------------------
 UPLOAD_ID = 64
@@ -44,6 +49,10 @@ SECRET_HASH = 128
 TOKEN_HASH = 64  # hex SHA-256
 KEY_ID = 64
 KEY_ALGORITHM = 8
+CANDIDATE_KIND = 16  # "manifest", "link" or "blob"
+CANDIDATE_REASON = 32  # why something became a GC candidate: "tag.deleted", "upload", ...
+JOB_OUTCOME = 16  # "running", "ok", "failed"
+FINGERPRINT = 64  # hex SHA-256 of the state a retention plan was made from
 
 
 def can_hold(value: str, size: int) -> bool:

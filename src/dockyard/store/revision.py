@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from dockyard.store.db import Database
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 async def current(db: Database) -> str | None:

@@ -37,6 +37,9 @@ blobs = sa.Table(
     sa.Column("digest", sa.String(limits.DIGEST), primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # issue 12: the last scrub that re-hashed the bytes, and when one found them corrupt (never served again)
+    sa.Column("verified_at", Timestamp, nullable=True),
+    sa.Column("corrupt_at", Timestamp, nullable=True),
 )
 
 repository_blobs = sa.Table(
@@ -60,6 +63,8 @@ manifests = sa.Table(
     sa.Column("subject_digest", sa.String(limits.DIGEST), nullable=True),
     sa.Column("annotations", sa.JSON, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    # issue 12: written in batches by the pull flusher (never on the GET itself), for retention
+    sa.Column("last_pulled_at", Timestamp, nullable=True),
     sa.UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     sa.Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )
@@ -138,6 +143,10 @@ projects = sa.Table(
     sa.Column("public", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("created_by", sa.String(limits.PRINCIPAL_NAME), nullable=True),
+    # issue 12: the project's storage quota (None: none) and naming rules (None: any valid name)
+    sa.Column("quota_bytes", sa.BigInteger, nullable=True),
+    sa.Column("repository_pattern", sa.String(limits.PATTERN), nullable=True),
+    sa.Column("tag_pattern", sa.String(limits.PATTERN), nullable=True),
 )
 
 teams = sa.Table(
@@ -211,4 +220,118 @@ login_failures = sa.Table(
     sa.Column("key", sa.String(limits.LOGIN_FAILURE_KEY), primary_key=True),
     sa.Column("window_start", Timestamp, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
+)
+
+# --- Image lifecycle (issue 12) ---------------------------------------------------------------
+# Projects carry their naming rules and storage quota; manifests the time they were last pulled
+# (written in batches by the pull flusher, never on the GET itself); blobs what the scrub found.
+
+# (the columns they add to projects, manifests and blobs are in those tables above, marked "issue 12").
+
+# What may have become garbage, and from when the collector may look at it (grace period).
+# kind "manifest": (repository_id, digest) a manifest; "link": a repository's link to a blob;
+# "blob": a blob's bytes, once nothing links it. Rows are hints: the collector re-checks each.
+gc_candidates = sa.Table(
+    "gc_candidates", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(limits.CANDIDATE_KIND), nullable=False),
+    sa.Column("repository_id", sa.Integer, nullable=True),  # no FK: the repository may be gone
+    sa.Column("digest", sa.String(limits.DIGEST), nullable=False),
+    sa.Column("reason", sa.String(limits.CANDIDATE_REASON), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("due_at", Timestamp, nullable=False, index=True),
+)
+
+# A blob an upload is about to publish: the collector never deletes the bytes of a pinned digest.
+blob_pins = sa.Table(
+    "blob_pins", metadata,
+    sa.Column("upload_id", sa.String(limits.UPLOAD_ID), sa.ForeignKey("uploads.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("digest", sa.String(limits.DIGEST), nullable=False, index=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# A blob whose row the collector removed and whose bytes it is deleting (a tombstone): an upload
+# of the same digest waits until it is gone before it puts bytes in place.
+blob_deletions = sa.Table(
+    "blob_deletions", metadata,
+    sa.Column("digest", sa.String(limits.DIGEST), primary_key=True),
+    sa.Column("started_at", Timestamp, nullable=False),
+)
+
+# Tags a retention run deleted, restorable until expires_at; the collector keeps their manifests.
+deleted_tags = sa.Table(
+    "deleted_tags", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", _ascii_string(limits.TAG), nullable=False),
+    sa.Column("digest", sa.String(limits.DIGEST), nullable=False),
+    sa.Column("deleted_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False, index=True),
+    sa.Column("run_id", sa.Integer, nullable=True),  # the job run that deleted it
+    sa.UniqueConstraint("repository_id", "name", name="uq_deleted_tags_repository_name"),
+)
+
+retention_policies = sa.Table(
+    "retention_policies", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("repository_glob", sa.String(limits.GLOB), nullable=False),  # "*": every repository
+    sa.Column("keep_last", sa.Integer, nullable=True),
+    sa.Column("keep_days", sa.Integer, nullable=True),
+    sa.Column("keep_pulled_days", sa.Integer, nullable=True),
+    sa.Column("keep_tags", sa.String(limits.PATTERN), nullable=True),
+    sa.Column("keep_tags_invert", sa.Boolean, nullable=False, default=False),  # keep all but those
+    sa.Column("untagged_days", sa.Integer, nullable=True),
+    sa.Column("schedule", sa.String(limits.CRON), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("last_run_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("project_id", "repository_glob", name="uq_retention_policies_project_glob"),
+)
+
+# A printed retention plan; apply carries it out only if the state still has its fingerprint.
+retention_plans = sa.Table(
+    "retention_plans", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("fingerprint", sa.String(limits.FINGERPRINT), nullable=False),
+    sa.Column("plan", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("applied_at", Timestamp, nullable=True),
+)
+
+immutable_rules = sa.Table(
+    "immutable_rules", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("repository_glob", sa.String(limits.GLOB), nullable=False),
+    sa.Column("tag_glob", sa.String(limits.GLOB), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(limits.PRINCIPAL_NAME), nullable=True),
+    sa.UniqueConstraint("project_id", "repository_glob", "tag_glob", name="uq_immutable_rules_patterns"),
+)
+
+# Every run of a background job (GC, retention, scrub, upload purge), by hand or scheduled.
+job_runs = sa.Table(
+    "job_runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(limits.JOB_NAME), nullable=False),
+    sa.Column("node", sa.String(limits.LEASE_HOLDER), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False, index=True),
+    sa.Column("ended_at", Timestamp, nullable=True),
+    sa.Column("outcome", sa.String(limits.JOB_OUTCOME), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
+    sa.Column("examined", sa.BigInteger, nullable=False, default=0),
+    sa.Column("removed", sa.BigInteger, nullable=False, default=0),
+    sa.Column("bytes_freed", sa.BigInteger, nullable=False, default=0),
+    sa.Column("detail", sa.JSON, nullable=True),
+)
+
+# Where a resumable job stopped (the scrub's last digest), and other per-job state.
+job_state = sa.Table(
+    "job_state", metadata,
+    sa.Column("name", sa.String(limits.JOB_NAME), primary_key=True),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
 )
