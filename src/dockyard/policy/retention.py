@@ -67,13 +67,14 @@ def has_tag_rules(rules: RetentionRules) -> bool:
 
 def governing_policy(policies: Iterable[RetentionPolicy], repository: str) -> RetentionPolicy | None:
     """The one policy that applies to ``repository``: of those whose glob matches the name after
-    the project, the most specific (most characters that are not wildcards; ties: the glob's text
-    order). Policies never combine."""
+    the project, the most specific: the most characters that are not wildcards, then the fewest
+    ``*``, then the glob's text order. Policies never combine."""
     path = repository_path(repository)
     matching = [p for p in policies if fnmatchcase(path, p.rules.repository_glob)]
     if not matching:
         return None
-    return min(matching, key=lambda p: (-_literal_length(p.rules.repository_glob), p.rules.repository_glob))
+    return min(matching, key=lambda p: (-_literal_length(p.rules.repository_glob), p.rules.repository_glob.count("*"),
+                                        p.rules.repository_glob))
 
 
 def _literal_length(glob: str) -> int:
@@ -138,7 +139,7 @@ class _Evaluator:
             return
         newest = sorted(tags, key=lambda t: (-t.pushed_at.timestamp(), t.name))
         rank = {t.name: i for i, t in enumerate(newest)}
-        rules_text = ", ".join(f"{k}={v}" for k, v in (("keep_last", r.keep_last), ("keep_days", r.keep_days),
+        rules_text = ", ".join(f"{k}={v!r}" for k, v in (("keep_last", r.keep_last), ("keep_days", r.keep_days),
                                                         ("keep_pulled_days", r.keep_pulled_days),
                                                         ("keep_tags", r.keep_tags)) if v is not None)
         for tag in tags:

@@ -33,7 +33,7 @@ from dockyard.store import manifests as manifest_rows
 from dockyard.store import retention as rows
 from dockyard.store import tags as tag_rows
 from dockyard.store.asyncsql import AsyncConnection
-from dockyard.store.clock import utcnow
+from dockyard.store.clock import aware, utcnow
 from dockyard.store.db import Database
 from dockyard.store.gc_candidates import add_candidates
 
@@ -151,7 +151,7 @@ class RetentionService:
         now = now or utcnow()
         async with self.db.read() as conn:
             due = [p for p in await policies.all_retention_policies(conn) if p.rules.schedule is not None
-                   and croniter(p.rules.schedule, p.last_run_at or p.created_at).get_next(datetime) <= now]
+                   and croniter(p.rules.schedule, aware(p.last_run_at or p.created_at)).get_next(datetime) <= now]
         done = []
         for policy in due:
             async with self.db.read() as conn:
