@@ -82,7 +82,7 @@ CASES: list[tuple[str, RetentionRules, Repo, list[ImmutableRule], dict[str, tupl
     ("keep_tags matches anywhere (re.search)", RetentionRules(keep_tags=r"^v\d+|rc"),
      Repo({"v1.0": ("m1", 90), "1.0-rc1": ("m2", 90), "latest": ("m3", 90)}), [],
      {"v1.0": (True, "matches keep_tags"), "1.0-rc1": (True, "matches keep_tags"),
-      "latest": (False, "matches no keep rule (keep_tags='^v\\\\d+|rc')")}),
+      "latest": (False, "matches no keep rule (keep_tags='^v\\d+|rc')")}),
     ("keep_tags inverted", RetentionRules(keep_tags=r"^dev-", keep_tags_invert=True),
      Repo({"v1": ("m1", 90), "dev-1": ("m2", 90), "dev-2": ("m3", 90)}), [],
      {"v1": (True, "does not match '^dev-' (keep_tags, inverted)"), "dev-1": (False, "no keep rule"),
