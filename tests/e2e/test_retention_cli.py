@@ -75,7 +75,8 @@ def test_plan_explain_apply_and_restore_from_the_cli(tmp_path: Path) -> None:
         plan = dockyard(data_dir, "retention", "plan", "team").stdout
         print(plan)
         assert "Retention plan 1 for project team" in plan
-        assert "remove  tag nightly-1" in plan and "matches no keep rule (keep_last=2, keep_tags='^v\\d')" in plan
+        assert "remove  tag nightly-1" in plan
+        assert "matches no keep rule (keep_last=2, keep_tags='^v\\d')" in plan
         assert "removed: untagged and pushed 40 days ago (untagged_days=7)" in plan
         assert "removed: signature of sha256:" in plan  # goes with the untagged image it signs
         assert "kept" not in plan.split("Total:")[0].split("\n", 2)[2].replace("kept)", "")
@@ -84,7 +85,8 @@ def test_plan_explain_apply_and_restore_from_the_cli(tmp_path: Path) -> None:
 
         explain = dockyard(data_dir, "retention", "plan", "team", "--explain").stdout
         print(explain)
-        assert "keep    tag latest" in explain and "among the 2 most recently pushed (keep_last=2)" in explain
+        assert "keep    tag latest" in explain
+        assert "among the 2 most recently pushed (keep_last=2)" in explain
         assert "kept: matches keep_tags '^v\\d'" in explain
         assert "kept: child of kept index sha256:" in explain
 
@@ -98,4 +100,5 @@ def test_plan_explain_apply_and_restore_from_the_cli(tmp_path: Path) -> None:
         assert restored.strip() == f"restored {REPO}:nightly-1 -> {digests['nightly-1']}"
         pulled = httpx.get(f"{server.url}/v2/{REPO}/manifests/nightly-1", auth=ADMIN_AUTH,
                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
-        assert pulled.status_code == 200 and pulled.headers["docker-content-digest"] == digests["nightly-1"]
+        assert pulled.status_code == 200
+        assert pulled.headers["docker-content-digest"] == digests["nightly-1"]

@@ -1,4 +1,4 @@
-"""The retention evaluator as a table: policies × repositories → the expected verdicts (and why)."""
+"""The retention evaluator as a table: policies x repositories → the expected verdicts (and why)."""
 
 from __future__ import annotations
 
@@ -195,7 +195,8 @@ def policy(policy_id: int, glob: str) -> RetentionPolicy:
 def test_the_most_specific_glob_governs(repository: str, expected: str) -> None:
     policies = [policy(1, "*"), policy(2, "api/*"), policy(3, "api/web"), policy(4, "api*"), policy(5, "?")]
     found = governing_policy(policies, repository)
-    assert found is not None and found.rules.repository_glob == expected
+    assert found is not None
+    assert found.rules.repository_glob == expected
 
 
 def test_no_matching_glob_no_policy() -> None:
