@@ -97,6 +97,7 @@ def test_plan_explain_apply_and_restore_from_the_cli(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/v2/{REPO}/manifests/nightly-1", auth=ADMIN_AUTH).status_code == 404
 
         restored = dockyard(data_dir, "tag", "restore", f"{REPO}:nightly-1").stdout
+        print(restored)
         assert restored.strip() == f"restored {REPO}:nightly-1 -> {digests['nightly-1']}"
         pulled = httpx.get(f"{server.url}/v2/{REPO}/manifests/nightly-1", auth=ADMIN_AUTH,
                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})

@@ -334,3 +334,18 @@ async def test_only_maintainers_run_retention_and_others_see_no_project(registry
         assert bad.status_code == 400
         missing = await maint.post(f"/api/v1/projects/{PROJECT}/retention/apply", json={"plan": 999})
         assert missing.status_code == 404
+
+
+async def test_old_plans_are_forgotten(registry: Registry) -> None:
+    from dockyard.store import retention as retention_rows
+
+    await setup(registry, keep_last=1)
+    await push(registry, "a")
+    made = [(await plan(registry.client))["id"] for _ in range(3)]
+    async with registry.parts.db.write() as conn:
+        project_id = await conn.scalar(sa.select(projects.c.id).where(projects.c.name == PROJECT))
+        await retention_rows.prune_plans(conn, project_id, 2)
+    forgotten = await apply(registry.client, made[0])
+    assert forgotten.status_code == 404
+    assert f"has no retention plan {made[0]}" in forgotten.json()["errors"][0]["message"]
+    assert (await apply(registry.client, made[2])).status_code == 200
