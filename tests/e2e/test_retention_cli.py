@@ -27,10 +27,10 @@ pytestmark = pytest.mark.e2e
 REPO = "team/api"
 
 
-def dockyard(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def dockyard(data_dir: Path, *args: str, status: int = 0) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([sys.executable, "-m", "dockyard", *args, "--data-dir", str(data_dir)],
                           capture_output=True, text=True, env={**os.environ, **AUTH_ENV}, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == status, done.stderr
     return done
 
 
@@ -103,3 +103,8 @@ def test_plan_explain_apply_and_restore_from_the_cli(tmp_path: Path) -> None:
                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
         assert pulled.status_code == 200
         assert pulled.headers["docker-content-digest"] == digests["nightly-1"]
+        again = dockyard(data_dir, "tag", "restore", f"{REPO}:nightly-1", status=1).stderr
+        assert again == f"Error: {REPO}:nightly-1 was not deleted by a retention run, so there is nothing to restore\n"
+        assert "write it as REPOSITORY:TAG" in dockyard(data_dir, "tag", "restore", REPO, status=2).stderr
+        stale = dockyard(data_dir, "retention", "apply", "team", status=1).stderr
+        assert "plan 2 was applied at" in stale
