@@ -233,23 +233,27 @@ async def test_untagged_manifests_are_deleted_and_their_blobs_become_candidates(
     await setup(registry, untagged_days=7)
     loose, fresh, tagged = make_image(), make_image(), make_image()
     await push(registry, None, loose)
+    signature = await push(registry, None, make_artifact(loose, SIG))
     await push(registry, "v1", tagged)
     await age(registry, 30)
     await push(registry, None, fresh)
     found = await plan(registry.client)
     by_item = items(found)
     assert by_item[f"@{loose.digest}"]["reason"] == "removed: untagged and pushed 30 days ago (untagged_days=7)"
+    assert by_item[f"@{signature.digest}"]["reason"] == f"removed: signature of {loose.digest}, which goes"
+    assert by_item[f"@{signature.digest}"]["action"] == "delete"
     assert by_item[f"@{fresh.digest}"]["kept"]
     assert by_item["v1"]["kept"]
-    assert found["bytes_freed"] == sum(len(b) for b in loose.blobs)
+    assert found["bytes_freed"] == sum(len(b) for b in {*loose.blobs, *signature.blobs})
     applied = (await apply(registry.client, found["id"])).json()
-    assert applied["deleted_manifests"] == 1
+    assert applied["deleted_manifests"] == 2
     assert await status(registry, loose.digest) == 404
+    assert await status(registry, signature.digest) == 404
     assert await status(registry, fresh.digest) == 200
     async with registry.parts.db.read() as conn:
         candidates = (await conn.execute(sa.select(gc_candidates.c.kind, gc_candidates.c.digest))).all()
     from tests.support.content import sha256
-    assert sorted(candidates) == sorted(("link", sha256(b)) for b in loose.blobs)
+    assert sorted(candidates) == sorted(("link", sha256(b)) for image in (loose, signature) for b in image.blobs)
 
 
 async def test_bytes_shared_with_a_kept_image_or_another_project_are_not_counted(registry: Registry) -> None:
@@ -349,3 +353,42 @@ async def test_old_plans_are_forgotten(registry: Registry) -> None:
     assert forgotten.status_code == 404
     assert f"has no retention plan {made[0]}" in forgotten.json()["errors"][0]["message"]
     assert (await apply(registry.client, made[2])).status_code == 200
+
+
+async def test_apply_rechecks_each_item_and_never_deletes_an_immutable_tag(registry: Registry) -> None:
+    from dockyard.jobs.runs import RunTally
+    from dockyard.services.retention_plans import Plan
+    from dockyard.store import retention as retention_rows
+
+    await setup(registry, keep_last=1)
+    for tag in ("old-1", "old-2", "old-3", "old-4"):
+        await push(registry, tag)
+    await age(registry, 10)
+    await push(registry, "new")
+    async with registry.parts.db.write() as conn:
+        project_id = await conn.scalar(sa.select(projects.c.id).where(projects.c.name == PROJECT))
+        await policies.add_immutable_rule(conn, project_id, "*", "old-1", "admin")
+    found = await plan(registry.client)
+    assert items(found)["old-1"]["reason"] == "kept: immutable rule #1 (repository '*', tag 'old-1')"
+    # A rule added after the plan changes its fingerprint: apply refuses.
+    async with registry.parts.db.write() as conn:
+        await policies.add_immutable_rule(conn, project_id, "*", "old-2", "admin")
+    assert (await apply(registry.client, found["id"])).status_code == 409
+    # And should the state change between that check and an item's turn (a race), the item's own
+    # transaction sees it: a moved tag and a tag made immutable are skipped, not deleted.
+    found = await plan(registry.client)
+    async with registry.parts.db.write() as conn:
+        await policies.add_immutable_rule(conn, project_id, "*", "old-3", "admin")
+        saved = await retention_rows.find_plan(conn, project_id, found["id"])
+    assert saved is not None
+    await push(registry, "old-4")  # moved to another image
+    removed = [i["tag"] for i in items(found).values() if not i["kept"]]
+    assert removed == ["old-3", "old-4"]
+    applied = await registry.parts.retention._carry_out(
+        project_id, Plan.from_dict(saved.plan, plan_id=saved.id, applied_at=None), RunTally(), None)
+    assert applied.deleted_tags == 0
+    assert [(s["tag"], s["why"]) for s in applied.skipped] == [
+        ("old-3", "the tag is immutable (immutable rule #3 (repository '*', tag 'old-3'))"),
+        ("old-4", "the tag moved or was deleted since the plan was made")]
+    assert await status(registry, "old-3") == 200
+    assert await status(registry, "old-4") == 200
