@@ -24,6 +24,7 @@ names it and its line. ``diff`` is pure: the changes that turn one ``ProjectPoli
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ class PolicyChange:
     new: Any
 
     def line(self) -> str:
-        where = f"{self.project} {self.kind}" + (f" {self.key!r}" if self.key is not None else "")
+        where = f"{self.project} {self.kind}" + (f" {_quote(self.key)}" if self.key is not None else "")
         if self.kind == "quota":
             return f"{self.sign} {where}: {_size(self.old)} -> {_size(self.new)}"
         if self.kind == "retention":
@@ -79,10 +80,10 @@ class PolicyChange:
                              if k != "repository" and v is not None and v is not False)
             return f"{self.sign} {where}: {rules}" + (" (not in the file)" if self.sign == "-" else "")
         if self.sign == "+":
-            return f"+ {where}" + ("" if self.kind == "immutable" else f": {self.new!r}")
+            return f"+ {where}" + ("" if self.kind == "immutable" else f": {_text(self.new)}")
         if self.sign == "-":
-            return f"- {where}" + ("" if self.kind == "immutable" else f": {self.old!r}") + " (not in the file)"
-        return f"~ {where}: {self.old!r} -> {self.new!r}"
+            return f"- {where}" + ("" if self.kind == "immutable" else f": {_text(self.old)}") + " (not in the file)"
+        return f"~ {where}: {_text(self.old)} -> {_text(self.new)}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"project": self.project, "change": {"+": "add", "-": "remove", "~": "change"}[self.sign],
@@ -94,7 +95,12 @@ def _size(size: int | None) -> str:
 
 
 def _text(value: object) -> str:
-    return "none" if value is None else repr(value) if isinstance(value, str) else str(value).lower()
+    return "none" if value is None else _quote(value) if isinstance(value, str) else str(value).lower()
+
+
+def _quote(text: str) -> str:
+    """A string as TOML writes it: a literal string ('^v\\d+', backslashes as they are) when it can be."""
+    return f"'{text}'" if "'" not in text and text.isprintable() else json.dumps(text)
 
 
 def diff(project: str, current: ProjectPolicy, desired: ProjectPolicy) -> list[PolicyChange]:
