@@ -95,7 +95,8 @@ async def test_policies_round_trip_with_an_audit_event_for_each_change(registry:
         ("policy.immutable.deleted", "api/*:v*"), ("policy.retention.deleted", "api/*"),
         ("policy.naming.set", None), ("policy.quota.set", None), ("policy.quota.set", None)]
     assert all(e["actor"] == "admin" for e in found)
-    assert found[2]["detail"]["old"]["keep_last"] == 10 and found[2]["detail"]["new"]["keep_last"] == 5
+    assert found[2]["detail"]["old"]["keep_last"] == 10
+    assert found[2]["detail"]["new"]["keep_last"] == 5
     assert found[7]["detail"] == {"old": None, "new": 10 * 2**30}
     assert found[8]["detail"] == {"id": rule["id"], "old": {"repository": "api/*", "tag": "v*"}, "new": None,
                                   "target": "api/*:v*"}
@@ -194,3 +195,39 @@ async def test_who_may_read_and_change_policies(registry: Registry) -> None:
     async with client_as(registry, ("maint", "maint-password")) as maint:
         seen = ok(await maint.get("/api/v1/audit", params={"project": "team-a", "action": "policy.*"}))
         assert len(seen["events"]) == len(actors)
+
+
+async def test_a_policy_file_is_applied_with_the_callers_rights(registry: Registry) -> None:
+    """``PolicyService.apply`` (what `dockyard policy apply` calls) checks every project's rights
+    before it changes anything: a maintainer may apply rules but not a quota, a developer nothing."""
+    from dockyard import events
+    from dockyard.auth.principals import Principal
+    from dockyard.errors import Denied, ResourceUnknown
+    from dockyard.policy.document import parse_document
+    from dockyard.services.policies import PolicyService
+    from dockyard.store import accounts
+
+    api = registry.client
+    for name in ("team-a", "team-b"):
+        await add_project(api, name)
+    await add_user(api, "maint", "team-a", "maintainer")
+    ok(await api.put("/api/v1/projects/team-b/members/maint", json={"role": "developer"}))
+    async with registry.parts.db.read() as conn:
+        user = await accounts.find_user(conn, "maint")
+    assert user is not None
+    maint = Principal("user", "maint", user.id)
+    events.CURRENT_ACTOR.set(events.Actor("maint", "test"))  # as the CLI and the API set it
+    service = PolicyService(registry.parts.db, registry.parts.access)
+    rules = "[[projects.team-a.immutable]]\ntag = 'v*'\n"
+
+    for text, error, says in [
+        (f"[projects.team-a]\nquota = '1GiB'\n{rules}", Denied, "only a system admin may set a project's quota"),
+        (f"{rules}[projects.team-b]\nnaming = {{ tag = '^v' }}\n", Denied, "maintainer or admin role"),
+        (f"{rules}[projects.team-c]\n", ResourceUnknown, "does not create projects"),
+    ]:
+        with pytest.raises(error, match=says):
+            await service.apply(maint, parse_document(text))
+    assert await events_of(api) == []
+    applied = await service.apply(maint, parse_document(f"[projects.team-a]\n{rules}[projects.team-b]\n"))
+    assert [c.line() for c in applied] == ["+ team-a immutable '*:v*'"]
+    assert [(e["action"], e["actor"]) for e in await events_of(api)] == [("policy.immutable.added", "maint")]

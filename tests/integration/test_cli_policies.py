@@ -143,7 +143,8 @@ def test_policy_diff_apply_and_diff_again(dockyard, tmp_path: Path) -> None:  # 
     assert [(c["project"], c["change"], c["kind"], c["key"]) for c in as_data][3:6] == [
         ("team-a", "change", "retention", "*"), ("team-a", "add", "retention", "api/*"),
         ("team-a", "remove", "retention", "old/*")]
-    assert as_data[5]["old"]["keep_last"] == 1 and as_data[5]["new"] is None
+    assert as_data[5]["old"]["keep_last"] == 1
+    assert as_data[5]["new"] is None
     assert as_json(dockyard("audit", "--action", "policy.*", "--json"))[0]["action"] == "policy.quota.set"  # diff: none
 
     applied = dockyard("policy", "apply", str(file)).output.splitlines()

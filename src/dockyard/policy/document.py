@@ -38,7 +38,8 @@ from dockyard.store.policies import RetentionRules
 PROJECT_KEYS = ("quota", "naming", "retention", "immutable")
 NAMING_KEYS = ("repository", "tag")
 IMMUTABLE_KEYS = ("repository", "tag")
-MAX_FILE_BYTES = 1024 * 1024
+MAX_FILE_BYTES = 256 * 1024
+MAX_LINE = 4096  # a naming table with two patterns of limits.PATTERN fits with room
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +138,17 @@ def parse_document(text: str) -> dict[str, ProjectPolicy]:
     """The projects of a policy file and the policy each must have; RequestInvalid names what is wrong."""
     if len(text.encode()) > MAX_FILE_BYTES:
         raise RequestInvalid(f"the policy file is larger than {MAX_FILE_BYTES} bytes")
+    lines = text.splitlines()
+    # tomllib's memory grows with the square of a dotted key's depth (a.a.a…): bound it by the line.
+    long = next((i for i, line in enumerate(lines) if len(line) > MAX_LINE), None)
+    if long is not None:
+        raise RequestInvalid(f"line {long + 1} of the policy file is longer than {MAX_LINE} characters")
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RequestInvalid(f"the policy file is not valid TOML: {exc}") from None
-    lines = text.splitlines()
+    except RecursionError:
+        raise RequestInvalid("the policy file nests arrays or tables too deeply") from None
     _only(document, ("projects",), "the top level", lines, None)
     projects = document.get("projects", {})
     if not isinstance(projects, dict):

@@ -215,6 +215,8 @@ class PolicyService:
             async with self.db.write() as conn:
                 changes = diff(found.name, await _current(conn, found.id), policy)
                 for change in changes:
+                    if change.kind == "quota" and not actor.is_system_admin:  # changed since the check
+                        raise Denied(f"project {name!r}: {QUOTA_IS_FOR_SYSTEM_ADMINS}")
                     await _apply(conn, found.id, change, actor)
             applied += changes
         return applied
