@@ -131,3 +131,15 @@ def test_any_file_is_parsed_or_refused_with_a_message(lines: list[str]) -> None:
     else:
         message = "parsed"
     assert message
+
+
+def test_the_example_in_the_docs_is_a_valid_policy_file() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "lifecycle.md").read_text()
+    example = text.split("### The policy file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    parsed = parse_document(example)
+    assert sorted(parsed) == ["team-a", "team-b"]
+    assert [r.repository_glob for r in parsed["team-a"].retention] == ["*", "api/*", "tmp/*"]
+    assert parsed["team-a"].retention[2].keep_tags_invert is True
+    assert parsed["team-b"] == ProjectPolicy(quota=2**30)
