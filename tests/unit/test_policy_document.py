@@ -143,3 +143,19 @@ def test_the_example_in_the_docs_is_a_valid_policy_file() -> None:
     assert [r.repository_glob for r in parsed["team-a"].retention] == ["*", "api/*", "tmp/*"]
     assert parsed["team-a"].retention[2].keep_tags_invert is True
     assert parsed["team-b"] == ProjectPolicy(quota=2**30)
+
+
+def test_the_commands_in_the_docs_exist() -> None:
+    """Every `dockyard …` of "Policies as data" names a real command with real options."""
+    from pathlib import Path
+
+    from tests.unit.test_deploy_files import _check_invocation, _invocations
+
+    text = (Path(__file__).parents[2] / "docs" / "lifecycle.md").read_text()
+    section = text.split("## Policies as data", 1)[1].split("\n## ", 1)[0]
+    invocations = _invocations(section)
+    assert {tuple(words[:2]) for words in invocations} >= {
+        ("retention", "set"), ("retention", "show"), ("retention", "delete"), ("immutable", "add"),
+        ("immutable", "list"), ("immutable", "delete"), ("naming", "set"), ("quota", "set"), ("policy", "show"),
+        ("policy", "diff"), ("policy", "apply")}
+    assert [p for p in map(_check_invocation, invocations) if p] == []
