@@ -141,7 +141,12 @@ def immutable_add(config_file: Path | None, data_dir: Path | None, project: str,
 @click.argument("project")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def immutable_list(config_file: Path | None, data_dir: Path | None, project: str, as_json: bool) -> None:
-    """List PROJECT's immutable-tag rules with their ids."""
+    """List PROJECT's immutable-tag rules with their ids.
+
+    \b
+    Example:
+      dockyard immutable list team-a --json
+    """
     rules = _with_policies(config_file, data_dir, lambda policies, me: policies.list_immutable(me, project))
     _show(rules, ["id", "repository", "tag", "created_by", "created_at"], as_json,
           f"project {project} has no immutable rule")
@@ -152,7 +157,12 @@ def immutable_list(config_file: Path | None, data_dir: Path | None, project: str
 @click.argument("project")
 @click.argument("rule_id", metavar="ID")
 def immutable_delete(config_file: Path | None, data_dir: Path | None, project: str, rule_id: str) -> None:
-    """Delete PROJECT's immutable rule ID (see `dockyard immutable list`)."""
+    """Delete PROJECT's immutable rule ID (see `dockyard immutable list`).
+
+    \b
+    Example:
+      dockyard immutable delete team-a 3
+    """
     _with_policies(config_file, data_dir, lambda policies, me: policies.delete_immutable(me, project, rule_id))
     click.echo(f"deleted immutable rule #{rule_id} of {project}")
 
@@ -233,7 +243,12 @@ def policy() -> None:
 @click.argument("project")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def policy_show(config_file: Path | None, data_dir: Path | None, project: str, as_json: bool) -> None:
-    """Show PROJECT's whole policy: quota, naming rules, retention policies, immutable rules."""
+    """Show PROJECT's whole policy: quota, naming rules, retention policies, immutable rules.
+
+    \b
+    Example:
+      dockyard policy show team-a --json
+    """
     found = _with_policies(config_file, data_dir, lambda policies, me: policies.policy(me, project))
     if as_json:
         click.echo(json.dumps(found, indent=2))
