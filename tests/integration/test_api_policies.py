@@ -231,3 +231,13 @@ async def test_a_policy_file_is_applied_with_the_callers_rights(registry: Regist
     applied = await service.apply(maint, parse_document(f"[projects.team-a]\n{rules}[projects.team-b]\n"))
     assert [c.line() for c in applied] == ["+ team-a immutable '*:v*'"]
     assert [(e["action"], e["actor"]) for e in await events_of(api)] == [("policy.immutable.added", "maint")]
+
+
+async def test_retention_policies_are_listed_by_glob_in_code_point_order(registry: Registry) -> None:
+    """The same order on every backend, whatever PostgreSQL's collation (which may skip punctuation)."""
+    api = registry.client
+    await add_project(api, "team-a")
+    for glob in ("x/*", "_tmp/*", "a/*", "*"):
+        ok(await api.put(f"{P}/retention", json={"repository": glob, "keep_last": 1}))
+    listed = [p["repository"] for p in ok(await api.get(f"{P}/policies"))["retention"]]
+    assert listed == ["*", "_tmp/*", "a/*", "x/*"]

@@ -186,8 +186,8 @@ def naming_set(config_file: Path | None, data_dir: Path | None, project: str, re
                tag: str | None, clear_repo: bool, clear_tag: bool) -> None:
     """Set PROJECT's naming rules; a rule not named here stays as it is.
 
-    Patterns are Python regular expressions matched against the whole name (anchor them with ^ and
-    $ to be explicit).
+    Patterns are Python regular expressions; anchor them with ^ and $ (docs/lifecycle.md, "Naming
+    rules", says how pushes are checked against them).
 
     \b
     Examples:

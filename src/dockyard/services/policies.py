@@ -77,6 +77,7 @@ class PolicyService:
             project_rules = await rows.project_rules(conn, found.id)
             retention = await rows.retention_policies_of(conn, found.id)
             immutable = await rows.immutable_rules_of(conn, found.id)
+        retention.sort(key=lambda p: p.rules.repository_glob)  # by code point on every backend's collation
         if project_rules is None:
             raise ResourceUnknown(f"project {project[:100]!r} not found")
         quota = project_rules.quota_bytes
