@@ -23,6 +23,7 @@ from dockyard import events
 from dockyard.auth.passwords import Passwords
 from dockyard.config import Config
 from dockyard.errors import DatabaseUnavailable, RegistryError, Unavailable
+from dockyard.http.api_policies import PoliciesApi
 from dockyard.http.api_retention import RetentionApi
 from dockyard.http.auth import Guard
 from dockyard.http.errors import render_error
@@ -40,6 +41,7 @@ from dockyard.services.accounts import AccountsService
 from dockyard.services.blobs import BlobService
 from dockyard.services.listing import ListingService
 from dockyard.services.manifests import ManifestService
+from dockyard.services.policies import PolicyService
 from dockyard.services.retention import RetentionService
 from dockyard.services.uploads import UploadService
 from dockyard.storage import layout
@@ -294,7 +296,10 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     guard = Guard(parts.access, realm=config.token_realm, service=config.auth.service,
                   trust_forwarded_for=config.auth.trust_forwarded_for)
     token = TokenEndpoint(guard, parts.access, service=config.auth.service)
-    api = management_api(guard, parts.accounts, [RetentionApi(parts.retention)])
+    api = management_api(guard, parts.accounts, [
+        RetentionApi(parts.retention),
+        PoliciesApi(PolicyService(parts.db, parts.access)),
+    ])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),

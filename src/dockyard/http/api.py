@@ -36,7 +36,9 @@ class Operation:
     path: str
     name: str
     summary: str
-    body: dict[str, str] = field(default_factory=dict)  # field -> JSON type ("string", "boolean", "array", "integer")
+    # field -> JSON type: "string", "boolean", "integer", "array" (of strings), or a union such as
+    # "string|integer|null". Any field may be null (left out); "null" in a union only documents it.
+    body: dict[str, str] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     query: tuple[str, ...] = ()
     status: int = 200
@@ -281,12 +283,34 @@ async def _json_body(request: Request, op: Operation) -> dict[str, Any]:
     missing = [name for name in op.required if name not in body]
     if missing:
         raise RequestInvalid(f"missing field(s): {', '.join(missing)}")
-    python: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "array": (list, str),
-                                                  "integer": int}
     for name, kind in op.body.items():
-        if name in body and body[name] is not None and not isinstance(body[name], python[kind]):
-            raise RequestInvalid(f"{name} must be a {kind}")
+        if name in body and body[name] is not None and not _is_kind(body[name], kind):
+            raise RequestInvalid(f"{name} must be {' or '.join(_WORDS[k] for k in kind.split('|'))}",
+                                 detail={"field": name})
     return body
+
+
+_WORDS = {"string": "a string", "boolean": "a boolean", "integer": "an integer", "array": "an array of strings",
+          "null": "null"}
+_PYTHON: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "array": (list, str),
+                                               "null": type(None)}
+
+
+def _is_kind(value: object, kind: str) -> bool:
+    for part in kind.split("|"):
+        if part == "integer":
+            if isinstance(value, int) and not isinstance(value, bool):  # JSON true is no integer
+                return True
+        elif isinstance(value, _PYTHON[part]):
+            return True
+    return False
+
+
+def _schema(kind: str) -> dict[str, Any]:
+    if kind == "array":
+        return {"type": "array", "items": {"type": "string"}}
+    parts = kind.split("|")
+    return {"type": parts[0] if len(parts) == 1 else parts}
 
 
 def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, Any]:
@@ -305,8 +329,7 @@ def openapi_document(operations: Sequence[Operation] = OPERATIONS) -> dict[str, 
                                                 ("409", "exists already"))}},
         }
         if op.body:
-            properties = {k: ({"type": "array", "items": {"type": "string"}} if v == "array" else {"type": v})
-                          for k, v in op.body.items()}
+            properties = {k: _schema(v) for k, v in op.body.items()}
             entry["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "properties": properties, "required": list(op.required),
                 "additionalProperties": False}}}}

@@ -35,7 +35,7 @@ def check_pattern(kind: str, value: object) -> str:
     text = _text(kind, value, limits.PATTERN)
     try:
         re.compile(text)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:  # a{4294967296}: OverflowError, not re.error
         raise RequestInvalid(f"{kind} {text[:80]!r} is not a valid regular expression: {exc}") from None
     return text
 
