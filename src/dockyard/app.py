@@ -25,6 +25,7 @@ from dockyard.config import Config
 from dockyard.errors import DatabaseUnavailable, RegistryError, Unavailable
 from dockyard.http.auth import Guard
 from dockyard.http.errors import render_error
+from dockyard.http.jobs import JobsApi
 from dockyard.http.limits import RequestLimits
 from dockyard.http.management import management_api
 from dockyard.http.metrics import Metrics
@@ -32,12 +33,14 @@ from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
 from dockyard.http.token import TokenEndpoint
 from dockyard.jobs.scheduler import Job, Scheduler
+from dockyard.jobs.scrub import scrub_job
 from dockyard.jobs.uploads_purge import purge_uploads
 from dockyard.services.access import AccessService, KeyRing
 from dockyard.services.accounts import AccountsService
 from dockyard.services.blobs import BlobService
 from dockyard.services.listing import ListingService
 from dockyard.services.manifests import ManifestService
+from dockyard.services.scrub import ScrubService
 from dockyard.services.uploads import UploadService
 from dockyard.storage import layout
 from dockyard.storage.blobstore import BlobStore
@@ -94,10 +97,15 @@ def build_components(config: Config) -> Components:
         pulls=events.PullLog(),
     )
     expiry = timedelta(seconds=config.registry.upload_expiry_seconds)
-    scheduler = Scheduler(db, [
+    scrub = ScrubService(db, store, grace_period=config.gc.grace_period, count_corrupt=metrics.blobs_corrupt.inc)
+    jobs = [
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),
-    ])
+        scrub_job(scrub, config.scrub),
+    ]
+    metrics.declare_jobs([job.name for job in jobs])
+    scheduler = Scheduler(db, jobs, observe=lambda run: metrics.record_job(
+        run.job, run.outcome, run.seconds, run.removed, run.bytes_freed, run.ended_at))
     return Components(config, db, store, services, metrics, scheduler, AccessLog(), access,
                       AccountsService(db, passwords, access))
 
@@ -268,7 +276,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     guard = Guard(parts.access, realm=config.token_realm, service=config.auth.service,
                   trust_forwarded_for=config.auth.trust_forwarded_for)
     token = TokenEndpoint(guard, parts.access, service=config.auth.service)
-    api = management_api(guard, parts.accounts, [])
+    api = management_api(guard, parts.accounts, [JobsApi(parts.db)])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),

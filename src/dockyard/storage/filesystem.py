@@ -28,13 +28,14 @@ import shutil
 import stat as stat_mode
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import anyio.to_thread
 
 from dockyard.errors import StorageFull
-from dockyard.storage.driver import PathNotFound
+from dockyard.storage.driver import PathNotFound, StoredFile
 
 log = logging.getLogger("dockyard.storage")
 T = TypeVar("T")
@@ -352,6 +353,28 @@ class FilesystemDriver:
 
         for path in await _run(walk):
             yield path
+
+    async def walk(self, prefix: str) -> AsyncIterator[StoredFile]:
+        base = self._full(prefix)
+
+        def walk() -> list[StoredFile]:
+            found: list[StoredFile] = []
+            for directory, _dirs, files in os.walk(base):
+                for name in files:
+                    if name.endswith(".tmp"):
+                        continue  # put_content's temporary file, not (yet) a file of the layout
+                    full = os.path.join(directory, name)
+                    try:
+                        info = os.stat(full)
+                    except _MISSING:
+                        continue  # deleted since the directory was read
+                    if stat_mode.S_ISREG(info.st_mode):
+                        found.append(StoredFile(Path(full).relative_to(self.root).as_posix(), info.st_size,
+                                                datetime.fromtimestamp(info.st_mtime, UTC)))
+            return found
+
+        for stored in await _run(walk):
+            yield stored
 
     def local_path(self, path: str) -> str | None:
         return str(self._full(path))

@@ -32,6 +32,7 @@ import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -49,7 +50,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from dockyard.config import S3Config
 from dockyard.errors import StorageUnavailable
-from dockyard.storage.driver import PathNotFound
+from dockyard.storage.driver import PathNotFound, StoredFile
 
 T = TypeVar("T")
 PART_SIZE = 8 * 1024 * 1024
@@ -483,6 +484,19 @@ class S3Driver:
         found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=base)
         keys.update(upload["Key"] for upload in found.get("Uploads", []))
         return [self._path_of(k) for k in sorted(keys)]
+
+    def _walk_sync(self, prefix: str) -> list[StoredFile]:
+        base = self.key(prefix.rstrip("/")) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
+        found: list[StoredFile] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
+            found += [StoredFile(self._path_of(obj["Key"]), int(obj["Size"]), obj["LastModified"].astimezone(UTC))
+                      for obj in page.get("Contents", []) if TAIL_INFIX not in obj["Key"].rsplit("/", 1)[-1]]
+        return found
+
+    async def walk(self, prefix: str) -> AsyncIterator[StoredFile]:
+        for stored in await self.call(prefix, self._walk_sync, prefix):
+            yield stored
 
     async def list(self, prefix: str) -> AsyncIterator[str]:
         for path in await self.call(prefix, self._list_sync, prefix):
