@@ -10,7 +10,7 @@ second (a ``TokenBucket``) and hashing them:
   ("corrupt in storage; push it again") and a verified upload of the digest replaces the bytes;
 - bytes that hash right: ``blobs.verified_at`` is set (and a corrupt mark cleared: restored bytes).
 
-Where it got to is saved in ``job_state`` ("scrub") every ``SAVE_EVERY`` blobs, so a run that
+Where it got to is saved in ``job_state`` ("scrub") every ``save_every`` blobs, so a run that
 stops (a restart, a lost database) is continued by the next one after that digest. A run that
 reaches the last row ends the pass with the **orphan sweep**: blob files in storage that no row
 names, written longer than ``gc.grace_period`` ago, pinned by no upload and not being deleted by
@@ -102,11 +102,12 @@ def _nothing(*_args: object) -> None:
 
 class ScrubService:
     def __init__(self, db: Database, store: BlobStore, *, grace_period: timedelta,
-                 count_corrupt: Callable[[], None] = _nothing) -> None:
+                 count_corrupt: Callable[[], None] = _nothing, save_every: int = SAVE_EVERY) -> None:
         self.db = db
         self.store = store
         self.grace_period = grace_period
         self.count_corrupt = count_corrupt
+        self.save_every = save_every
 
     async def position(self, *, restart: bool = False) -> ScrubPosition:
         async with self.db.read() as conn:
@@ -131,7 +132,7 @@ class ScrubService:
                 await self._check(row, report, throttle)
                 on_blob(row.size, row.digest)
                 after, unsaved = row.digest, unsaved + 1
-                if unsaved >= SAVE_EVERY:
+                if unsaved >= self.save_every:
                     await self._save({"after": after}, dry_run)
                     unsaved = 0
         await self._save({"after": after}, dry_run)
