@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,3 +86,34 @@ async def test_bad_queries_are_refused_clearly(registry: Registry) -> None:
         error = answer.json()["errors"][0]
         assert error["code"] == "INVALID_REQUEST"
         assert ("limit must be" in error["message"]) == ("limit" in params), error
+
+
+MULTIPROCESS_SCRIPT = """
+import os, sys
+from dockyard.http.metrics import Metrics
+for worker in range(2):
+    if os.fork() == 0:
+        metrics = Metrics()
+        metrics.declare_jobs(["scrub", "gc"])
+        metrics.record_job("scrub", "ok", 2.5, 1, 100, 1000.0 + worker)
+        metrics.blobs_corrupt.inc()
+        os._exit(0)
+    os.wait()
+sys.stdout.write(Metrics().render().decode())
+"""
+
+
+def test_job_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
+    """As under `dockyard serve`: each worker's series in its own files, allocated ahead of use."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    text = subprocess.run([sys.executable, "-c", MULTIPROCESS_SCRIPT], env=env, capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+    assert 'dockyard_job_runs_total{job="scrub",outcome="ok"} 2.0' in text
+    assert 'dockyard_job_runs_total{job="gc",outcome="ok"} 0.0' in text
+    assert 'dockyard_job_bytes_freed_total{job="scrub"} 200.0' in text
+    assert 'dockyard_job_last_success_timestamp_seconds{job="scrub"} 1001.0' in text  # the latest, not a sum
+    assert "dockyard_blobs_corrupt_total 2.0" in text
+    assert len(list(tmp_path.glob("gauge_max_*.db"))) == 3  # made (and allocated) by each process
