@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from dockyard.jobs.scheduler import Job, Scheduler
+from dockyard.store import jobs as store_jobs
+from dockyard.store.clock import utcnow
+from dockyard.store.schema import job_runs
 from tests.integration.conftest import Registry, client_as
 
 
@@ -117,3 +122,17 @@ def test_job_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     assert 'dockyard_job_last_success_timestamp_seconds{job="scrub"} 1001.0' in text  # the latest, not a sum
     assert "dockyard_blobs_corrupt_total 2.0" in text
     assert len(list(tmp_path.glob("gauge_max_*.db"))) == 3  # made (and allocated) by each process
+
+
+async def test_scheduled_runs_forget_runs_older_than_ninety_days(registry: Registry) -> None:
+    async with registry.parts.db.write() as conn:
+        old = await store_jobs.start_run(conn, "scrub", "node:1", dry_run=False)
+        recent = await store_jobs.start_run(conn, "scrub", "node:1", dry_run=False)
+        await conn.execute(sa.update(job_runs).where(job_runs.c.id == old)
+                           .values(started_at=utcnow() - timedelta(days=91)))
+    scheduler = registry.parts.scheduler
+    assert await scheduler.run_once(next(job for job in scheduler.jobs if job.name == "uploads-purge"))
+    ids = [run["id"] for run in (await registry.client.get("/api/v1/jobs")).json()]
+    assert old not in ids
+    assert recent in ids
+    assert len(ids) == 2  # and the purge's own run

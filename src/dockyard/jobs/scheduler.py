@@ -3,7 +3,8 @@
 Every run it makes is recorded (``recorded_run``: a ``job_runs`` row with the job's report, see
 ``dockyard jobs``) and handed to ``observe`` (the Prometheus metrics of ``http/metrics.py``). A run
 that lasts longer than its lease renews the lease while it runs, so no other node starts the same
-job meanwhile.
+job meanwhile. Runs older than ``KEEP_RUNS`` (90 days) are forgotten after each successful
+scheduled run.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from datetime import timedelta
 
 from dockyard.errors import Unavailable
 from dockyard.jobs.runs import RunTally, node_name, recorded_run, tally_report
-from dockyard.store import leases
+from dockyard.store import jobs, leases
+from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
 log = logging.getLogger("dockyard.jobs")
+KEEP_RUNS = timedelta(days=90)  # job runs older than this are forgotten (a scheduled run prunes them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class Scheduler:
                     tally.detail["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
                     raise
             outcome = "ok"
+            async with self.db.write() as conn:
+                await jobs.prune_runs(conn, utcnow() - KEEP_RUNS)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
