@@ -203,3 +203,21 @@ async def test_an_unknown_blob_is_still_plainly_unknown(registry: Registry) -> N
     assert answer.status_code == 404
     assert error_codes(answer) == ["BLOB_UNKNOWN"]
     assert "corrupt" not in answer.text
+
+
+async def test_the_scheduled_scrub_starts_a_pass_only_when_one_is_due(registry: Registry) -> None:
+    await pushed(registry, 10, 20)
+    scheduler = registry.parts.scheduler
+    job = next(job for job in scheduler.jobs if job.name == "scrub")
+    assert job.interval == 3600  # it looks every hour; a pass a week (scrub.interval)
+    assert await scheduler.run_once(job)  # never ran: due
+    assert not await scheduler.run_once(job)  # the pass just ended: not due, and not recorded
+    async with registry.parts.db.write() as conn:  # a pass under way (cut short by a restart): due
+        await jobs.save_state(conn, "scrub", {"after": "sha256:" + "0" * 64})
+    assert await scheduler.run_once(job)
+    async with registry.parts.db.write() as conn:  # the last pass ended a week ago: due
+        ended = (utcnow() - timedelta(days=7, seconds=1)).isoformat()
+        await jobs.save_state(conn, "scrub", {"after": None, "last_pass_ended_at": ended})
+    assert await scheduler.run_once(job)
+    runs = (await registry.client.get("/api/v1/jobs", params={"job": "scrub"})).json()
+    assert [run["examined"] for run in runs] == [2, 2, 2]

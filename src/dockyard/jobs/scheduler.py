@@ -32,6 +32,9 @@ class Job:
     name: str
     interval: float
     run: Callable[[], Awaitable[object]]  # returns a ``JobReport`` (or None: nothing to count)
+    # Asked (under the lease) before each run: False skips this turn, unrecorded. For a job that
+    # looks often but works rarely (a scrub pass a week, retention's cron schedules).
+    is_due: Callable[[], Awaitable[bool]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +73,12 @@ class Scheduler:
         self._tasks = []
 
     async def run_once(self, job: Job) -> bool:
-        """Run the job now if this node can take its lease; True if it ran (raises what it raised)."""
+        """Run the job now if this node can take its lease and the job is due; True if it ran
+        (raises what it raised)."""
         ttl = timedelta(seconds=max(job.interval * 2, 60))
         if not await self._take_lease(job, ttl):
+            return False
+        if job.is_due is not None and not await job.is_due():
             return False
         renewing = asyncio.create_task(self._renew(job, ttl), name=f"lease:{job.name}")
         started = time.monotonic()

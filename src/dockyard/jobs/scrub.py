@@ -1,7 +1,13 @@
-"""The scheduled integrity scrub: every ``scrub.interval``, under the scheduler's lease, one run of
-``ScrubService`` from where the last one stopped (see ``services/scrub.py``)."""
+"""The scheduled integrity scrub: a pass every ``scrub.interval``, under the scheduler's lease, each
+run of ``ScrubService`` continuing from where the last one stopped (see ``services/scrub.py``).
+
+The scheduler looks every hour at most (``LOOK_EVERY``), so a pass cut short by a restart goes on
+within the hour, and a node restarted daily does not start a pass each time: a new pass starts only
+``scrub.interval`` after the last one ended (``ScrubService.is_due``)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from dockyard.config import ScrubConfig
 from dockyard.jobs.scheduler import Job
@@ -9,6 +15,7 @@ from dockyard.services.scrub import ScrubReport, ScrubService
 from dockyard.services.throttle import TokenBucket
 
 NAME = "scrub"
+LOOK_EVERY = timedelta(hours=1)
 
 
 def bytes_per_second(rate_mb_per_s: float) -> float:
@@ -21,4 +28,8 @@ def scrub_job(service: ScrubService, settings: ScrubConfig) -> Job:
         report = await service.run(TokenBucket(bytes_per_second(settings.rate_mb_per_s)))
         return report
 
-    return Job(NAME, settings.interval.total_seconds(), run)
+    async def is_due() -> bool:
+        return await service.is_due(settings.interval)
+
+    look_every = max(min(settings.interval, LOOK_EVERY), timedelta(seconds=1))  # "0s": scrub without pause
+    return Job(NAME, look_every.total_seconds(), run, is_due)

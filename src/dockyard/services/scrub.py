@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -46,6 +46,7 @@ BATCH = 200  # blob rows read at a time
 SAVE_EVERY = 50  # blobs between two saves of the position
 ORPHAN_BATCH = 500  # storage files checked against the rows at a time
 DETAIL_LIMIT = 100  # digests of each kind kept in the job run's detail
+FINDINGS = ("missing", "corrupt", "unreadable", "orphans_removed")
 
 
 @dataclass(slots=True)
@@ -60,6 +61,7 @@ class ScrubReport:
     corrupt: list[str] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)  # dry run: would be removed
     orphans_kept: list[str] = field(default_factory=list)  # no row, but within the grace period or claimed
+    unreadable: list[str] = field(default_factory=list)  # a read error (EIO): neither verified nor condemned
     bytes_freed: int = 0
     pass_complete: bool = False
 
@@ -70,20 +72,21 @@ class ScrubReport:
     def as_json(self) -> dict[str, Any]:
         return {"examined": self.examined, "bytes_read": self.bytes_read, "missing": self.missing,
                 "corrupt": self.corrupt, "orphans_removed": self.orphans_removed, "resumed_from": self.resumed_from,
-                "orphans_kept": self.orphans_kept, "bytes_freed": self.bytes_freed, "dry_run": self.dry_run,
+                "orphans_kept": self.orphans_kept, "unreadable": self.unreadable, "bytes_freed": self.bytes_freed,
+                "dry_run": self.dry_run,
                 "pass_complete": self.pass_complete}
 
     def detail(self) -> dict[str, Any]:
         """For the job run's row: the counts, and the first digests of each finding."""
         return {"bytes_read": self.bytes_read, "resumed_from": self.resumed_from, "pass_complete": self.pass_complete,
-                **{name: getattr(self, name)[:DETAIL_LIMIT] for name in ("missing", "corrupt", "orphans_removed")},
-                "counts": {"missing": len(self.missing), "corrupt": len(self.corrupt),
-                           "orphans_removed": len(self.orphans_removed), "orphans_kept": len(self.orphans_kept)}}
+                **{name: getattr(self, name)[:DETAIL_LIMIT] for name in FINDINGS},
+                "counts": {name: len(getattr(self, name)) for name in (*FINDINGS, "orphans_kept")}}
 
     def summary(self) -> str:
         removed = "orphan(s) would be removed" if self.dry_run else "orphan(s) removed"
+        unreadable = f"{len(self.unreadable)} unreadable, " if self.unreadable else ""
         return (f"examined {self.examined} blob(s), read {self.bytes_read} bytes: {len(self.missing)} missing, "
-                f"{len(self.corrupt)} corrupt, {len(self.orphans_removed)} {removed}"
+                f"{len(self.corrupt)} corrupt, {unreadable}{len(self.orphans_removed)} {removed}"
                 + (f" (resumed after {self.resumed_from})" if self.resumed_from else ""))
 
 
@@ -115,6 +118,16 @@ class ScrubService:
             after = state.get("after") if state else None
             count, size = await integrity.count_after(conn, after)
         return ScrubPosition(after, count, size)
+
+    async def is_due(self, interval: timedelta) -> bool:
+        """Whether a scheduled run should go now: a pass is under way (or never ran), or the last
+        one ended ``interval`` ago or more."""
+        async with self.db.read() as conn:
+            state = await jobs.load_state(conn, STATE)
+        if state is None or state.get("after") is not None or "last_pass_ended_at" not in state:
+            return True
+        ended = datetime.fromisoformat(state["last_pass_ended_at"])
+        return utcnow() - ended >= interval
 
     async def run(self, throttle: TokenBucket, *, dry_run: bool = False, restart: bool = False,
                   on_blob: Callable[[int, str], None] = _nothing) -> ScrubReport:
@@ -166,6 +179,10 @@ class ScrubService:
                     await anyio.to_thread.run_sync(hasher.update, chunk)
         except PathNotFound as exc:  # deleted or cut short while it was read
             await self._missing(row, report, str(exc))
+            return
+        except OSError as exc:  # a disk read error: the bytes may be fine; the next pass tries again
+            report.unreadable.append(row.digest)
+            log.error("scrub: reading blob %s failed (%s); it is left as it is", row.digest, exc)
             return
         actual = f"{algorithm_of(row.digest)}:{hasher.hexdigest()}"
         if actual != row.digest:

@@ -485,18 +485,22 @@ class S3Driver:
         keys.update(upload["Key"] for upload in found.get("Uploads", []))
         return [self._path_of(k) for k in sorted(keys)]
 
-    def _walk_sync(self, prefix: str) -> list[StoredFile]:
-        base = self.key(prefix.rstrip("/")) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
-        found: list[StoredFile] = []
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
-            found += [StoredFile(self._path_of(obj["Key"]), int(obj["Size"]), obj["LastModified"].astimezone(UTC))
-                      for obj in page.get("Contents", []) if TAIL_INFIX not in obj["Key"].rsplit("/", 1)[-1]]
-        return found
+    def _walk_page(self, pages: Iterator[dict[str, Any]]) -> list[StoredFile] | None:
+        """The next page of a listing (up to 1,000 objects), None after the last."""
+        page = next(pages, None)
+        if page is None:
+            return None
+        return [StoredFile(self._path_of(obj["Key"]), int(obj["Size"]), obj["LastModified"].astimezone(UTC))
+                for obj in page.get("Contents", []) if TAIL_INFIX not in obj["Key"].rsplit("/", 1)[-1]]
 
     async def walk(self, prefix: str) -> AsyncIterator[StoredFile]:
-        for stored in await self.call(prefix, self._walk_sync, prefix):
-            yield stored
+        # Page by page (the paginator is lazy): memory stays bounded however many objects there are.
+        base = self.key(prefix.rstrip("/")) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
+        pages = await self.call(prefix, lambda: iter(self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=base)))
+        while (found := await self.call(prefix, self._walk_page, pages)) is not None:
+            for stored in found:
+                yield stored
 
     async def list(self, prefix: str) -> AsyncIterator[str]:
         for path in await self.call(prefix, self._list_sync, prefix):
