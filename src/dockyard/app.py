@@ -27,6 +27,7 @@ from dockyard.http.api_policies import PoliciesApi
 from dockyard.http.api_retention import RetentionApi
 from dockyard.http.auth import Guard
 from dockyard.http.errors import render_error
+from dockyard.http.jobs import JobsApi
 from dockyard.http.limits import RequestLimits
 from dockyard.http.management import management_api
 from dockyard.http.metrics import Metrics
@@ -35,6 +36,7 @@ from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServic
 from dockyard.http.token import TokenEndpoint
 from dockyard.jobs.runs import recorded_run
 from dockyard.jobs.scheduler import Job, Scheduler
+from dockyard.jobs.scrub import scrub_job
 from dockyard.jobs.uploads_purge import purge_uploads
 from dockyard.services.access import AccessService, KeyRing
 from dockyard.services.accounts import AccountsService
@@ -43,6 +45,7 @@ from dockyard.services.listing import ListingService
 from dockyard.services.manifests import ManifestService
 from dockyard.services.policies import PolicyService
 from dockyard.services.retention import RetentionService
+from dockyard.services.scrub import ScrubService
 from dockyard.services.uploads import UploadService
 from dockyard.storage import layout
 from dockyard.storage.blobstore import BlobStore
@@ -103,11 +106,16 @@ def build_components(config: Config) -> Components:
     expiry = timedelta(seconds=config.registry.upload_expiry_seconds)
     retention = RetentionService(db, config.retention, access,
                                  lambda job, dry_run: recorded_run(db, job, dry_run=dry_run))
-    scheduler = Scheduler(db, [
+    scrub = ScrubService(db, store, grace_period=config.gc.grace_period, count_corrupt=metrics.blobs_corrupt.inc)
+    jobs = [
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),
         Job("retention", config.retention.interval.total_seconds(), retention.run_due),
-    ])
+        scrub_job(scrub, config.scrub),
+    ]
+    metrics.declare_jobs([job.name for job in jobs])
+    scheduler = Scheduler(db, jobs, observe=lambda run: metrics.record_job(
+        run.job, run.outcome, run.seconds, run.removed, run.bytes_freed, run.ended_at))
     return Components(config, db, store, services, metrics, scheduler, AccessLog(), access,
                       AccountsService(db, passwords, access), retention)
 
@@ -299,6 +307,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     api = management_api(guard, parts.accounts, [
         RetentionApi(parts.retention),
         PoliciesApi(PolicyService(parts.db, parts.access)),
+        JobsApi(parts.db),
     ])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

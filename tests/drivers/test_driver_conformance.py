@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from dockyard.storage.driver import PathNotFound, StorageDriver
+from dockyard.storage.driver import PathNotFound, StorageDriver, StoredFile
 
 CONTENT = b"0123456789abcdef"
 BIG = bytes(range(256)) * (12 * 1024 + 7)  # ~3 MiB: crosses the 1 MiB read chunks of the drivers
@@ -328,6 +329,38 @@ async def test_list_sees_written_and_moved_files(driver: StorageDriver) -> None:
     await driver.move("up/u/data", "blobs/x")
     assert await listed(driver, "up") == set()
     assert await listed(driver, "blobs") == {"blobs/x"}
+
+
+async def walked(driver: StorageDriver, prefix: str) -> dict[str, StoredFile]:
+    return {stored.path: stored async for stored in driver.walk(prefix)}
+
+
+async def test_walk_gives_paths_sizes_and_modification_times(driver: StorageDriver) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=2)  # an object store's clock counts whole seconds
+    for path, data in [("blobs/sha256/ab/ab1", CONTENT), ("blobs/sha256/cd/cd2", CONTENT * 3), ("blobsx/e", b"")]:
+        await driver.put_content(path, data)
+    writer = await driver.writer("up/u/data")
+    await writer.write(CONTENT * 2)
+    await writer.commit()
+    await writer.close()
+    await driver.move("up/u/data", "blobs/sha256/ef/ef3")
+    after = datetime.now(UTC) + timedelta(seconds=2)
+    found = await walked(driver, "blobs")
+    assert {path: stored.size for path, stored in found.items()} == {
+        "blobs/sha256/ab/ab1": len(CONTENT), "blobs/sha256/cd/cd2": 3 * len(CONTENT),
+        "blobs/sha256/ef/ef3": 2 * len(CONTENT)}
+    for stored in found.values():
+        assert stored.modified.utcoffset() == timedelta(0)
+        assert before <= stored.modified <= after
+    assert set(await walked(driver, "blobs/sha256/cd")) == {"blobs/sha256/cd/cd2"}
+    assert await walked(driver, "nothing") == {}
+
+
+async def test_walk_no_longer_sees_a_deleted_file(driver: StorageDriver) -> None:
+    await driver.put_content("blobs/a", CONTENT)
+    await driver.put_content("blobs/b", CONTENT)
+    await driver.delete("blobs/a")
+    assert set(await walked(driver, "blobs")) == {"blobs/b"}
 
 
 # -- local_path ------------------------------------------------------------------------------------

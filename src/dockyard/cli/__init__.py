@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from dockyard.cli import access, policies, retention
+from dockyard.cli import access, policies, retention, scrub
 from dockyard.cli.options import config_options, load, make_data_dir, run_on_database
 from dockyard.config import Config, build_config, load_config
 from dockyard.errors import ConfigError
@@ -250,6 +250,7 @@ def uploads() -> None:
 def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool, older_than: int | None) -> None:
     """Remove abandoned upload sessions and their bytes now."""
     from dockyard.app import build_components
+    from dockyard.jobs.runs import recorded_run, tally_report
     from dockyard.jobs.uploads_purge import purge_uploads
 
     config = load(config_file, data_dir)
@@ -259,7 +260,9 @@ def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool
 
     async def run() -> str:
         try:
-            report = await purge_uploads(parts.db, parts.store, expiry=expiry, dry_run=dry_run)
+            async with recorded_run(parts.db, "uploads-purge", dry_run=dry_run) as tally:
+                report = await purge_uploads(parts.db, parts.store, expiry=expiry, dry_run=dry_run)
+                tally_report(tally, report)
             return report.summary()
         finally:
             await parts.db.dispose()
@@ -267,5 +270,5 @@ def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool
     click.echo(run_on_database(config, run()))
 
 
-for group in [*access.COMMANDS, *retention.COMMANDS, *policies.COMMANDS]:
+for group in [*access.COMMANDS, *retention.COMMANDS, *policies.COMMANDS, *scrub.COMMANDS]:
     main.add_command(group)

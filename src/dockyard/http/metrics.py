@@ -40,9 +40,11 @@ MAX_SERIES = 4096  # pending tallies between two flushes, whatever arrives
 # values in the multiprocess files) lives as long as the process, so every other one is "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60)
-_BOUNDS = (*LATENCY_BUCKETS, float("inf"))  # prometheus_client's buckets: the given ones, then +Inf
+_BOUNDS = (*LATENCY_BUCKETS, float("inf"))
+JOB_BUCKETS = (1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600)  # job runs: a second to a day
+JOB_OUTCOMES = ("ok", "failed")  # prometheus_client's buckets: the given ones, then +Inf
 # prometheus_client's files, by the prefix it names them with (then _<pid>.db), and its first size.
-_FILES = ("counter", "histogram", "gauge_livesum")
+_FILES = ("counter", "histogram", "gauge_livesum", "gauge_max")
 _FIRST_SIZE = 1 << 16
 # An entry: length, key (JSON of the names, labels and help; each label character at most 12
 # bytes once escaped) padded to 8, value and timestamp. Names and help take less than this.
@@ -184,8 +186,58 @@ class Metrics:
         self.blob_read_errors = Counter("dockyard_blob_read_errors_total", "Blob reads that failed in storage: the "
                                         "store unavailable or a read error (answered 503, or the download cut)",
                                         registry=target)
+        self.blobs_corrupt = Counter("dockyard_blobs_corrupt_total", "Blobs the integrity scrub found corrupt in "
+                                     "storage (no longer served until pushed again)", registry=target)
+        # Background jobs (jobs/scheduler.py): every series is made by ``declare_jobs`` at start,
+        # so a run only adds to values the files already hold.
+        self.job_runs = Counter("dockyard_job_runs_total", "Scheduled job runs by outcome",
+                                ["job", "outcome"], registry=target)
+        self.job_duration = Histogram("dockyard_job_duration_seconds", "How long scheduled job runs took",
+                                      ["job"], registry=target, buckets=JOB_BUCKETS)
+        self.job_removed = Counter("dockyard_job_items_removed_total", "Items scheduled job runs removed",
+                                   ["job"], registry=target)
+        self.job_bytes_freed = Counter("dockyard_job_bytes_freed_total", "Bytes scheduled job runs freed in storage",
+                                       ["job"], registry=target)
+        self.job_last_success = Gauge("dockyard_job_last_success_timestamp_seconds", "When a scheduled run of the "
+                                      "job last ended well (Unix time; 0: not since start)", ["job"],
+                                      registry=target, multiprocess_mode="max")
+        self._jobs: set[str] = set()
         self._pending: dict[tuple[str, str, int], _Tally] = {}
         self._later = FlushLater(self.flush, FLUSH_SECONDS)
+
+    def declare_jobs(self, names: list[str]) -> None:
+        """Make every job series now (at 0), in room the files have: ``record_job`` never adds one."""
+        new = [name for name in names if name not in self._jobs]
+        if self.files is not None and new:
+            self.files.reserve()
+            per_job = {"counter": sum(_entry_bytes(n, o) for n in new for o in JOB_OUTCOMES)
+                       + 2 * sum(_entry_bytes(n) for n in new),
+                       "histogram": (len(JOB_BUCKETS) + 2) * sum(_entry_bytes(n) for n in new),
+                       "gauge_max": sum(_entry_bytes(n) for n in new)}
+            if not self.files.admit(per_job):
+                raise RuntimeError(f"the metrics directory {self.files.directory} is full: this worker cannot "
+                                   "start; free space there (server.metrics_dir)")
+        for name in new:
+            for outcome in JOB_OUTCOMES:
+                self.job_runs.labels(name, outcome)
+            self.job_duration.labels(name)
+            self.job_removed.labels(name)
+            self.job_bytes_freed.labels(name)
+            self.job_last_success.labels(name)
+            self._jobs.add(name)
+
+    def record_job(self, job: str, outcome: str, seconds: float, removed: int, bytes_freed: int,
+                   ended_at: float) -> None:
+        """Count one scheduled run (of a job ``declare_jobs`` made series for)."""
+        if job not in self._jobs or outcome not in JOB_OUTCOMES:
+            log.warning("job %s (outcome %s) has no metric series: it is not counted", job, outcome)
+            return
+        self.job_runs.labels(job, outcome).inc()
+        self.job_duration.labels(job).observe(seconds)
+        self.job_removed.labels(job).inc(removed)
+        self.job_bytes_freed.labels(job).inc(bytes_freed)
+        if outcome == "ok":
+            self.job_last_success.labels(job).set(ended_at)
 
     def record(self, method: str, route: str, status: int, elapsed: float, bytes_in: int, bytes_out: int) -> None:
         """Count one request (in this worker's tallies; see the module docstring)."""

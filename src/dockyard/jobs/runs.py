@@ -10,7 +10,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from dockyard.store import jobs
 from dockyard.store.db import Database
@@ -32,6 +32,32 @@ class RunTally:
     removed: int = 0
     bytes_freed: int = 0
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class JobReport(Protocol):
+    """What a job returns: the figures its run's row records (the scheduler and the CLI copy them
+    with ``tally_report``). A job returning anything else (None) records zeros."""
+
+    @property
+    def examined(self) -> int: ...
+
+    @property
+    def removed(self) -> int: ...
+
+    @property
+    def bytes_freed(self) -> int: ...
+
+    def detail(self) -> dict[str, Any]:
+        """A small JSON object for the row's ``detail`` (first findings, counts)."""
+        ...
+
+
+def tally_report(tally: RunTally, report: object) -> None:
+    """Copy a job's report into its run's tally."""
+    if isinstance(report, JobReport):
+        tally.examined, tally.removed, tally.bytes_freed = report.examined, report.removed, report.bytes_freed
+        tally.detail.update(report.detail())
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from dockyard.storage.blobstore import BlobStore
 from dockyard.store import uploads
@@ -25,6 +26,21 @@ class PurgeReport:
     expired: list[str] = field(default_factory=list)
     orphaned: list[str] = field(default_factory=list)
     dry_run: bool = False
+
+    @property
+    def examined(self) -> int:
+        return len(self.expired) + len(self.orphaned)
+
+    @property
+    def removed(self) -> int:
+        return len(self.expired) + len(self.orphaned)  # in a dry run: would remove
+
+    @property
+    def bytes_freed(self) -> int:
+        return 0  # not measured: an upload's bytes are not counted before they go
+
+    def detail(self) -> dict[str, Any]:
+        return {"expired": len(self.expired), "orphaned": len(self.orphaned)}
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"

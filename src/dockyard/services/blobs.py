@@ -5,8 +5,11 @@ back, lost with a volume or a bucket, truncated) answers 404 ``BLOB_UNKNOWN`` sa
 as an error with its digest and repository, and is counted (``dockyard_blob_missing_total``).
 404, not 503: the condition does not pass by retrying, and a client that pushes the blob again
 (docker and skopeo do after a 404 on HEAD) restores it, since a verified upload replaces missing
-or damaged bytes. A read that fails in storage (the store unavailable, a disk read error) answers
-503 with ``Retry-After`` and is counted too (``dockyard_blob_read_errors_total``).
+or damaged bytes. A blob the integrity scrub found corrupt (``blobs.corrupt_at``) answers 404
+``BLOB_UNKNOWN`` too ("corrupt in storage; push it again"), from the same single lookup, until a
+verified upload of it replaces the bytes. A read that fails in storage (the store unavailable, a
+disk read error) answers 503 with ``Retry-After`` and is counted too
+(``dockyard_blob_read_errors_total``).
 """
 
 from __future__ import annotations
@@ -43,9 +46,13 @@ class BlobService:
         """Where to read a blob the repository links; BlobUnknown otherwise."""
         validate_name(repository)
         parse_digest(digest)
-        size = await blob_rows.linked_size_now(self.db, repository, digest)
-        if size is None:
+        linked = await blob_rows.linked_blob_now(self.db, repository, digest)
+        if linked is None:
             raise BlobUnknown(detail={"digest": digest})
+        if linked.is_corrupt:
+            raise BlobUnknown(f"blob {digest} is corrupt in storage; push it again to restore it",
+                              detail={"digest": digest})
+        size = linked.size
         try:
             location = await self.store.locate(digest)
         except (StorageUnavailable, OSError) as exc:

@@ -74,13 +74,17 @@ class UploadService:
         saved = _saved(upload)
         if body is not None:
             _, saved = await self._append(upload, body, claimed.first if claimed else None)
+        async with self.db.read() as conn:
+            repair = await blob_rows.is_corrupt(conn, digest)  # the scrub found the stored bytes corrupt
         try:
-            size = await self.store.finish(upload_id, digest, saved)
+            size = await self.store.finish(upload_id, digest, saved, replace=repair)
         except DigestInvalid:
             await self.cancel(repository, upload_id, missing_ok=True)
             raise
         async with self.db.write() as conn:
             await blob_rows.record(conn, digest, size)
+            if repair:  # verified bytes replaced the corrupt ones: served again
+                await blob_rows.clear_corrupt(conn, digest)
             await blob_rows.link(conn, upload.repository_id, digest)
             await uploads.delete(conn, upload_id)
             await events.record(conn, events.BlobPushed(repository, digest, size))

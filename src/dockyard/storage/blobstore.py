@@ -22,6 +22,7 @@ import asyncio
 import mmap
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import anyio.to_thread
 
@@ -52,6 +53,13 @@ class BytesMissing(PathNotFound):
         self.args = (f"storage path {path} ended after {got} of {expected} bytes",)
         self.expected = expected
         self.got = got
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    digest: str
+    size: int
+    modified: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +103,14 @@ class BlobStore:
 
     async def delete_blob(self, digest: str) -> None:
         await self.driver.delete(layout.blob_path(digest))
+
+    async def stored_blobs(self) -> AsyncIterator[StoredBlob]:
+        """Every blob file in storage (whatever the database says), with its size and when it was
+        written; files under ``blobs/`` that are not named like a blob are left out."""
+        async for stored in self.driver.walk(layout.BLOBS):
+            digest = layout.digest_of_blob_path(stored.path)
+            if digest is not None:
+                yield StoredBlob(digest, stored.size, stored.modified)
 
     # -- uploads -------------------------------------------------------------------------------
 
@@ -146,8 +162,11 @@ class BlobStore:
         return writer.size, UploadProgress(writer.size, hash_state, writer_state)
 
     async def finish(self, upload_id: str, digest: str, saved: UploadProgress | None = None,
-                     expected_size: int | None = None) -> int:
-        """Verify the upload against ``digest`` and move it into place; returns its size."""
+                     expected_size: int | None = None, *, replace: bool = False) -> int:
+        """Verify the upload against ``digest`` and move it into place; returns its size.
+
+        Stored bytes of the right size stay as they are, unless ``replace`` (the scrub found them
+        corrupt): then the verified upload takes their place."""
         writer = await self._resume_writer(upload_id, saved)
         try:
             size = writer.size
@@ -162,7 +181,8 @@ class BlobStore:
             raise DigestInvalid(f"uploaded content has digest {actual}, not {digest}; nothing was stored",
                                 detail={"expected": digest, "actual": actual})
         target = layout.blob_path(digest)
-        if await self._size_or_none(target) != size:  # absent, or damaged: the verified upload replaces it
+        # absent, damaged, or corrupt: the verified upload replaces it
+        if replace or await self._size_or_none(target) != size:
             await self.driver.move(layout.upload_data_path(upload_id), target)
         await self.cancel(upload_id)
         return size

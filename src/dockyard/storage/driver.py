@@ -8,6 +8,8 @@ or a committed ``Writer`` is durable when the call returns.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -17,6 +19,15 @@ class PathNotFound(Exception):
     def __init__(self, path: str) -> None:
         super().__init__(f"storage path not found: {path}")
         self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file as ``walk`` finds it: its path, size, and when it was last written (UTC)."""
+
+    path: str
+    size: int
+    modified: datetime
 
 
 class Writer(Protocol):
@@ -90,6 +101,12 @@ class StorageDriver(Protocol):
 
     def list(self, prefix: str) -> AsyncIterator[str]:
         """Every file path under ``prefix``, recursively, in no particular order."""
+        ...
+
+    def walk(self, prefix: str) -> AsyncIterator[StoredFile]:
+        """Every complete file under ``prefix``, recursively, in no particular order, with its size
+        and modification time (an object store's LastModified). Unlike ``list`` it leaves out what
+        is not a readable file yet (an object store's unfinished multipart uploads)."""
         ...
 
     def local_path(self, path: str) -> str | None:

@@ -28,13 +28,14 @@ import shutil
 import stat as stat_mode
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 import anyio.to_thread
 
 from dockyard.errors import StorageFull
-from dockyard.storage.driver import PathNotFound
+from dockyard.storage.driver import PathNotFound, StoredFile
 
 log = logging.getLogger("dockyard.storage")
 T = TypeVar("T")
@@ -338,6 +339,33 @@ class FilesystemDriver:
 
     async def delete(self, path: str) -> None:
         await _run(self._delete_sync, path)
+
+    async def walk(self, prefix: str) -> AsyncIterator[StoredFile]:
+        # One directory at a time (a blob directory holds 1/256 of the blobs): memory stays bounded.
+        directories = os.walk(self._full(prefix))
+        while (found := await _run(self._walk_directory, directories)) is not None:
+            for stored in found:
+                yield stored
+
+    def _walk_directory(self, directories: Iterator[tuple[str, list[str], list[str]]]) -> list[StoredFile] | None:
+        """The files of the next directory, None after the last."""
+        entry = next(directories, None)
+        if entry is None:
+            return None
+        directory, _dirs, files = entry
+        found: list[StoredFile] = []
+        for name in files:
+            if name.endswith(".tmp"):
+                continue  # put_content's temporary file, not (yet) a file of the layout
+            full = os.path.join(directory, name)
+            try:
+                info = os.stat(full)
+            except _MISSING:
+                continue  # deleted since the directory was read
+            if stat_mode.S_ISREG(info.st_mode):
+                found.append(StoredFile(Path(full).relative_to(self.root).as_posix(), info.st_size,
+                                        datetime.fromtimestamp(info.st_mtime, UTC)))
+        return found
 
     async def list(self, prefix: str) -> AsyncIterator[str]:
         base = self._full(prefix)

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import re
 
-from dockyard.errors import ConfigError
-from dockyard.oci.digests import ENCODED_LENGTH
+from dockyard.errors import ConfigError, DigestInvalid
+from dockyard.oci.digests import ENCODED_LENGTH, parse_digest
 
 BLOBS = "blobs"
 UPLOADS = "uploads"
@@ -35,6 +35,20 @@ _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{8,64}", flags=re.ASCII)
 def blob_path(digest: str) -> str:
     algorithm, encoded = digest.split(":", 1)
     return f"{BLOBS}/{algorithm}/{encoded[:2]}/{encoded}"
+
+
+def digest_of_blob_path(path: str) -> str | None:
+    """The digest a path of this layout names a blob of (the inverse of ``blob_path``), or None
+    for any other path (a stray file, a temporary one)."""
+    parts = path.split("/")
+    if len(parts) != 4 or parts[0] != BLOBS:
+        return None
+    digest = f"{parts[1]}:{parts[3]}"
+    try:
+        parse_digest(digest)
+    except DigestInvalid:
+        return None
+    return digest if parts[2] == parts[3][:2] else None
 
 
 def upload_dir(upload_id: str) -> str:

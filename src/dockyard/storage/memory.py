@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
-from dockyard.storage.driver import PathNotFound
+from dockyard.storage.driver import PathNotFound, StoredFile
 
 READ_CHUNK = 1024 * 1024
 
@@ -21,6 +22,7 @@ class MemoryWriter:
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         self._data += data
+        self._driver.modified[self._path] = datetime.now(UTC)
 
     async def commit(self) -> None:
         """Nothing to do: the bytes are in the driver's map from the first write."""
@@ -40,6 +42,7 @@ class MemoryDriver:
 
     def __init__(self) -> None:
         self.files: dict[str, bytearray] = {}
+        self.modified: dict[str, datetime] = {}  # when each file was last written (for ``walk``)
 
     def _get(self, path: str) -> bytearray:
         try:
@@ -61,16 +64,20 @@ class MemoryDriver:
 
     async def put_content(self, path: str, data: bytes) -> None:
         self.files[path] = bytearray(data)
+        self.modified[path] = datetime.now(UTC)
 
     async def writer(self, path: str, *, resume: bool = False, state: bytes | None = None) -> MemoryWriter:
         data = self.files.get(path, bytearray()) if resume else bytearray()
         self.files[path] = data
+        if not resume:
+            self.modified[path] = datetime.now(UTC)
         return MemoryWriter(self, path, data)
 
     async def move(self, source: str, destination: str) -> None:
         data = self._get(source)
         del self.files[source]
         self.files[destination] = data
+        self.modified[destination] = self.modified.pop(source, datetime.now(UTC))  # a rename keeps it
 
     async def delete(self, path: str) -> None:
         prefix = path.rstrip("/") + "/"
@@ -82,6 +89,13 @@ class MemoryDriver:
         for key in list(self.files):
             if key.startswith(base):
                 yield key
+
+    async def walk(self, prefix: str) -> AsyncIterator[StoredFile]:
+        base = prefix.rstrip("/") + "/"
+        epoch = datetime.fromtimestamp(0, UTC)
+        for key in [k for k in self.files if k.startswith(base)]:
+            if key in self.files:
+                yield StoredFile(key, len(self.files[key]), self.modified.get(key, epoch))
 
     def local_path(self, path: str) -> str | None:
         return None

@@ -32,6 +32,7 @@ import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -49,7 +50,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from dockyard.config import S3Config
 from dockyard.errors import StorageUnavailable
-from dockyard.storage.driver import PathNotFound
+from dockyard.storage.driver import PathNotFound, StoredFile
 
 T = TypeVar("T")
 PART_SIZE = 8 * 1024 * 1024
@@ -483,6 +484,23 @@ class S3Driver:
         found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=base)
         keys.update(upload["Key"] for upload in found.get("Uploads", []))
         return [self._path_of(k) for k in sorted(keys)]
+
+    def _walk_page(self, pages: Iterator[dict[str, Any]]) -> list[StoredFile] | None:
+        """The next page of a listing (up to 1,000 objects), None after the last."""
+        page = next(pages, None)
+        if page is None:
+            return None
+        return [StoredFile(self._path_of(obj["Key"]), int(obj["Size"]), obj["LastModified"].astimezone(UTC))
+                for obj in page.get("Contents", []) if TAIL_INFIX not in obj["Key"].rsplit("/", 1)[-1]]
+
+    async def walk(self, prefix: str) -> AsyncIterator[StoredFile]:
+        # Page by page (the paginator is lazy): memory stays bounded however many objects there are.
+        base = self.key(prefix.rstrip("/")) + "/" if prefix else (f"{self.prefix}/" if self.prefix else "")
+        pages = await self.call(prefix, lambda: iter(self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=base)))
+        while (found := await self.call(prefix, self._walk_page, pages)) is not None:
+            for stored in found:
+                yield stored
 
     async def list(self, prefix: str) -> AsyncIterator[str]:
         for path in await self.call(prefix, self._list_sync, prefix):

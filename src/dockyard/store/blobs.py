@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 
 from dockyard.store.asyncsql import AsyncConnection
@@ -10,21 +12,42 @@ from dockyard.store.db import Database
 from dockyard.store.schema import blobs, repositories, repository_blobs
 from dockyard.store.statements import insert_ignore
 
-LINKED_SIZE = (sa.select(blobs.c.size)
+# The blob GET/HEAD lookup, one query: the size, and whether the scrub found the bytes corrupt.
+LINKED_SIZE = (sa.select(blobs.c.size, blobs.c.corrupt_at)
                .select_from(repository_blobs.join(blobs).join(repositories))
                .where(repositories.c.name == sa.bindparam("repository"),
                       repository_blobs.c.digest == sa.bindparam("digest")))
 
 
+@dataclass(frozen=True, slots=True)
+class LinkedBlob:
+    size: int
+    is_corrupt: bool  # the scrub found its bytes corrupt: never served until pushed again
+
+
 async def linked_size(conn: AsyncConnection, repository: str, digest: str) -> int | None:
-    """The blob's size if ``repository`` links it, else None (inside the caller's transaction)."""
-    return await conn.scalar(LINKED_SIZE, {"repository": repository, "digest": digest})
+    """The blob's size if ``repository`` links it and its bytes are sound, else None (inside the
+    caller's transaction; a mount of a corrupt blob is refused, so the client uploads it again)."""
+    row = (await conn.execute(LINKED_SIZE, {"repository": repository, "digest": digest})).first()
+    return None if row is None or row.corrupt_at is not None else int(row.size)
 
 
-async def linked_size_now(db: Database, repository: str, digest: str) -> int | None:
-    """The same, as a hot-path read outside any transaction (blob GET and HEAD)."""
+async def linked_blob_now(db: Database, repository: str, digest: str) -> LinkedBlob | None:
+    """The blob if ``repository`` links it, as a hot-path read outside any transaction (blob GET and HEAD)."""
     row = await db.first(LINKED_SIZE, repository=repository, digest=digest)
-    return None if row is None else int(row[0])
+    return None if row is None else LinkedBlob(int(row[0]), row[1] is not None)
+
+
+async def is_corrupt(conn: AsyncConnection, digest: str) -> bool:
+    """Whether the scrub found this blob's stored bytes corrupt (an upload of it then replaces them)."""
+    found = await conn.scalar(sa.select(blobs.c.corrupt_at).where(blobs.c.digest == digest))
+    return found is not None
+
+
+async def clear_corrupt(conn: AsyncConnection, digest: str) -> None:
+    """Verified bytes are in place again: serve the blob."""
+    await conn.execute(sa.update(blobs).where(blobs.c.digest == digest, blobs.c.corrupt_at.is_not(None))
+                       .values(corrupt_at=None, verified_at=utcnow()))
 
 
 async def record(conn: AsyncConnection, digest: str, size: int) -> None:

@@ -51,6 +51,12 @@ async def recent_runs(conn: AsyncConnection, *, job: str | None = None, limit: i
                    r.bytes_freed, r.detail) for r in await conn.execute(query)]
 
 
+async def prune_runs(conn: AsyncConnection, before: datetime) -> int:
+    """Forget the runs that started before ``before``; how many went."""
+    result = await conn.execute(sa.delete(job_runs).where(job_runs.c.started_at < before))
+    return int(result.rowcount or 0)
+
+
 async def load_state(conn: AsyncConnection, name: str) -> dict[str, Any] | None:
     found = await conn.scalar(sa.select(job_state.c.state).where(job_state.c.name == name))
     return None if found is None else dict(found)
