@@ -55,6 +55,9 @@ class GcHooks:
     async def decided(self, candidate: Candidate) -> None:
         """A candidate looked like garbage; its locked re-check comes next."""
 
+    async def holding(self, candidate: Candidate) -> None:
+        """Inside the re-check's transaction: the row is locked, found garbage, and deleted next."""
+
     async def before_bytes_delete(self, digest: str) -> None:
         """The blob's row is gone (committed, with a tombstone); its bytes are deleted next."""
 
@@ -227,6 +230,8 @@ class Collector:
                 if not run.dry_run:
                     await rows.drop(conn, c, run.now)
                 return
+            if not run.dry_run:
+                await self.hooks.holding(c)
             contents = await rows.contents_of(conn, repo, found.id, c.digest)
             follow = [Candidate(LINK, repo, d) for d in contents.blobs]
             follow += [Candidate(MANIFEST, repo, d) for d in contents.children + contents.referrers]
@@ -254,6 +259,7 @@ class Collector:
             if run.dry_run:
                 run.gone_links.add((repo, c.digest))
             else:
+                await self.hooks.holding(c)
                 await rows.delete_link(conn, repo, c.digest)
                 await rows.drop(conn, c, run.now)
             if not await rows.linked_anywhere(conn, c.digest, run.gone_links):
@@ -279,6 +285,7 @@ class Collector:
             if run.dry_run:
                 run.gone_blobs.add(c.digest)
             else:
+                await self.hooks.holding(c)
                 await rows.delete_blob_row(conn, c.digest)
                 await rows.drop(conn, c, run.now)
         if not run.dry_run:
