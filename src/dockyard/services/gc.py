@@ -46,6 +46,7 @@ from dockyard.store.gc import BLOB, LINK, MANIFEST, Candidate
 log = logging.getLogger("dockyard.gc")
 RUN_LEASE = "gc-run"
 RUN_LEASE_TTL = timedelta(minutes=10)  # renewed after every batch
+DROPS_PER_TRANSACTION = 50  # candidates found still in use, forgotten this many per (short) transaction
 LISTED = 1000  # at most this many deleted manifests and blobs are named in a report
 
 
@@ -188,9 +189,9 @@ class Collector:
         async with self.db.read() as conn:
             garbage = [c for c in batch if await self._is_garbage(conn, run, c)]
         kept = [c for c in batch if c not in garbage]
-        if kept and not run.dry_run:
+        for start in range(0, 0 if run.dry_run else len(kept), DROPS_PER_TRANSACTION):
             async with self.db.write() as conn:
-                for c in kept:
+                for c in kept[start:start + DROPS_PER_TRANSACTION]:
                     await rows.drop(conn, c, run.now)
         for c in garbage:
             await self.hooks.decided(c)

@@ -103,6 +103,8 @@ class UploadService:
             await self.cancel(repository, upload_id, missing_ok=True)  # the pin goes with the session
             raise
         async with self.db.write() as conn:
+            if not await repositories.hold(conn, upload.repository_id):
+                raise BlobUploadUnknown("the repository was deleted while this upload ran; push it again")
             await blob_rows.record(conn, digest, size)
             await blob_rows.link(conn, upload.repository_id, digest)
             await gc_rows.unpin(conn, upload_id)
