@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import time
 from dataclasses import dataclass, field
@@ -111,7 +112,8 @@ class Collector:
         self.grace_period = grace_period
         self.batch = batch
         self.hooks = hooks or GcHooks()
-        self.holder = f"{socket.gethostname()}:{os.getpid()}"[:128]
+        # This collector, as the run lease names it (two collectors of one process are two holders).
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[-128:]
 
     async def collect(self, *, dry_run: bool = False, now: datetime | None = None) -> GcReport:
         """Review every candidate due by ``now`` (default: the current time) and remove the garbage."""
