@@ -220,7 +220,7 @@ class Collector:
                     and await rows.find_blob(conn, c.digest, lock=False) is not None
                     and not await rows.linked_anywhere(conn, c.digest, run.gone_links)
                     and not await rows.is_pinned(conn, c.digest))
-        return False  # a row this version does not know: left for a later one
+        return False  # a kind this version does not know: nothing it can collect
 
     async def _collect_manifest(self, run: _Run, c: Candidate) -> None:
         assert c.repository_id is not None
