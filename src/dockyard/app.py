@@ -33,7 +33,9 @@ from dockyard.http.management import management_api
 from dockyard.http.metrics import Metrics
 from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
+from dockyard.http.repositories import RepositoryApi
 from dockyard.http.token import TokenEndpoint
+from dockyard.jobs.gc import run_gc
 from dockyard.jobs.runs import recorded_run
 from dockyard.jobs.scheduler import Job, Scheduler
 from dockyard.jobs.scrub import scrub_job
@@ -41,9 +43,11 @@ from dockyard.jobs.uploads_purge import purge_uploads
 from dockyard.services.access import AccessService, KeyRing
 from dockyard.services.accounts import AccountsService
 from dockyard.services.blobs import BlobService
+from dockyard.services.gc import Collector
 from dockyard.services.listing import ListingService
 from dockyard.services.manifests import ManifestService
 from dockyard.services.policies import PolicyService
+from dockyard.services.repositories import RepositoryService
 from dockyard.services.retention import RetentionService
 from dockyard.services.scrub import ScrubService
 from dockyard.services.uploads import UploadService
@@ -74,6 +78,8 @@ class Components:
     access: AccessService
     accounts: AccountsService
     retention: RetentionService
+    collector: Collector
+    repositories: RepositoryService
 
 
 def build_driver(config: Config) -> StorageDriver:
@@ -93,13 +99,14 @@ def build_components(config: Config) -> Components:
                           parallelism=config.auth.argon2_parallelism)
     access = AccessService(db, config.auth, passwords, KeyRing(db, config.auth))
     metrics = Metrics()
+    grace = config.gc.grace_period
     services = RegistryServices(
-        uploads=UploadService(db, store),
+        uploads=UploadService(db, store, grace_period=grace),
         blobs=BlobService(db, store, count_missing=metrics.blobs_missing.inc,
-                          count_read_error=metrics.blob_read_errors.inc),
+                          count_read_error=metrics.blob_read_errors.inc, grace_period=grace),
         manifests=ManifestService(db, max_bytes=config.registry.manifest_max_bytes,
                                   cache_bytes=config.registry.manifest_cache_bytes,
-                                  cache_entries=config.registry.manifest_cache_entries),
+                                  cache_entries=config.registry.manifest_cache_entries, grace_period=grace),
         listing=ListingService(db, page_max=config.registry.list_page_max),
         pulls=events.PullLog(),
     )
@@ -107,17 +114,20 @@ def build_components(config: Config) -> Components:
     retention = RetentionService(db, config.retention, access,
                                  lambda job, dry_run: recorded_run(db, job, dry_run=dry_run))
     scrub = ScrubService(db, store, grace_period=config.gc.grace_period, count_corrupt=metrics.blobs_corrupt.inc)
+    collector = Collector(db, store, grace_period=grace)
     jobs = [
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),
+        Job("gc", config.gc.interval.total_seconds(), lambda: run_gc(db, collector)),
         Job("retention", config.retention.interval.total_seconds(), retention.run_due),
         scrub_job(scrub, config.scrub),
     ]
     metrics.declare_jobs([job.name for job in jobs])
     scheduler = Scheduler(db, jobs, observe=lambda run: metrics.record_job(
         run.job, run.outcome, run.seconds, run.removed, run.bytes_freed, run.ended_at))
-    return Components(config, db, store, services, metrics, scheduler, AccessLog(), access,
-                      AccountsService(db, passwords, access), retention)
+    accounts = AccountsService(db, passwords, access)
+    return Components(config, db, store, services, metrics, scheduler, AccessLog(), access, accounts, retention,
+                      collector, RepositoryService(db, accounts, grace_period=grace))
 
 
 async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None = None) -> None:
@@ -308,6 +318,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
         RetentionApi(parts.retention),
         PoliciesApi(PolicyService(parts.db, parts.access)),
         JobsApi(parts.db),
+        RepositoryApi(parts.repositories),
     ])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

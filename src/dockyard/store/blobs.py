@@ -25,10 +25,12 @@ class LinkedBlob:
     is_corrupt: bool  # the scrub found its bytes corrupt: never served until pushed again
 
 
-async def linked_size(conn: AsyncConnection, repository: str, digest: str) -> int | None:
+async def linked_size(conn: AsyncConnection, repository: str, digest: str, *, share: bool = False) -> int | None:
     """The blob's size if ``repository`` links it and its bytes are sound, else None (inside the
-    caller's transaction; a mount of a corrupt blob is refused, so the client uploads it again)."""
-    row = (await conn.execute(LINKED_SIZE, {"repository": repository, "digest": digest})).first()
+    caller's transaction; a mount of a corrupt blob is refused, so the client uploads it again);
+    ``share`` locks the link and the blob against the collector until the transaction ends."""
+    query = LINKED_SIZE.with_for_update(read=True, of=[repository_blobs, blobs]) if share else LINKED_SIZE
+    row = (await conn.execute(query, {"repository": repository, "digest": digest})).first()
     return None if row is None or row.corrupt_at is not None else int(row.size)
 
 
@@ -73,10 +75,12 @@ async def repositories_linking(conn: AsyncConnection, digest: str, limit: int = 
 
 
 async def missing_in_repository(conn: AsyncConnection, repository_id: int, digests: list[str]) -> list[str]:
-    """Which of ``digests`` the repository does not link."""
+    """Which of ``digests`` the repository does not link; the links it has are locked ``FOR SHARE``
+    until the transaction ends, so the collector cannot remove them meanwhile."""
     if not digests:
         return []
     query = sa.select(repository_blobs.c.digest).where(
-        repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(digests))
+        repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(digests)
+    ).with_for_update(read=True)
     present = set((await conn.scalars(query)).all())
     return [d for d in digests if d not in present]
