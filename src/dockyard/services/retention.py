@@ -29,13 +29,13 @@ from dockyard.policy.retention import evaluate, governing_policy
 from dockyard.services.access import AccessService
 from dockyard.services.retention_plans import Evaluated, Plan, build_plan, candidate_blobs, kept_blobs
 from dockyard.store import accounts, limits, policies, repositories
+from dockyard.store import gc as gc_rows
 from dockyard.store import manifests as manifest_rows
 from dockyard.store import retention as rows
 from dockyard.store import tags as tag_rows
 from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import aware, utcnow
 from dockyard.store.db import Database
-from dockyard.store.gc_candidates import add_candidates
 
 log = logging.getLogger("dockyard.retention")
 REASON = "retention"
@@ -241,7 +241,8 @@ class RetentionService:
             return f"the tag is immutable ({describe(rule)})"
         await tag_rows.delete(conn, repo_id, tag)
         await rows.remember_deleted_tag(conn, repo_id, tag, digest, now, now + self.config.restore_window, run_id)
-        await add_candidates(conn, "manifest", repo_id, [digest], REASON, now)
+        await gc_rows.add_candidates(conn, [gc_rows.Candidate(gc_rows.MANIFEST, repo_id, digest)],
+                                     reason=REASON, due_at=now)
         await events.record(conn, events.TagRetired(repository, tag, digest, plan_id))
         return None
 
@@ -254,8 +255,9 @@ class RetentionService:
             return "the manifest is gone, tagged, or listed by an index since the plan was made"
         _, blob_digests, children = found
         await manifest_rows.delete(conn, repo_id, digest)
-        await add_candidates(conn, "link", repo_id, blob_digests, REASON, now)
-        await add_candidates(conn, "manifest", repo_id, children, REASON, now)
+        left = [gc_rows.Candidate(gc_rows.LINK, repo_id, d) for d in blob_digests]
+        left += [gc_rows.Candidate(gc_rows.MANIFEST, repo_id, d) for d in children]
+        await gc_rows.add_candidates(conn, left, reason=REASON, due_at=now)
         await events.record(conn, events.ManifestRetired(repository, digest, plan_id))
         return None
 
