@@ -31,6 +31,7 @@ from dockyard.http.metrics import Metrics
 from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
 from dockyard.http.token import TokenEndpoint
+from dockyard.http.usage import UsageApi
 from dockyard.jobs.scheduler import Job, Scheduler
 from dockyard.jobs.uploads_purge import purge_uploads
 from dockyard.services.access import AccessService, KeyRing
@@ -39,6 +40,7 @@ from dockyard.services.blobs import BlobService
 from dockyard.services.listing import ListingService
 from dockyard.services.manifests import ManifestService
 from dockyard.services.uploads import UploadService
+from dockyard.services.usage import UsageService
 from dockyard.storage import layout
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.driver import StorageDriver
@@ -268,7 +270,9 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     guard = Guard(parts.access, realm=config.token_realm, service=config.auth.service,
                   trust_forwarded_for=config.auth.trust_forwarded_for)
     token = TokenEndpoint(guard, parts.access, service=config.auth.service)
-    api = management_api(guard, parts.accounts, [])
+    api = management_api(guard, parts.accounts, [
+        UsageApi(UsageService(parts.db, parts.accounts)),
+    ])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
