@@ -88,7 +88,7 @@ async def run_random_sequence(registry: Registry, rng: random.Random, steps: int
         action = rng.choice(["push", "push", "push", "mount", "delete_tag", "delete_manifest", "delete_blob",
                              "retag"])
         repo = rng.choice(REPOSITORIES)
-        if action == "push" or not pushed[repo] and action != "mount":
+        if action == "push" or (not pushed[repo] and action != "mount"):
             image = make_image_from(pool, rng)
             tag = f"t{step}"
             for blob in image.blobs:
@@ -180,7 +180,8 @@ async def test_usage_is_seen_by_members_and_public_readers_only(registry: Regist
         assert hidden.status_code == missing.status_code == 404
         assert hidden.json()["errors"][0]["code"] == "NOT_FOUND"
         readable = await eve.get("/api/v1/projects/open/usage")
-        assert readable.status_code == 200 and readable.json()["used_bytes"] == len(b"public bytes")
+        assert readable.status_code == 200
+        assert readable.json()["used_bytes"] == len(b"public bytes")
         assert (await eve.get("/api/v1/usage")).status_code == 403
     assert (await client.get("/api/v1/projects/secret/usage")).json()["used_bytes"] == len(b"private bytes")
 
@@ -214,4 +215,5 @@ def test_cli_usage_prints_a_project_and_every_project(tmp_path: Path, monkeypatc
     assert [line.split()[:3] for line in every.output.splitlines()[1:]] == [
         ["team-a", "3000", "none"], ["team-b", "3000", "none"]]
     missing = runner.invoke(main, ["usage", "nobody", "--data-dir", str(tmp_path / "data")])
-    assert missing.exit_code != 0 and "not found" in missing.output
+    assert missing.exit_code != 0
+    assert "not found" in missing.output
