@@ -81,8 +81,10 @@ def _render_one(op: Any, av: Any, choice: _Choice, groups: dict[int, str]) -> st
     if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT)):
         low, high, sub = av
         count = max(low, 1) if choice.at_least_one else low
-        count = min(count, high, _MAX_EXAMPLE)
-        return "".join(_render(list(sub), choice, groups) for _ in range(count))
+        piece = _render(list(sub), choice, groups) if count else ""
+        if len(piece) * min(count, high) > _MAX_EXAMPLE:
+            raise _CannotMake("longer than any name")
+        return piece * min(count, high)
     if op is sre.SUBPATTERN:
         group, _add, _del, sub = av
         made = _render(list(sub), choice, groups)
