@@ -35,6 +35,7 @@ from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
 from dockyard.http.repositories import RepositoryApi
 from dockyard.http.token import TokenEndpoint
+from dockyard.http.usage import UsageApi
 from dockyard.jobs.gc import run_gc
 from dockyard.jobs.runs import recorded_run
 from dockyard.jobs.scheduler import Job, Scheduler
@@ -51,6 +52,7 @@ from dockyard.services.repositories import RepositoryService
 from dockyard.services.retention import RetentionService
 from dockyard.services.scrub import ScrubService
 from dockyard.services.uploads import UploadService
+from dockyard.services.usage import UsageService
 from dockyard.storage import layout
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.driver import StorageDriver
@@ -319,6 +321,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
         PoliciesApi(PolicyService(parts.db, parts.access)),
         JobsApi(parts.db),
         RepositoryApi(parts.repositories),
+        UsageApi(UsageService(parts.db, parts.accounts)),
     ])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
