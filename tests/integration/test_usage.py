@@ -1,5 +1,6 @@
 """Storage usage: the reports (``GET /api/v1/projects/{project}/usage``, ``dockyard usage``) equal a
-recount from scratch after a random (seeded, bounded) sequence of pushes, mounts and deletes.
+recount from scratch after a random (seeded, bounded) sequence of pushes, mounts, deletes and
+garbage collections.
 
 The recount is independent of the production query, twice over: the test keeps its own model of
 what each repository links and holds (updated by the operations it performs, blob sizes read from
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 
 from dockyard.cli import main
 from tests.integration.conftest import Registry, client_as
+from tests.support.collection import collect, stored
 from tests.support.content import Image, descriptor, dumps, push_blob, push_manifest, random_bytes, sha256
 from tests.support.usage_recount import recount
 
@@ -36,6 +38,19 @@ class Model:
     links: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     manifests: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     sizes: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))  # repo -> tag -> digest
+    contents: dict[str, set[str]] = field(default_factory=dict)  # manifest digest -> its blobs
+    freed: int = 0  # bytes the collections in the sequence freed
+
+    def collected(self) -> None:
+        """What a collection past the grace period leaves: the tagged manifests (every manifest
+        here was pushed with a tag, so an untagged one lost it and went) and the links to blobs
+        they list (a link that a blob DELETE removed stays removed, even if a manifest lists it)."""
+        for repo in list(self.manifests):
+            tagged = set(self.tags[repo].values())
+            self.manifests[repo] = {d: size for d, size in self.manifests[repo].items() if d in tagged}
+            self.links[repo] &= set().union(*(self.contents[d] for d in self.manifests[repo]))
+
     def learn_sizes(self, manifest: bytes) -> None:
         """Blob sizes, from the manifest's JSON descriptors."""
         document = json.loads(manifest)
@@ -89,7 +104,13 @@ async def run_random_sequence(registry: Registry, rng: random.Random, steps: int
     pushed: dict[str, list[tuple[str, Image]]] = defaultdict(list)  # repo -> (tag, image)
     for step in range(steps):
         action = rng.choice(["push", "push", "push", "mount", "delete_tag", "delete_manifest", "delete_blob",
-                             "retag"])
+                             "retag", "gc"])
+        if action == "gc":
+            report = await collect(registry.parts)
+            model.collected()
+            model.freed += report.bytes_freed
+            await storage_holds_exactly_what_is_linked(registry, model)
+            continue
         repo = rng.choice(REPOSITORIES)
         if action == "push" or (not pushed[repo] and action != "mount"):
             image = make_image_from(pool, rng)
@@ -100,6 +121,8 @@ async def run_random_sequence(registry: Registry, rng: random.Random, steps: int
             model.learn_sizes(image.manifest)
             model.links[repo].update(sha256(b) for b in image.blobs)
             model.manifests[repo][image.digest] = len(image.manifest)
+            model.contents[image.digest] = {sha256(b) for b in image.blobs}
+            model.tags[repo][tag] = image.digest
             model.created.add(repo)
             pushed[repo].append((tag, image))
         elif action == "mount":
@@ -117,15 +140,18 @@ async def run_random_sequence(registry: Registry, rng: random.Random, steps: int
                 continue  # a blob of it was deleted: the registry refuses the manifest (MANIFEST_BLOB_UNKNOWN)
             assert (await push_manifest(client, repo, f"{tag}-again", image.manifest)).status_code == 201
             model.manifests[repo][image.digest] = len(image.manifest)  # back, if it was deleted
+            model.tags[repo][f"{tag}-again"] = image.digest
         elif action == "delete_tag":
             tag, image = rng.choice(pushed[repo])
             response = await client.delete(f"/v2/{repo}/manifests/{tag}")
             assert response.status_code in (202, 404), response.text
+            model.tags[repo].pop(tag, None)
         elif action == "delete_manifest":
             _, image = rng.choice(pushed[repo])
             response = await client.delete(f"/v2/{repo}/manifests/{image.digest}")
             assert response.status_code in (202, 404), response.text
             model.manifests[repo].pop(image.digest, None)
+            model.tags[repo] = {t: d for t, d in model.tags[repo].items() if d != image.digest}
         elif action == "delete_blob":
             if not model.links[repo]:
                 continue
@@ -135,10 +161,19 @@ async def run_random_sequence(registry: Registry, rng: random.Random, steps: int
     return model
 
 
+async def storage_holds_exactly_what_is_linked(registry: Registry, model: Model) -> None:
+    """After a collection past the grace period: the bytes of every blob some repository links
+    are in storage, and of every other blob the sequence pushed, gone."""
+    linked = set().union(*model.links.values()) if model.links else set()
+    for digest in sorted(model.sizes):
+        assert await stored(registry.parts, digest) == (digest in linked), digest
+
+
 @pytest.mark.parametrize("seed", [12, 1207])
 async def test_usage_equals_a_recount_after_random_operations(registry: Registry, seed: int) -> None:
     rng = random.Random(seed)
-    model = await run_random_sequence(registry, rng, steps=40)
+    model = await run_random_sequence(registry, rng, steps=48)
+    assert model.freed > 0  # the sequence collected something, so the figures went down too
     from_rows = await recount(registry.parts.db)
     for project in PROJECTS:
         expected = model.project_view(project, None)
