@@ -10,6 +10,7 @@ import click
 
 from dockyard.cli.access import as_admin
 from dockyard.cli.options import config_options
+from dockyard.cli.progress import progress
 
 if TYPE_CHECKING:
     from dockyard.app import Components
@@ -31,10 +32,11 @@ def gc(config_file: Path | None, data_dir: Path | None, dry_run: bool, as_json: 
     """
     from dockyard.jobs.gc import run_gc
 
-    async def action(parts: Components, _me: Principal) -> dict[str, Any]:
-        return (await run_gc(parts.db, parts.collector, dry_run=dry_run)).as_dict()
+    with progress("collecting garbage", unit="candidates") as advance:
+        async def action(parts: Components, _me: Principal) -> dict[str, Any]:
+            return (await run_gc(parts.db, parts.collector, dry_run=dry_run, progress=advance)).as_dict()
 
-    report = as_admin(config_file, data_dir, action)
+        report = as_admin(config_file, data_dir, action)
     if as_json:
         click.echo(json.dumps(report))
         return

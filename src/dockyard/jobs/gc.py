@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from dockyard.jobs.runs import recorded_run
 from dockyard.services.gc import Collector, GcReport
@@ -11,10 +12,11 @@ from dockyard.store.db import Database
 log = logging.getLogger("dockyard.jobs.gc")
 
 
-async def run_gc(db: Database, collector: Collector, *, dry_run: bool = False) -> GcReport:
+async def run_gc(db: Database, collector: Collector, *, dry_run: bool = False,
+                 progress: Callable[[int], None] | None = None) -> GcReport:
     """Collect garbage now (or, with ``dry_run``, report what would go) and record the run."""
     async with recorded_run(db, "gc", dry_run=dry_run) as tally:
-        report = await collector.collect(dry_run=dry_run)
+        report = await collector.collect(dry_run=dry_run, progress=progress)
         tally.examined = report.examined
         tally.removed = report.manifests_deleted + report.blobs_deleted
         tally.bytes_freed = report.bytes_freed

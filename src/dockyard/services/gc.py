@@ -31,6 +31,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,6 +103,7 @@ class _Run:
     gone_links: set[tuple[int, str]] = field(default_factory=set)
     gone_blobs: set[str] = field(default_factory=set)
     queue: list[Candidate] = field(default_factory=list)
+    progress: Callable[[int], None] | None = None  # told how many candidates each batch examined
 
 
 class Collector:
@@ -115,10 +117,12 @@ class Collector:
         # This collector, as the run lease names it (two collectors of one process are two holders).
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[-128:]
 
-    async def collect(self, *, dry_run: bool = False, now: datetime | None = None) -> GcReport:
-        """Review every candidate due by ``now`` (default: the current time) and remove the garbage."""
+    async def collect(self, *, dry_run: bool = False, now: datetime | None = None,
+                      progress: Callable[[int], None] | None = None) -> GcReport:
+        """Review every candidate due by ``now`` (default: the current time) and remove the garbage;
+        ``progress`` hears how many candidates each batch examined (the CLI's progress bar)."""
         started = time.monotonic()
-        run = _Run(now or utcnow(), dry_run, GcReport(dry_run))
+        run = _Run(now or utcnow(), dry_run, GcReport(dry_run), progress=progress)
         if not dry_run:
             await self._take_lease()
         try:
@@ -188,6 +192,8 @@ class Collector:
 
     async def _review(self, run: _Run, batch: list[Candidate]) -> None:
         run.report.examined += len(batch)
+        if run.progress is not None:
+            run.progress(len(batch))
         async with self.db.read() as conn:
             garbage = [c for c in batch if await self._is_garbage(conn, run, c)]
         kept = [c for c in batch if c not in garbage]
