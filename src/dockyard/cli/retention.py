@@ -64,7 +64,11 @@ def retention_apply(config_file: Path | None, data_dir: Path | None, project: st
     plan saved, plans and applies in one go and prints the plan. Deleted tags can be brought back
     with `dockyard tag restore` within retention.restore_window.
     """
-    applied = as_admin(config_file, data_dir, lambda parts, me: parts.retention.apply(me, project, plan_id))
+    from dockyard.cli.progress import progress
+
+    with progress("applying the retention plan", unit="items") as advance:
+        applied = as_admin(config_file, data_dir,
+                           lambda parts, me: parts.retention.apply(me, project, plan_id, progress=advance))
     if as_json:
         click.echo(json.dumps(applied.to_dict(), indent=2))
         return

@@ -89,9 +89,10 @@ class RetentionService:
             tally.detail = {"project": found.name, "plan": plan.id}
         return plan
 
-    async def apply(self, actor: Principal, project: str, plan_id: int | None = None) -> Applied:
+    async def apply(self, actor: Principal, project: str, plan_id: int | None = None,
+                    progress: Callable[[int], None] | None = None) -> Applied:
         """Carry out plan ``plan_id`` (default: the project's latest); with no plan saved at all,
-        plan and apply in one go."""
+        plan and apply in one go. ``progress`` hears of each item done (the CLI's progress bar)."""
         found = await self._project(actor, project)
         async with self.db.read() as conn:
             saved = await rows.find_plan(conn, found.id, plan_id)
@@ -104,7 +105,7 @@ class RetentionService:
         if saved is None:
             async with self.record("retention", False) as tally:
                 plan = await self._make_plan(found.id, found.name, utcnow())
-                return await self._carry_out(found.id, plan, tally, None)
+                return await self._carry_out(found.id, plan, tally, None, progress)
         async with self.record("retention", False) as tally:
             now = utcnow()
             current = await self._make_plan(found.id, found.name, now, save=False)
@@ -113,7 +114,7 @@ class RetentionService:
                                      f"`dockyard retention plan {found.name}` again",
                                      detail={"plan": saved.id})
             plan = Plan.from_dict(saved.plan, plan_id=saved.id, applied_at=None)
-            return await self._carry_out(found.id, plan, tally, None)
+            return await self._carry_out(found.id, plan, tally, None, progress)
 
     async def restore(self, actor: Principal, repository: str, tag: str) -> dict[str, Any]:
         """Bring back a tag a retention run deleted, pointing at the same digest."""
@@ -196,7 +197,8 @@ class RetentionService:
             await rows.prune_plans(conn, project_id, KEEP_PLANS)
         return Plan(plan.project, plan.created_at, plan.fingerprint, plan.repositories, plan.bytes_freed, plan_id)
 
-    async def _carry_out(self, project_id: int, plan: Plan, tally: Tally, policy_id: int | None) -> Applied:
+    async def _carry_out(self, project_id: int, plan: Plan, tally: Tally, policy_id: int | None,
+                         progress: Callable[[int], None] | None = None) -> Applied:
         assert plan.id is not None
         async with self.db.write() as conn:
             if not await rows.mark_applied(conn, plan.id):
@@ -214,6 +216,8 @@ class RetentionService:
                                                plan.id, now, tally.run_id)
                         if item.tag is not None else
                         await self._delete_manifest(conn, repo_id, repository.name, item.digest, plan.id, now))
+                if progress is not None:
+                    progress(1)
                 if why is not None:
                     applied.skipped.append({"repository": repository.name, "tag": item.tag, "digest": item.digest,
                                             "why": why})
