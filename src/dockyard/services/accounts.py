@@ -21,6 +21,7 @@ from dockyard.auth.passwords import Passwords, new_secret, secret_digest
 from dockyard.auth.principals import REPOSITORY_ACTIONS, ROLES, Permission, Principal, Role, project_of
 from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
 from dockyard.services.access import ROBOT_PREFIX, AccessService, InvalidCredentials
+from dockyard.services.projects import visible_project
 from dockyard.store import accounts, limits, repositories
 from dockyard.store import events as event_rows
 from dockyard.store.clock import utcnow
@@ -180,14 +181,7 @@ class AccountsService:
                                        ) -> tuple[accounts.Project, frozenset[Permission]]:
         """The project, if the actor may see it (else NOT_FOUND, as if it did not exist), and what
         the actor holds there; ``need`` must be among it (else DENIED)."""
-        _known("project", name, limits.PROJECT_NAME)
-        async with self.db.read() as conn:
-            project = await accounts.find_project(conn, name)
-        if project is None:
-            raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
-        held = permissions(actor, await self.access.facts_of(actor, name, project.id, project.public))
-        if not held and not project.public:
-            raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
+        project, held = await visible_project(self.db, self.access, actor, name)
         if need is not None and need not in held:
             raise Denied(f"this needs the {need.replace('_', ' ')} permission in project {name!r}")
         return project, held

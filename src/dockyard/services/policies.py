@@ -21,14 +21,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from dockyard import events
-from dockyard.auth.authorize import permissions
 from dockyard.auth.principals import Principal
 from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
 from dockyard.policy import values
 from dockyard.policy.checks import format_size
 from dockyard.policy.document import PolicyChange, ProjectPolicy, diff
 from dockyard.services.access import AccessService
-from dockyard.store import accounts, limits
+from dockyard.services.projects import visible_project
+from dockyard.store import accounts
 from dockyard.store import policies as rows
 from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.db import Database
@@ -55,15 +55,7 @@ class PolicyService:
     async def _project(self, actor: Principal, name: str, *, change: bool = False) -> accounts.Project:
         """The project, if the actor may see it (else NOT_FOUND, as for one that does not exist);
         with ``change``, the actor must hold manage_policies there (else DENIED)."""
-        if not isinstance(name, str) or not limits.can_hold(name, limits.PROJECT_NAME):
-            raise ResourceUnknown(f"project {str(name)[:100]!r} not found")
-        async with self.db.read() as conn:
-            project = await accounts.find_project(conn, name)
-        if project is None:
-            raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
-        held = permissions(actor, await self.access.facts_of(actor, name, project.id, project.public))
-        if not held and not project.public:
-            raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
+        project, held = await visible_project(self.db, self.access, actor, name)
         if change and "manage_policies" not in held:
             raise Denied(f"changing the policies of project {name!r} needs the maintainer or admin role there")
         return project

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from dockyard import events
-from dockyard.auth.authorize import permissions
 from dockyard.auth.principals import Principal
 from dockyard.config import RetentionConfig
 from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
@@ -27,8 +26,9 @@ from dockyard.oci.names import is_valid_tag, validate_name
 from dockyard.policy.immutability import describe, matching_rule
 from dockyard.policy.retention import evaluate, governing_policy
 from dockyard.services.access import AccessService
+from dockyard.services.projects import visible_project
 from dockyard.services.retention_plans import Evaluated, Plan, build_plan, candidate_blobs, kept_blobs
-from dockyard.store import accounts, limits, policies, repositories
+from dockyard.store import accounts, policies, repositories
 from dockyard.store import gc as gc_rows
 from dockyard.store import manifests as manifest_rows
 from dockyard.store import retention as rows
@@ -268,15 +268,7 @@ class RetentionService:
     async def _project(self, actor: Principal, name: str) -> accounts.Project:
         """The project, if the actor may see it (else NOT_FOUND, as if it did not exist); running
         retention needs the maintainer role or above (manage_policies)."""
-        if not name or not limits.can_hold(name, limits.PROJECT_NAME):
-            raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
-        async with self.db.read() as conn:
-            project = await accounts.find_project(conn, name)
-        if project is None:
-            raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
-        held = permissions(actor, await self.access.facts_of(actor, name, project.id, project.public))
-        if not held and not project.public:
-            raise ResourceUnknown(f"project {name[:100]!r} not found", detail={"project": name[:100]})
+        project, held = await visible_project(self.db, self.access, actor, name)
         if "manage_policies" not in held:
             raise Denied(f"retention in project {name!r} needs the maintainer role or above")
         return project
