@@ -151,8 +151,15 @@ class UploadService:
         blob's row while it decides, which the pin's transaction shares.)
         """
         async with self.db.write() as conn:
-            await gc_rows.share_blob(conn, digest)
-            await gc_rows.pin(conn, upload_id, digest)
+            if not await uploads.hold(conn, upload_id):  # its repository was deleted meanwhile
+                gone = True
+            else:
+                gone = False
+                await gc_rows.share_blob(conn, digest)
+                await gc_rows.pin(conn, upload_id, digest)
+        if gone:
+            await self.store.cancel(upload_id)
+            raise BlobUploadUnknown("this upload ended while it ran (its repository was deleted); push the blob again")
         deadline = time.monotonic() + self.deletion_wait
         told = False
         while True:

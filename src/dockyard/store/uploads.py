@@ -40,6 +40,13 @@ async def find(conn: AsyncConnection, upload_id: str, repository: str) -> Upload
                   None if row.storage_state is None else bytes(row.storage_state))
 
 
+async def hold(conn: AsyncConnection, upload_id: str) -> bool:
+    """Lock the upload's row (FOR SHARE) until the transaction ends; False if it is gone (ended,
+    expired, or deleted with its repository)."""
+    found = await conn.scalar(sa.select(uploads.c.id).where(uploads.c.id == upload_id).with_for_update(read=True))
+    return found is not None
+
+
 async def record_progress(conn: AsyncConnection, upload_id: str, offset: int | None,
                           hash_state: bytes | None, storage_state: bytes | None) -> None:
     """Mark the upload active now and keep what its next request resumes from (None clears)."""
