@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from dockyard.config import build_config
 from dockyard.services.gc import GcReport
+from dockyard.store.schema import repository_blobs
 from tests.integration.conftest import CHEAP_AUTH, Registry, open_registry
 from tests.support import backends
 from tests.support.collection import BOUND, Pause, after_grace, paused_collector, pulls_completely, stored
@@ -122,3 +123,23 @@ async def test_an_upload_waiting_for_a_blob_being_deleted_puts_its_bytes_back(re
     assert await stored(registry.parts, layer)
     await push_image(registry.client, "team/app", image, "v1")
     await pulls_completely(registry.client, "team/app", "v1")
+
+
+async def test_the_collector_never_waits_for_a_writer_it_leaves_a_held_row_for_the_next_run(
+        registry: Registry) -> None:
+    """A row a writer holds is skipped, not waited for: a collector that waited while holding
+    rows of its own could deadlock with a push that holds some of the same rows and waits for the
+    others (PostgreSQL would then abort one of the two, a 500 for the push)."""
+    blob = b"a blob nothing references"
+    await push_blob(registry.client, "team/app", blob)
+    digest = sha256(blob)
+    async with registry.parts.db.write() as writer:  # a writer that holds the link, as a manifest PUT does
+        await writer.execute(sa.select(repository_blobs.c.digest).where(repository_blobs.c.digest == digest)
+                             .with_for_update(read=True))
+        async with asyncio.timeout(BOUND):  # never waits for the writer
+            report = await registry.parts.collector.collect(now=after_grace(registry.parts))
+        assert (report.busy, report.links_deleted, report.blobs_deleted) == (1, 0, 0)
+    assert await stored(registry.parts, digest)
+    later = await registry.parts.collector.collect(now=after_grace(registry.parts))  # still a candidate
+    assert (later.busy, later.links_deleted, later.blobs_deleted) == (0, 1, 1)
+    assert not await stored(registry.parts, digest)

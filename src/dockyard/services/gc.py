@@ -5,14 +5,18 @@ unlinked, an upload finished) note *candidates* in their own transaction, due af
 ``gc.grace_period``. A run works through the due candidates in batches:
 
 1. it reads a batch and decides, without locks, which candidates look like garbage;
-2. for each of those, one short write transaction locks the row it may delete, checks again
-   whether anything keeps it (a tag, an index, a subject, a restorable tag, a manifest listing a
+2. for groups of those (``GROUP`` at a time), one short write transaction locks each row it may
+   delete, checks again whether anything keeps it (a tag, an index, a subject, a restorable tag, a manifest listing a
    blob, a link, an upload's pin), and deletes it only if nothing does. Deleting a manifest makes
    its blobs' links, its children and its referrers candidates at once; deleting the last link to
    a blob makes the blob one;
 3. a blob's bytes are deleted only after the transaction that removed its row committed, and that
    transaction left a tombstone (``blob_deletions``) which an upload of the same digest waits for:
    so a blob that something refers to never lacks its bytes.
+
+Between two of its write transactions a run rests (``PAUSE``, or as long as the transaction took
+if that was longer), so pushes get the write lock in between and serving keeps its share of the
+CPU: see ``GROUP`` and ``PAUSE`` below.
 
 Writers that rely on a row the collector may delete lock it ``FOR SHARE`` in their transaction
 (a manifest PUT its links and children, a mount the source link and the blob, an upload's pin the
@@ -26,6 +30,7 @@ A dry run takes no lease and no write lock: it reads, and treats what it would d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -50,6 +55,14 @@ RUN_LEASE = "gc-run"
 RUN_LEASE_TTL = timedelta(minutes=10)  # renewed after every batch
 DROPS_PER_TRANSACTION = 50  # candidates found still in use, forgotten this many per (short) transaction
 LISTED = 1000  # at most this many deleted manifests and blobs are named in a report
+# Serving first: a run removes at most GROUP candidates per write transaction (a few ms), then
+# rests PAUSE seconds. On SQLite a writer that finds the lock taken sleeps and retries (its waits
+# grow to 100 ms), so back-to-back transactions of the collector could keep a push out for a
+# second; with a rest longer than that retry interval, a push waits for one transaction at most.
+# On PostgreSQL pushes only wait for rows the collector holds; the rest keeps its share of the CPU
+# and the database small. Measured in docs/benchmarks.md ("Lifecycle").
+GROUP = 64
+PAUSE = 0.12
 
 
 class GcHooks:
@@ -74,6 +87,7 @@ class GcReport:
     blobs_deleted: int = 0
     bytes_freed: int = 0
     tags_expired: int = 0
+    busy: int = 0  # candidates whose row a writer held at the re-check: left for the next run
     duration_seconds: float = 0.0
     manifests: list[str] = field(default_factory=list)  # "repository@digest", the first LISTED
     blobs: list[str] = field(default_factory=list)
@@ -81,7 +95,7 @@ class GcReport:
     def as_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "examined": self.examined, "manifests_deleted": self.manifests_deleted,
                 "links_deleted": self.links_deleted, "blobs_deleted": self.blobs_deleted,
-                "bytes_freed": self.bytes_freed, "tags_expired": self.tags_expired,
+                "bytes_freed": self.bytes_freed, "tags_expired": self.tags_expired, "busy": self.busy,
                 "duration_seconds": round(self.duration_seconds, 3), "manifests": self.manifests,
                 "blobs": self.blobs}
 
@@ -108,11 +122,13 @@ class _Run:
 
 class Collector:
     def __init__(self, db: Database, store: BlobStore, *, grace_period: timedelta, batch: int = 500,
-                 hooks: GcHooks | None = None) -> None:
+                 group: int = GROUP, pause: float = PAUSE, hooks: GcHooks | None = None) -> None:
         self.db = db
         self.store = store
         self.grace_period = grace_period
         self.batch = batch
+        self.group = group  # candidates re-checked and removed in one write transaction
+        self.pause = pause  # seconds between two of the run's write transactions
         self.hooks = hooks or GcHooks()
         # This collector, as the run lease names it (two collectors of one process are two holders).
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[-128:]
@@ -201,14 +217,37 @@ class Collector:
             async with self.db.write() as conn:
                 for c in kept[start:start + DROPS_PER_TRANSACTION]:
                     await rows.drop(conn, c, run.now)
-        for c in garbage:
+        for start in range(0, len(garbage), self.group):
+            await self._remove(run, garbage[start:start + self.group])
+
+    async def _remove(self, run: _Run, group: list[Candidate]) -> None:
+        """Phase 2 for a group, in one short write transaction, then phase 3 for its blobs' bytes."""
+        for c in group:
             await self.hooks.decided(c)
-            if c.kind == MANIFEST:
-                await self._collect_manifest(run, c)
-            elif c.kind == LINK:
-                await self._collect_link(run, c)
-            elif c.kind == BLOB:
-                await self._collect_blob(run, c)
+        doomed: list[str] = []
+        started = time.monotonic()
+        async with (self.db.read() if run.dry_run else self.db.write()) as conn:
+            for c in group:
+                try:
+                    if c.kind == MANIFEST:
+                        await self._collect_manifest(conn, run, c)
+                    elif c.kind == LINK:
+                        await self._collect_link(conn, run, c)
+                    elif c.kind == BLOB and await self._collect_blob(conn, run, c):
+                        doomed.append(c.digest)
+                except rows.Busy:  # nothing of it changed yet; it stays a candidate
+                    run.report.busy += 1
+        if run.dry_run:
+            return
+        held = time.monotonic() - started
+        for digest in doomed:
+            await self.hooks.before_bytes_delete(digest)
+            await self.store.delete_blob(digest)
+        if doomed:
+            async with self.db.write() as conn:
+                for digest in doomed:
+                    await rows.remove_tombstone(conn, digest)
+        await asyncio.sleep(max(self.pause, held))
 
     async def _is_garbage(self, conn: AsyncConnection, run: _Run, c: Candidate) -> bool:
         """Phase 1: the decision without locks (each is checked again, locked, before it goes)."""
@@ -228,81 +267,77 @@ class Collector:
                     and not await rows.is_pinned(conn, c.digest))
         return False  # a kind this version does not know: nothing it can collect
 
-    async def _collect_manifest(self, run: _Run, c: Candidate) -> None:
+    async def _collect_manifest(self, conn: AsyncConnection, run: _Run, c: Candidate) -> None:
         assert c.repository_id is not None
         repo = c.repository_id
-        async with (self.db.read() if run.dry_run else self.db.write()) as conn:
-            found = await rows.find_manifest(conn, repo, c.digest, lock=not run.dry_run)
-            if found is None or found.id in run.gone_manifests or (
-                    not run.dry_run and not await rows.is_due(conn, c, run.now)) or \
-                    await rows.manifest_holder(conn, repo, c.digest, found, run.now, run.gone_manifests):
-                if not run.dry_run:
-                    await rows.drop(conn, c, run.now)
-                return
+        found = await rows.find_manifest(conn, repo, c.digest, lock=not run.dry_run)
+        if found is None or found.id in run.gone_manifests or (
+                not run.dry_run and not await rows.is_due(conn, c, run.now)) or \
+                await rows.manifest_holder(conn, repo, c.digest, found, run.now, run.gone_manifests):
             if not run.dry_run:
-                await self.hooks.holding(c)
-            contents = await rows.contents_of(conn, repo, found.id, c.digest)
-            follow = [Candidate(LINK, repo, d) for d in contents.blobs]
-            follow += [Candidate(MANIFEST, repo, d) for d in contents.children + contents.referrers]
-            run.queue += follow
-            if run.dry_run:
-                run.gone_manifests.add(found.id)
-            else:
-                await rows.delete_manifest(conn, found.id)
                 await rows.drop(conn, c, run.now)
-                await rows.add_candidates(conn, follow, reason="manifest collected", due_at=run.now)
+            return
+        if not run.dry_run:
+            await self.hooks.holding(c)
+        contents = await rows.contents_of(conn, repo, found.id, c.digest)
+        follow = [Candidate(LINK, repo, d) for d in contents.blobs]
+        follow += [Candidate(MANIFEST, repo, d) for d in contents.children + contents.referrers]
+        run.queue += follow
+        if run.dry_run:
+            run.gone_manifests.add(found.id)
+        else:
+            await rows.delete_manifest(conn, found.id)
+            await rows.drop(conn, c, run.now)
+            await rows.add_candidates(conn, follow, reason="manifest collected", due_at=run.now)
         run.report.manifests_deleted += 1
         if len(run.report.manifests) < LISTED:
             run.report.manifests.append(f"{found.repository}@{c.digest}")
 
-    async def _collect_link(self, run: _Run, c: Candidate) -> None:
+    async def _collect_link(self, conn: AsyncConnection, run: _Run, c: Candidate) -> None:
         assert c.repository_id is not None
         repo = c.repository_id
-        async with (self.db.read() if run.dry_run else self.db.write()) as conn:
-            if (repo, c.digest) in run.gone_links or \
-                    not await rows.find_link(conn, repo, c.digest, lock=not run.dry_run) or \
-                    await rows.link_used(conn, repo, c.digest, run.gone_manifests):
-                if not run.dry_run:
-                    await rows.drop(conn, c, run.now)
-                return
-            if run.dry_run:
-                run.gone_links.add((repo, c.digest))
-            else:
-                await self.hooks.holding(c)
-                await rows.delete_link(conn, repo, c.digest)
+        if (repo, c.digest) in run.gone_links or \
+                not await rows.find_link(conn, repo, c.digest, lock=not run.dry_run) or \
+                await rows.link_used(conn, repo, c.digest, run.gone_manifests):
+            if not run.dry_run:
                 await rows.drop(conn, c, run.now)
-            if not await rows.linked_anywhere(conn, c.digest, run.gone_links):
-                blob = Candidate(BLOB, None, c.digest)
-                run.queue.append(blob)
-                if not run.dry_run:
-                    await rows.add_candidates(conn, [blob], reason="last link collected", due_at=run.now)
+            return
+        if run.dry_run:
+            run.gone_links.add((repo, c.digest))
+        else:
+            await self.hooks.holding(c)
+            await rows.delete_link(conn, repo, c.digest)
+            await rows.drop(conn, c, run.now)
+        if not await rows.linked_anywhere(conn, c.digest, run.gone_links):
+            blob = Candidate(BLOB, None, c.digest)
+            run.queue.append(blob)
+            if not run.dry_run:
+                await rows.add_candidates(conn, [blob], reason="last link collected", due_at=run.now)
         run.report.links_deleted += 1
 
-    async def _collect_blob(self, run: _Run, c: Candidate) -> None:
-        async with (self.db.read() if run.dry_run else self.db.write()) as conn:
-            size = None if c.digest in run.gone_blobs else await rows.find_blob(conn, c.digest,
-                                                                                lock=not run.dry_run)
-            if size is None or await rows.linked_anywhere(conn, c.digest, run.gone_links):
-                if not run.dry_run:
-                    await rows.drop(conn, c, run.now)
-                return
-            if await rows.is_pinned(conn, c.digest):
-                # An upload of it is finishing: it links the blob, or, abandoned, its pin goes with it.
-                if not run.dry_run:
-                    await rows.postpone(conn, c, run.now, run.now + self.grace_period)
-                return
-            if run.dry_run:
-                run.gone_blobs.add(c.digest)
-            else:
-                await self.hooks.holding(c)
-                await rows.delete_blob_row(conn, c.digest)
+    async def _collect_blob(self, conn: AsyncConnection, run: _Run, c: Candidate) -> bool:
+        """Remove the blob's row, leaving a tombstone; True if its bytes are to go after the commit."""
+        size = None if c.digest in run.gone_blobs else await rows.find_blob(conn, c.digest, lock=not run.dry_run)
+        if size is None or await rows.linked_anywhere(conn, c.digest, run.gone_links):
+            if not run.dry_run:
                 await rows.drop(conn, c, run.now)
-        if not run.dry_run:
-            await self._delete_bytes(c.digest)
+            return False
+        if await rows.is_pinned(conn, c.digest):
+            # An upload of it is finishing: it links the blob, or, abandoned, its pin goes with it.
+            if not run.dry_run:
+                await rows.postpone(conn, c, run.now, run.now + self.grace_period)
+            return False
+        if run.dry_run:
+            run.gone_blobs.add(c.digest)
+        else:
+            await self.hooks.holding(c)
+            await rows.delete_blob_row(conn, c.digest)
+            await rows.drop(conn, c, run.now)
         run.report.blobs_deleted += 1
         run.report.bytes_freed += size
         if len(run.report.blobs) < LISTED:
             run.report.blobs.append(c.digest)
+        return not run.dry_run
 
     async def _delete_bytes(self, digest: str) -> None:
         """Phase 3: the row is gone and committed; the bytes go, then the tombstone."""

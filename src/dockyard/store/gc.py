@@ -1,8 +1,9 @@
 """Garbage-collection rows: candidates, blob pins, deletion tombstones, and the checks the collector
 runs on each candidate.
 
-Every check takes ``lock``: the collector's re-check locks the row it may delete (``FOR UPDATE``)
-so that a writer that relies on the row (a manifest PUT, a mount, an upload) and takes it ``FOR
+Every check takes ``lock``: the collector's re-check locks the row it may delete (``FOR UPDATE``,
+without waiting: a row a writer holds right now raises ``Busy`` and the candidate waits for a later
+run) so that a writer that relies on the row (a manifest PUT, a mount, an upload) and takes it ``FOR
 SHARE`` either finishes first, and the check then sees what it wrote, or waits, and then finds the
 row gone. SQLAlchemy leaves the clause out on SQLite, where ``BEGIN IMMEDIATE`` serializes writers.
 The ``gone_*`` sets let a dry run, which deletes nothing, treat what it would have deleted as gone.
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -113,13 +115,27 @@ class ManifestRow:
     size: int
 
 
+class Busy(Exception):
+    """The row is locked by a writer right now: the collector leaves the candidate for a later run
+    rather than wait (a collector that waited for a writer while holding rows the writer wants
+    next would deadlock with it; one that never waits cannot)."""
+
+
+async def _first(conn: AsyncConnection, query: sa.Select[Any], *, lock: bool, of: Any = None) -> Any:
+    """The query's first row; with ``lock``, locked FOR UPDATE without waiting (Busy if taken)."""
+    if not lock:
+        return (await conn.execute(query)).first()
+    row = (await conn.execute(query.with_for_update(of=of, skip_locked=True))).first()
+    if row is None and (await conn.execute(query)).first() is not None:
+        raise Busy()
+    return row
+
+
 async def find_manifest(conn: AsyncConnection, repository_id: int, digest: str, *, lock: bool) -> ManifestRow | None:
     query = (sa.select(manifests.c.id, repositories.c.name, manifests.c.subject_digest, manifests.c.size)
              .select_from(manifests.join(repositories))
              .where(manifests.c.repository_id == repository_id, manifests.c.digest == digest))
-    if lock:
-        query = query.with_for_update(of=manifests)
-    row = (await conn.execute(query)).first()
+    row = await _first(conn, query, lock=lock, of=manifests)
     return None if row is None else ManifestRow(row[0], row[1], row[2], row[3])
 
 
@@ -174,9 +190,7 @@ async def delete_manifest(conn: AsyncConnection, manifest_id: int) -> None:
 async def find_link(conn: AsyncConnection, repository_id: int, digest: str, *, lock: bool) -> bool:
     query = sa.select(repository_blobs.c.digest).where(repository_blobs.c.repository_id == repository_id,
                                                        repository_blobs.c.digest == digest)
-    if lock:
-        query = query.with_for_update()
-    return (await conn.scalar(query)) is not None
+    return await _first(conn, query, lock=lock) is not None
 
 
 async def link_used(conn: AsyncConnection, repository_id: int, digest: str, gone: Collection[int] = ()) -> bool:
@@ -201,12 +215,9 @@ async def linked_anywhere(conn: AsyncConnection, digest: str, gone: Collection[t
 # -- blobs -------------------------------------------------------------------------------------
 
 async def find_blob(conn: AsyncConnection, digest: str, *, lock: bool) -> int | None:
-    """The blob's size if the registry knows it; ``lock`` takes its row for update."""
-    query = sa.select(blobs.c.size).where(blobs.c.digest == digest)
-    if lock:
-        query = query.with_for_update()
-    size = await conn.scalar(query)
-    return None if size is None else int(size)
+    """The blob's size if the registry knows it; ``lock`` takes its row for update (Busy if taken)."""
+    row = await _first(conn, sa.select(blobs.c.size).where(blobs.c.digest == digest), lock=lock)
+    return None if row is None else int(row[0])
 
 
 async def share_blob(conn: AsyncConnection, digest: str) -> bool:
