@@ -30,14 +30,18 @@ from dockyard.http.management import management_api
 from dockyard.http.metrics import Metrics
 from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
+from dockyard.http.repositories import RepositoryApi
 from dockyard.http.token import TokenEndpoint
+from dockyard.jobs.gc import run_gc
 from dockyard.jobs.scheduler import Job, Scheduler
 from dockyard.jobs.uploads_purge import purge_uploads
 from dockyard.services.access import AccessService, KeyRing
 from dockyard.services.accounts import AccountsService
 from dockyard.services.blobs import BlobService
+from dockyard.services.gc import Collector
 from dockyard.services.listing import ListingService
 from dockyard.services.manifests import ManifestService
+from dockyard.services.repositories import RepositoryService
 from dockyard.services.uploads import UploadService
 from dockyard.storage import layout
 from dockyard.storage.blobstore import BlobStore
@@ -64,6 +68,8 @@ class Components:
     access_log: AccessLog
     access: AccessService
     accounts: AccountsService
+    collector: Collector
+    repositories: RepositoryService
 
 
 def build_driver(config: Config) -> StorageDriver:
@@ -83,23 +89,27 @@ def build_components(config: Config) -> Components:
                           parallelism=config.auth.argon2_parallelism)
     access = AccessService(db, config.auth, passwords, KeyRing(db, config.auth))
     metrics = Metrics()
+    grace = config.gc.grace_period
     services = RegistryServices(
-        uploads=UploadService(db, store),
+        uploads=UploadService(db, store, grace_period=grace),
         blobs=BlobService(db, store, count_missing=metrics.blobs_missing.inc,
-                          count_read_error=metrics.blob_read_errors.inc),
+                          count_read_error=metrics.blob_read_errors.inc, grace_period=grace),
         manifests=ManifestService(db, max_bytes=config.registry.manifest_max_bytes,
                                   cache_bytes=config.registry.manifest_cache_bytes,
-                                  cache_entries=config.registry.manifest_cache_entries),
+                                  cache_entries=config.registry.manifest_cache_entries, grace_period=grace),
         listing=ListingService(db, page_max=config.registry.list_page_max),
         pulls=events.PullLog(),
     )
     expiry = timedelta(seconds=config.registry.upload_expiry_seconds)
+    collector = Collector(db, store, grace_period=grace)
     scheduler = Scheduler(db, [
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),
+        Job("gc", config.gc.interval.total_seconds(), lambda: run_gc(db, collector)),
     ])
-    return Components(config, db, store, services, metrics, scheduler, AccessLog(), access,
-                      AccountsService(db, passwords, access))
+    accounts = AccountsService(db, passwords, access)
+    return Components(config, db, store, services, metrics, scheduler, AccessLog(), access, accounts, collector,
+                      RepositoryService(db, accounts, grace_period=grace))
 
 
 async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None = None) -> None:
@@ -268,7 +278,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     guard = Guard(parts.access, realm=config.token_realm, service=config.auth.service,
                   trust_forwarded_for=config.auth.trust_forwarded_for)
     token = TokenEndpoint(guard, parts.access, service=config.auth.service)
-    api = management_api(guard, parts.accounts, [])
+    api = management_api(guard, parts.accounts, [RepositoryApi(parts.repositories)])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),

@@ -91,6 +91,16 @@ class TagDeleted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RepositoryDeleted(Event):
+    """A repository was deleted with its tags, manifests and links; GC frees its blobs' bytes later."""
+
+    name = "repository.deleted"
+    tags: int
+    manifests: int
+    blobs: int
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestPulled(Event):
     """A manifest was downloaded (GET): what the audit log calls a pull."""
 

@@ -215,7 +215,10 @@ def project_set(config_file: Path | None, data_dir: Path | None, name: str, publ
 @config_options
 @click.argument("name")
 def project_delete(config_file: Path | None, data_dir: Path | None, name: str) -> None:
-    """Delete project NAME with its teams, members and robots (its repositories stay, admin-only)."""
+    """Delete project NAME with its teams, members and robots.
+
+    Refused while the project has repositories: delete them first with `dockyard repo delete`.
+    """
     _as_admin(config_file, data_dir, lambda svc, me: svc.delete_project(me, name))
     click.echo(f"deleted project {name}")
 

@@ -21,7 +21,7 @@ from dockyard.auth.passwords import Passwords, new_secret, secret_digest
 from dockyard.auth.principals import REPOSITORY_ACTIONS, ROLES, Permission, Principal, Role, project_of
 from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
 from dockyard.services.access import ROBOT_PREFIX, AccessService, InvalidCredentials
-from dockyard.store import accounts, limits
+from dockyard.store import accounts, limits, repositories
 from dockyard.store import events as event_rows
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
@@ -171,6 +171,11 @@ class AccountsService:
     async def _project(self, actor: Principal, name: str, need: Permission | None = None) -> accounts.Project:
         return (await self._project_and_permissions(actor, name, need))[0]
 
+    async def project_and_permissions(self, actor: Principal, name: str) -> tuple[accounts.Project,
+                                                                                  frozenset[Permission]]:
+        """The project, if the actor may see it (else NOT_FOUND), and the permissions held there."""
+        return await self._project_and_permissions(actor, name)
+
     async def _project_and_permissions(self, actor: Principal, name: str, need: Permission | None = None
                                        ) -> tuple[accounts.Project, frozenset[Permission]]:
         """The project, if the actor may see it (else NOT_FOUND, as if it did not exist), and what
@@ -317,6 +322,12 @@ class AccountsService:
         self._require_admin(actor)
         project = await self._project(actor, name)
         async with self.db.write() as conn:
+            left = await repositories.in_project(conn, name, limit=4)
+            if left:
+                more = ", ..." if len(left) > 3 else ""
+                raise ResourceExists(f"project {name!r} still has repositories ({', '.join(left[:3])}{more}): delete "
+                                     "its repositories first with `dockyard repo delete` (or DELETE "
+                                     "/api/v1/repositories/NAME)", detail={"repositories": left[:3]})
             await accounts.delete_project(conn, project.id)
             await events.record(conn, events.Change("project.deleted", project=name))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from dockyard import events
 from dockyard.errors import BlobUnknown, RegistryError, StorageUnavailable
@@ -21,7 +22,9 @@ from dockyard.oci.names import validate_name
 from dockyard.storage.blobstore import BlobLocation, BlobStore
 from dockyard.storage.driver import PathNotFound
 from dockyard.store import blobs as blob_rows
+from dockyard.store import gc as gc_rows
 from dockyard.store import repositories
+from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
 log = logging.getLogger("dockyard.blobs")
@@ -33,8 +36,10 @@ def _uncounted() -> None:
 
 class BlobService:
     def __init__(self, db: Database, store: BlobStore, *, count_missing: Callable[[], None] = _uncounted,
-                 count_read_error: Callable[[], None] = _uncounted) -> None:
+                 count_read_error: Callable[[], None] = _uncounted,
+                 grace_period: timedelta = timedelta(hours=24)) -> None:
         self.db = db
+        self.grace_period = grace_period
         self.store = store
         self.count_missing = count_missing
         self.count_read_error = count_read_error
@@ -84,6 +89,9 @@ class BlobService:
             repo_id = await repositories.find_id(conn, repository)
             if repo_id is None or not await blob_rows.unlink(conn, repo_id, digest):
                 raise BlobUnknown(detail={"digest": digest})
+            # Its bytes go after the grace period, unless another repository links it by then.
+            await gc_rows.add_candidates(conn, [gc_rows.Candidate(gc_rows.BLOB, None, digest)],
+                                         reason="blob.deleted", due_at=utcnow() + self.grace_period)
             await events.record(conn, events.BlobDeleted(repository, digest))
 
 

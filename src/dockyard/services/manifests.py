@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 from dockyard import events
 from dockyard.errors import DigestInvalid, ManifestBlobUnknown, ManifestTooLarge, ManifestUnknown
@@ -13,10 +14,12 @@ from dockyard.oci.manifests import Manifest, parse_manifest
 from dockyard.oci.names import is_valid_tag, validate_name, validate_tag
 from dockyard.services.lru import LRU
 from dockyard.store import blobs as blob_rows
+from dockyard.store import gc as gc_rows
 from dockyard.store import manifests as manifest_rows
 from dockyard.store import repositories
 from dockyard.store import tags as tag_rows
 from dockyard.store.asyncsql import AsyncConnection
+from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 from dockyard.store.limits import MEDIA_TYPE, can_hold
 from dockyard.store.manifests import NewManifest, StoredManifest
@@ -30,9 +33,11 @@ class PushedManifest:
 
 
 class ManifestService:
-    def __init__(self, db: Database, *, max_bytes: int, cache_bytes: int, cache_entries: int | None = None) -> None:
+    def __init__(self, db: Database, *, max_bytes: int, cache_bytes: int, cache_entries: int | None = None,
+                 grace_period: timedelta = timedelta(hours=24)) -> None:
         self.db = db
         self.max_bytes = max_bytes
+        self.grace_period = grace_period  # how long what a change left unreferenced stays (gc.grace_period)
         # Bytes under a digest never change; at most ``cache_bytes`` of them per worker.
         self.cache: LRU[str, bytes] = LRU(cache_bytes, max_entries=cache_entries)
 
@@ -68,8 +73,14 @@ class ManifestService:
             repo_id = await repositories.ensure(conn, repository)
             await self._require_references(conn, repo_id, manifest)
             manifest_id = await manifest_rows.insert(conn, repo_id, new)
+            await gc_rows.forget_manifest(conn, repo_id, digest)  # pushed again: wanted
+            moved = []
             for tag in tags:
+                before = await tag_rows.target(conn, repo_id, tag)
                 await tag_rows.point(conn, repo_id, tag, manifest_id)
+                if before is not None and before[0] != manifest_id:
+                    moved.append(gc_rows.Candidate(gc_rows.MANIFEST, repo_id, before[1]))
+            await self._candidates(conn, moved, "tag moved")
             await events.record(conn, events.ManifestPushed(repository, digest, new.media_type, tuple(tags)))
         subject = manifest.subject.digest if manifest.subject else None
         return PushedManifest(digest=digest, subject=subject, tags=tuple(tags))
@@ -83,14 +94,33 @@ class ManifestService:
             if repo_id is None:
                 raise ManifestUnknown(detail={"reference": reference})
             if by_digest:
+                left = await self._left_by_manifest(conn, repo_id, reference)
                 deleted = await manifest_rows.delete(conn, repo_id, reference)
                 event: events.Event = events.ManifestDeleted(repository, reference)
             else:
+                before = await tag_rows.target(conn, repo_id, reference)
+                left = [] if before is None else [gc_rows.Candidate(gc_rows.MANIFEST, repo_id, before[1])]
                 deleted = await tag_rows.delete(conn, repo_id, reference)
                 event = events.TagDeleted(repository, reference)
             if not deleted:
                 raise ManifestUnknown(detail={"reference": reference})
+            await self._candidates(conn, left, event.name)
             await events.record(conn, event)
+
+    async def _candidates(self, conn: AsyncConnection, found: list[gc_rows.Candidate], reason: str) -> None:
+        """What a change may have left unreferenced: the collector looks at it after the grace period."""
+        await gc_rows.add_candidates(conn, found, reason=reason, due_at=utcnow() + self.grace_period)
+
+    @staticmethod
+    async def _left_by_manifest(conn: AsyncConnection, repo_id: int, digest: str) -> list[gc_rows.Candidate]:
+        """What deleting the manifest may leave unreferenced: its blobs' links, its children, its referrers."""
+        manifest_id = await manifest_rows.find_id(conn, repo_id, digest)
+        if manifest_id is None:
+            return []
+        contents = await gc_rows.contents_of(conn, repo_id, manifest_id, digest)
+        return ([gc_rows.Candidate(gc_rows.LINK, repo_id, d) for d in contents.blobs]
+                + [gc_rows.Candidate(gc_rows.MANIFEST, repo_id, d)
+                   for d in contents.children + contents.referrers if d != digest])
 
     async def referrers(self, repository: str, subject: str, artifact_type: str | None) -> bytes:
         """The OCI image index listing manifests whose subject is ``subject`` (empty if none)."""

@@ -3,23 +3,36 @@
 Order of steps on completion (DESIGN.md invariant 1): the bytes are verified and durably moved
 into place first, then one transaction records the blob, links it and ends the session. A crash
 between the two leaves an unreferenced file that nobody can see, never a visible half-blob.
+
+Garbage collection (services/gc.py): before the bytes move into place, a transaction pins the
+digest (``blob_pins``), so the collector leaves the blob's bytes alone until the final transaction
+links it and removes the pin. While the collector is deleting the bytes of that digest (a
+``blob_deletions`` tombstone), the pin waits for it to finish, at most ``deletion_wait`` seconds
+(then 503: retry). The new link is a GC candidate after the grace period: a blob that no manifest
+lists by then goes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from dockyard import events
-from dockyard.errors import BlobUploadUnknown, DigestInvalid
+from dockyard.errors import BlobUploadUnknown, DigestInvalid, Unavailable
 from dockyard.oci.digests import parse_digest
 from dockyard.oci.names import is_valid_name, validate_name
 from dockyard.oci.ranges import ByteRange
 from dockyard.storage.blobstore import BlobStore, UploadProgress
 from dockyard.storage.driver import PathNotFound
 from dockyard.store import blobs as blob_rows
+from dockyard.store import gc as gc_rows
 from dockyard.store import repositories, uploads
+from dockyard.store.asyncsql import AsyncConnection
+from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
 
@@ -33,10 +46,19 @@ def new_upload_id() -> str:
     return secrets.token_urlsafe(24)
 
 
+async def _no_wait_hook(digest: str) -> None:
+    """Nothing to tell (tests pass a hook that learns when an upload waits for a deletion)."""
+
+
 class UploadService:
-    def __init__(self, db: Database, store: BlobStore) -> None:
+    def __init__(self, db: Database, store: BlobStore, *, grace_period: timedelta = timedelta(hours=24),
+                 deletion_wait: float = 30.0,
+                 waiting_for_deletion: Callable[[str], Awaitable[None]] = _no_wait_hook) -> None:
         self.db = db
         self.store = store
+        self.grace_period = grace_period
+        self.deletion_wait = deletion_wait
+        self.waiting_for_deletion = waiting_for_deletion
 
     async def start(self, repository: str) -> UploadStatus:
         validate_name(repository)
@@ -74,17 +96,47 @@ class UploadService:
         saved = _saved(upload)
         if body is not None:
             _, saved = await self._append(upload, body, claimed.first if claimed else None)
+        await self._pin(upload_id, digest)
         try:
             size = await self.store.finish(upload_id, digest, saved)
         except DigestInvalid:
-            await self.cancel(repository, upload_id, missing_ok=True)
+            await self.cancel(repository, upload_id, missing_ok=True)  # the pin goes with the session
             raise
         async with self.db.write() as conn:
             await blob_rows.record(conn, digest, size)
             await blob_rows.link(conn, upload.repository_id, digest)
+            await gc_rows.unpin(conn, upload_id)
             await uploads.delete(conn, upload_id)
+            await self._candidate(conn, upload.repository_id, digest, "upload")
             await events.record(conn, events.BlobPushed(repository, digest, size))
         return size
+
+    async def _pin(self, upload_id: str, digest: str) -> None:
+        """Keep the collector off ``digest``'s bytes until the upload has linked it; first wait
+        for a deletion of those bytes that is under way (the upload puts them back afterwards)."""
+        deadline = time.monotonic() + self.deletion_wait
+        told = False
+        while True:
+            async with self.db.write() as conn:
+                # Locked: a collector that has the blob's row waits for this pin, or finished first
+                # and left its tombstone, which the next statement sees.
+                await gc_rows.share_blob(conn, digest)
+                if not await gc_rows.has_tombstone(conn, digest):
+                    await gc_rows.pin(conn, upload_id, digest)
+                    return
+            if not told:
+                told = True
+                await self.waiting_for_deletion(digest)
+            if time.monotonic() >= deadline:
+                raise Unavailable(f"blob {digest} is being deleted by garbage collection right now; "
+                                  "retry the upload's last request shortly")
+            await asyncio.sleep(0.05)
+
+    async def _candidate(self, conn: AsyncConnection, repository_id: int, digest: str, reason: str) -> None:
+        """A link nothing may use: the collector removes it after the grace period unless a
+        manifest of the repository lists the blob by then."""
+        await gc_rows.add_candidates(conn, [gc_rows.Candidate(gc_rows.LINK, repository_id, digest)],
+                                     reason=reason, due_at=utcnow() + self.grace_period)
 
     async def push(self, repository: str, digest: str, body: AsyncIterator[bytes]) -> int:
         """A whole blob in one request (POST with ``?digest=``)."""
@@ -121,10 +173,12 @@ class UploadService:
             candidates = await visible(candidates)
         source = candidates[0] if candidates else None
         async with self.db.write() as conn:
-            if source is None or await blob_rows.linked_size(conn, source, digest) is None:
+            # The source's link and the blob locked: the collector cannot take them until this commits.
+            if source is None or await blob_rows.linked_size(conn, source, digest, share=True) is None:
                 return False
             repo_id = await repositories.ensure(conn, repository)
             await blob_rows.link(conn, repo_id, digest)
+            await self._candidate(conn, repo_id, digest, "mount")
             await events.record(conn, events.BlobMounted(repository, digest, source))
         return True
 

@@ -16,9 +16,11 @@ LINKED_SIZE = (sa.select(blobs.c.size)
                       repository_blobs.c.digest == sa.bindparam("digest")))
 
 
-async def linked_size(conn: AsyncConnection, repository: str, digest: str) -> int | None:
-    """The blob's size if ``repository`` links it, else None (inside the caller's transaction)."""
-    return await conn.scalar(LINKED_SIZE, {"repository": repository, "digest": digest})
+async def linked_size(conn: AsyncConnection, repository: str, digest: str, *, share: bool = False) -> int | None:
+    """The blob's size if ``repository`` links it, else None (inside the caller's transaction);
+    ``share`` locks the link and the blob against the collector until the transaction ends."""
+    query = LINKED_SIZE.with_for_update(read=True, of=[repository_blobs, blobs]) if share else LINKED_SIZE
+    return await conn.scalar(query, {"repository": repository, "digest": digest})
 
 
 async def linked_size_now(db: Database, repository: str, digest: str) -> int | None:
@@ -50,10 +52,12 @@ async def repositories_linking(conn: AsyncConnection, digest: str, limit: int = 
 
 
 async def missing_in_repository(conn: AsyncConnection, repository_id: int, digests: list[str]) -> list[str]:
-    """Which of ``digests`` the repository does not link."""
+    """Which of ``digests`` the repository does not link; the links it has are locked ``FOR SHARE``
+    until the transaction ends, so the collector cannot remove them meanwhile."""
     if not digests:
         return []
     query = sa.select(repository_blobs.c.digest).where(
-        repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(digests))
+        repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(digests)
+    ).with_for_update(read=True)
     present = set((await conn.scalars(query)).all())
     return [d for d in digests if d not in present]

@@ -22,3 +22,15 @@ async def acquire(conn: AsyncConnection, name: str, holder: str, ttl: timedelta)
                sa.or_(job_leases.c.holder == holder, job_leases.c.expires_at < now))
         .values(holder=holder, expires_at=now + ttl))
     return result.rowcount > 0
+
+
+async def release(conn: AsyncConnection, name: str, holder: str) -> None:
+    """Give the lease up now, if ``holder`` holds it."""
+    await conn.execute(sa.update(job_leases).where(job_leases.c.name == name, job_leases.c.holder == holder)
+                       .values(expires_at=utcnow()))
+
+
+async def holder_of(conn: AsyncConnection, name: str) -> str | None:
+    """Who holds the lease now (None: nobody)."""
+    return await conn.scalar(sa.select(job_leases.c.holder).where(job_leases.c.name == name,
+                                                                  job_leases.c.expires_at >= utcnow()))

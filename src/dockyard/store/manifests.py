@@ -81,27 +81,36 @@ async def content(db: Database, manifest_id: int) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
-async def find_id(conn: AsyncConnection, repository_id: int, digest: str) -> int | None:
-    return await conn.scalar(sa.select(manifests.c.id).where(
-        manifests.c.repository_id == repository_id, manifests.c.digest == digest))
+async def find_id(conn: AsyncConnection, repository_id: int, digest: str, *, share: bool = False) -> int | None:
+    """The manifest's id; ``share`` locks its row against the collector until the transaction ends."""
+    query = sa.select(manifests.c.id).where(manifests.c.repository_id == repository_id, manifests.c.digest == digest)
+    return await conn.scalar(query.with_for_update(read=True) if share else query)
 
 
 async def missing_in_repository(conn: AsyncConnection, repository_id: int, digests: list[str]) -> list[str]:
+    """Which of ``digests`` the repository has no manifest for; the rows it has are locked
+    ``FOR SHARE`` until the transaction ends, so the collector cannot take them meanwhile."""
     if not digests:
         return []
     present = set((await conn.scalars(sa.select(manifests.c.digest).where(
-        manifests.c.repository_id == repository_id, manifests.c.digest.in_(digests)))).all())
+        manifests.c.repository_id == repository_id, manifests.c.digest.in_(digests))
+        .with_for_update(read=True))).all())
     return [d for d in digests if d not in present]
 
 
 async def insert(conn: AsyncConnection, repository_id: int, new: NewManifest) -> int:
-    """Store the manifest (a no-op if the repository has it) and return its id."""
-    await insert_ignore(conn, manifests, [{
-        "repository_id": repository_id, "digest": new.digest, "media_type": new.media_type,
-        "artifact_type": new.artifact_type, "size": len(new.content), "content": new.content,
-        "subject_digest": new.subject_digest, "annotations": new.annotations, "created_at": utcnow(),
-    }])
-    manifest_id = await find_id(conn, repository_id, new.digest)
+    """Store the manifest (a no-op if the repository has it) and return its id, its row locked
+    against the collector until the transaction ends."""
+    manifest_id = None
+    for _ in range(3):  # a row the collector deleted between the insert and the lock is inserted again
+        await insert_ignore(conn, manifests, [{
+            "repository_id": repository_id, "digest": new.digest, "media_type": new.media_type,
+            "artifact_type": new.artifact_type, "size": len(new.content), "content": new.content,
+            "subject_digest": new.subject_digest, "annotations": new.annotations, "created_at": utcnow(),
+        }])
+        manifest_id = await find_id(conn, repository_id, new.digest, share=True)
+        if manifest_id is not None:
+            break
     assert manifest_id is not None
     references = [{"manifest_id": manifest_id, "kind": "blob", "digest": d} for d in set(new.blob_digests)]
     references += [{"manifest_id": manifest_id, "kind": "manifest", "digest": d}

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import utcnow
-from dockyard.store.schema import repositories
+from dockyard.store.schema import manifests, repositories, repository_blobs, tags
 from dockyard.store.statements import insert_ignore
 
 
@@ -29,3 +29,30 @@ async def list_names(conn: AsyncConnection, *, after: str | None, limit: int) ->
     if after is not None:
         query = query.where(repositories.c.name > after)
     return list((await conn.scalars(query)).all())
+
+
+async def in_project(conn: AsyncConnection, project: str, limit: int = 10) -> list[str]:
+    """Names of (up to ``limit``) repositories in ``project``."""
+    query = (sa.select(repositories.c.name).where(repositories.c.name.startswith(f"{project}/", autoescape=True))
+             .order_by(repositories.c.name).limit(limit))
+    return list((await conn.scalars(query)).all())
+
+
+async def tag_names(conn: AsyncConnection, repository_id: int) -> list[str]:
+    return list((await conn.scalars(sa.select(tags.c.name).where(tags.c.repository_id == repository_id)
+                                    .order_by(tags.c.name))).all())
+
+
+async def linked_digests(conn: AsyncConnection, repository_id: int) -> list[str]:
+    return list((await conn.scalars(sa.select(repository_blobs.c.digest)
+                                    .where(repository_blobs.c.repository_id == repository_id))).all())
+
+
+async def manifest_count(conn: AsyncConnection, repository_id: int) -> int:
+    return int(await conn.scalar(sa.select(sa.func.count()).select_from(manifests)
+                                 .where(manifests.c.repository_id == repository_id)) or 0)
+
+
+async def delete(conn: AsyncConnection, repository_id: int) -> None:
+    """Delete the repository; its tags, manifests, links, uploads and their pins go with it."""
+    await conn.execute(sa.delete(repositories).where(repositories.c.id == repository_id))
