@@ -32,6 +32,7 @@ from dockyard.http.observe import AccessLog, ObserveMiddleware
 from dockyard.http.registry import RegistryApp, RegistryHandlers, RegistryServices
 from dockyard.http.repositories import RepositoryApi
 from dockyard.http.token import TokenEndpoint
+from dockyard.http.usage import UsageApi
 from dockyard.jobs.gc import run_gc
 from dockyard.jobs.scheduler import Job, Scheduler
 from dockyard.jobs.uploads_purge import purge_uploads
@@ -43,6 +44,7 @@ from dockyard.services.listing import ListingService
 from dockyard.services.manifests import ManifestService
 from dockyard.services.repositories import RepositoryService
 from dockyard.services.uploads import UploadService
+from dockyard.services.usage import UsageService
 from dockyard.storage import layout
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.driver import StorageDriver
@@ -278,7 +280,10 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     guard = Guard(parts.access, realm=config.token_realm, service=config.auth.service,
                   trust_forwarded_for=config.auth.trust_forwarded_for)
     token = TokenEndpoint(guard, parts.access, service=config.auth.service)
-    api = management_api(guard, parts.accounts, [RepositoryApi(parts.repositories)])
+    api = management_api(guard, parts.accounts, [
+        RepositoryApi(parts.repositories),
+        UsageApi(UsageService(parts.db, parts.accounts)),
+    ])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from dockyard.cli import access, gc, retention
+from dockyard.cli import access, gc, retention, usage
 from dockyard.cli.options import config_options, load, make_data_dir, run_on_database
 from dockyard.config import Config, build_config, load_config
 from dockyard.errors import ConfigError
@@ -267,5 +267,5 @@ def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool
     click.echo(run_on_database(config, run()))
 
 
-for group in [*access.COMMANDS, *gc.COMMANDS, *retention.COMMANDS]:
+for group in [*access.COMMANDS, *gc.COMMANDS, *retention.COMMANDS, *usage.COMMANDS]:
     main.add_command(group)

@@ -7,7 +7,7 @@ modules add (each a tuple of ``Operation`` and a handler object with a ``_<name>
 
 from __future__ import annotations
 
-from dockyard.http import repositories
+from dockyard.http import repositories, usage
 from dockyard.http.api import OPERATIONS, ApiGroup, ManagementApi, Operation
 from dockyard.http.auth import Guard
 from dockyard.services.accounts import AccountsService
@@ -15,6 +15,7 @@ from dockyard.services.accounts import AccountsService
 # Each group's operations, in the order the document lists them (add a group here and below).
 GROUP_OPERATIONS: tuple[tuple[Operation, ...], ...] = (
     repositories.OPERATIONS,
+    usage.OPERATIONS,
 )
 
 ALL_OPERATIONS: tuple[Operation, ...] = OPERATIONS + tuple(op for ops in GROUP_OPERATIONS for op in ops)

@@ -12,6 +12,7 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digests import algorithm_of, digest_of, looks_like_digest, parse_digest
 from dockyard.oci.manifests import Manifest, parse_manifest
 from dockyard.oci.names import is_valid_tag, validate_name, validate_tag
+from dockyard.services import enforcement
 from dockyard.services.lru import LRU
 from dockyard.store import blobs as blob_rows
 from dockyard.store import gc as gc_rows
@@ -60,7 +61,8 @@ class ManifestService:
 
     async def put(self, repository: str, reference: str, body: bytes, content_type: str,
                   extra_tags: list[str]) -> PushedManifest:
-        """Validate and store a manifest, then point the tags at it, in one transaction."""
+        """Validate and store a manifest, then point the tags at it, in one transaction: refused
+        (403 DENIED) when the project's naming rules, immutable tags or quota say so."""
         validate_name(repository)
         if len(body) > self.max_bytes:
             raise ManifestTooLarge(f"manifest is {len(body)} bytes; the limit is {self.max_bytes}")
@@ -70,14 +72,24 @@ class ManifestService:
         digest = self._digest_for(reference, body)
         new = _new_manifest(digest, manifest, body)
         async with self.db.write() as conn:
+            rules = await enforcement.rules_for(conn, repository)
+            enforcement.check_name(rules, repository, tags)
+            await enforcement.ensure_mutable(conn, repository, tags, digest=digest, rules=rules.immutable)
             repo_id = await repositories.ensure(conn, repository)
             await self._require_references(conn, repo_id, manifest)
+            if enforcement.has_quota(rules) and await manifest_rows.find_id(conn, repo_id, digest) is None:
+                await enforcement.ensure_room(conn, rules, repository, size=len(body))
             manifest_id = await manifest_rows.insert(conn, repo_id, new)
             await gc_rows.forget_manifest(conn, repo_id, digest)  # pushed again: wanted
+            protected = enforcement.guarded(rules.immutable, repository, tags)
             moved = []
             for tag in tags:
                 before = await tag_rows.target(conn, repo_id, tag)
-                await tag_rows.point(conn, repo_id, tag, manifest_id)
+                if tag in protected:
+                    await enforcement.claim_immutable(conn, repository, repo_id, tag, manifest_id, digest,
+                                                      protected[tag])
+                else:
+                    await tag_rows.point(conn, repo_id, tag, manifest_id)
                 if before is not None and before[0] != manifest_id:
                     moved.append(gc_rows.Candidate(gc_rows.MANIFEST, repo_id, before[1]))
             await self._candidates(conn, moved, "tag moved")
@@ -86,18 +98,22 @@ class ManifestService:
         return PushedManifest(digest=digest, subject=subject, tags=tuple(tags))
 
     async def delete(self, repository: str, reference: str) -> None:
-        """By tag: remove the tag only. By digest: remove the manifest and its tags."""
+        """By tag: remove the tag only. By digest: remove the manifest and its tags. An immutable
+        tag, or a manifest one keeps, is not deleted (403 DENIED)."""
         validate_name(repository)
         by_digest = _is_digest_reference(reference)
         async with self.db.write() as conn:
             repo_id = await repositories.find_id(conn, repository)
             if repo_id is None:
                 raise ManifestUnknown(detail={"reference": reference})
+            rules = (await enforcement.rules_for(conn, repository)).immutable
             if by_digest:
+                await enforcement.ensure_deletable(conn, repository, repo_id, reference, rules)
                 left = await self._left_by_manifest(conn, repo_id, reference)
                 deleted = await manifest_rows.delete(conn, repo_id, reference)
                 event: events.Event = events.ManifestDeleted(repository, reference)
             else:
+                await enforcement.ensure_mutable(conn, repository, [reference], rules=rules)
                 before = await tag_rows.target(conn, repo_id, reference)
                 left = [] if before is None else [gc_rows.Candidate(gc_rows.MANIFEST, repo_id, before[1])]
                 deleted = await tag_rows.delete(conn, repo_id, reference)

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from dockyard import events
-from dockyard.errors import BlobUploadUnknown, DigestInvalid, Unavailable
+from dockyard.errors import BlobUploadUnknown, Denied, DigestInvalid, Unavailable
 from dockyard.oci.digests import parse_digest
 from dockyard.oci.names import is_valid_name, validate_name
 from dockyard.oci.ranges import ByteRange
+from dockyard.services import enforcement
 from dockyard.storage.blobstore import BlobStore, UploadProgress
 from dockyard.storage.driver import PathNotFound
 from dockyard.store import blobs as blob_rows
@@ -34,6 +35,7 @@ from dockyard.store import repositories, uploads
 from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
+from dockyard.store.project_rules import Rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,12 @@ class UploadService:
         self.waiting_for_deletion = waiting_for_deletion
 
     async def start(self, repository: str) -> UploadStatus:
+        """Open an upload session; refused (403 DENIED) when the name breaks the project's naming rule."""
         validate_name(repository)
+        enforcement.check_name(await enforcement.rules_for(self.db, repository), repository)
+        return await self._start(repository)
+
+    async def _start(self, repository: str) -> UploadStatus:
         upload_id = new_upload_id()
         # The row comes first: storage without a row is debris the purge job may remove at once.
         async with self.db.write() as conn:
@@ -89,26 +96,43 @@ class UploadService:
         return UploadStatus(upload_id, size)
 
     async def complete(self, repository: str, upload_id: str, digest: str,
-                       body: AsyncIterator[bytes] | None, claimed: ByteRange | None) -> int:
-        """Append the optional last chunk, verify the digest and publish the blob."""
+                       body: AsyncIterator[bytes] | None, claimed: ByteRange | None,
+                       rules: Rules | None = None) -> int:
+        """Append the optional last chunk, verify the digest and publish the blob.
+
+        The project's naming rule and quota are checked before the bytes are published (the
+        upload's size is known by then): a refused upload is cancelled and nothing is stored.
+        The quota is checked again in the transaction that links the blob, under the project's
+        lock; a push refused there (another push took the room meanwhile) leaves bytes no row
+        refers to, which the scrub removes as an orphan.
+        """
         parse_digest(digest)
         upload = await self._find(repository, upload_id)
         saved = _saved(upload)
         if body is not None:
             _, saved = await self._append(upload, body, claimed.first if claimed else None)
+        if rules is None:
+            rules = await enforcement.rules_for(self.db, repository)
         await self._pin(upload_id, digest)
         try:
+            enforcement.check_name(rules, repository)
+            if enforcement.has_quota(rules):
+                upload_size = await self.store.size(upload_id, saved)
+                async with self.db.read() as conn:
+                    await enforcement.ensure_room(conn, rules, repository, blob=digest, size=upload_size,
+                                                  locked=False)
             size = await self.store.finish(upload_id, digest, saved)
-        except DigestInvalid:
+            async with self.db.write() as conn:
+                await enforcement.ensure_room(conn, rules, repository, blob=digest, size=size)
+                await blob_rows.record(conn, digest, size)
+                await blob_rows.link(conn, upload.repository_id, digest)
+                await gc_rows.unpin(conn, upload_id)
+                await uploads.delete(conn, upload_id)
+                await self._candidate(conn, upload.repository_id, digest, "upload")
+                await events.record(conn, events.BlobPushed(repository, digest, size))
+        except (DigestInvalid, Denied):
             await self.cancel(repository, upload_id, missing_ok=True)  # the pin goes with the session
             raise
-        async with self.db.write() as conn:
-            await blob_rows.record(conn, digest, size)
-            await blob_rows.link(conn, upload.repository_id, digest)
-            await gc_rows.unpin(conn, upload_id)
-            await uploads.delete(conn, upload_id)
-            await self._candidate(conn, upload.repository_id, digest, "upload")
-            await events.record(conn, events.BlobPushed(repository, digest, size))
         return size
 
     async def _pin(self, upload_id: str, digest: str) -> None:
@@ -141,9 +165,12 @@ class UploadService:
     async def push(self, repository: str, digest: str, body: AsyncIterator[bytes]) -> int:
         """A whole blob in one request (POST with ``?digest=``)."""
         parse_digest(digest)
-        status = await self.start(repository)
+        validate_name(repository)
+        rules = await enforcement.rules_for(self.db, repository)
+        enforcement.check_name(rules, repository)
+        status = await self._start(repository)
         try:
-            return await self.complete(repository, status.upload_id, digest, body, None)
+            return await self.complete(repository, status.upload_id, digest, body, None, rules)
         except BaseException:
             await self.cancel(repository, status.upload_id, missing_ok=True)
             raise
@@ -158,12 +185,16 @@ class UploadService:
     async def mount(self, repository: str, digest: str, source: str | None,
                     visible: Callable[[list[str]], Awaitable[list[str]]] | None = None) -> bool:
         """Link a blob another repository has; False when it cannot (the caller then uploads).
+        Refused (403 DENIED) when the name breaks the project's naming rule, or when the blob is
+        new to the project and would take it over its quota.
 
         ``visible`` keeps the repositories the caller may pull: a blob in any other one is never
         mounted, so a mount reveals nothing the caller could not read.
         """
         validate_name(repository)
         parse_digest(digest)
+        rules = await enforcement.rules_for(self.db, repository)
+        enforcement.check_name(rules, repository)
         if source is not None and not is_valid_name(source):
             return False  # no repository has that name: a plain upload follows, as distribution does
         async with self.db.read() as conn:
@@ -173,9 +204,13 @@ class UploadService:
             candidates = await visible(candidates)
         source = candidates[0] if candidates else None
         async with self.db.write() as conn:
-            # The source's link and the blob locked: the collector cannot take them until this commits.
-            if source is None or await blob_rows.linked_size(conn, source, digest, share=True) is None:
+            if source is None:
                 return False
+            # The source's link and the blob locked: the collector cannot take them until this commits.
+            size = await blob_rows.linked_size(conn, source, digest, share=True)
+            if size is None:
+                return False
+            await enforcement.ensure_room(conn, rules, repository, blob=digest, size=size)
             repo_id = await repositories.ensure(conn, repository)
             await blob_rows.link(conn, repo_id, digest)
             await self._candidate(conn, repo_id, digest, "mount")

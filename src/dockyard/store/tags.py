@@ -6,8 +6,8 @@ import sqlalchemy as sa
 
 from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import utcnow
-from dockyard.store.schema import manifests, tags
-from dockyard.store.statements import upsert
+from dockyard.store.schema import manifest_references, manifests, tags
+from dockyard.store.statements import insert_ignore, upsert
 
 
 async def point(conn: AsyncConnection, repository_id: int, name: str, manifest_id: int) -> None:
@@ -27,6 +27,43 @@ async def delete(conn: AsyncConnection, repository_id: int, name: str) -> bool:
     result = await conn.execute(sa.delete(tags).where(tags.c.repository_id == repository_id,
                                                       tags.c.name == name))
     return result.rowcount > 0
+
+
+_WITH_MANIFESTS = tags.join(manifests, manifests.c.id == tags.c.manifest_id)
+
+
+async def digests_of(conn: AsyncConnection, repository_id: int, names: list[str]) -> dict[str, str]:
+    """Which manifest digest each of the named tags points at (tags that do not exist are left out)."""
+    if not names:
+        return {}
+    query = (sa.select(tags.c.name, manifests.c.digest).select_from(_WITH_MANIFESTS)
+             .where(tags.c.repository_id == repository_id, tags.c.name.in_(names)))
+    return {row[0]: row[1] for row in await conn.execute(query)}
+
+
+async def claim(conn: AsyncConnection, repository_id: int, name: str, manifest_id: int) -> int:
+    """Create the tag unless it exists (never move it); the manifest id it points at afterwards.
+
+    An immutable tag is created this way: of two pushes that create it at once, the second finds
+    the first's and is refused, where an upsert would have moved it.
+    """
+    await insert_ignore(conn, tags, [{"repository_id": repository_id, "name": name, "manifest_id": manifest_id,
+                                      "updated_at": utcnow()}])
+    found = await conn.scalar(sa.select(tags.c.manifest_id).where(tags.c.repository_id == repository_id,
+                                                                   tags.c.name == name))
+    assert found is not None
+    return int(found)
+
+
+async def pointing_at(conn: AsyncConnection, repository_id: int, digest: str) -> dict[str, str]:
+    """Tags of the repository that keep a manifest: those pointing at it, and those pointing at an
+    index of the repository that lists it; tag name -> the digest it points at."""
+    parents = (sa.select(manifest_references.c.manifest_id)
+               .where(manifest_references.c.kind == "manifest", manifest_references.c.digest == digest))
+    query = (sa.select(tags.c.name, manifests.c.digest).select_from(_WITH_MANIFESTS)
+             .where(tags.c.repository_id == repository_id,
+                    sa.or_(manifests.c.digest == digest, manifests.c.id.in_(parents))))
+    return {row[0]: row[1] for row in await conn.execute(query)}
 
 
 async def list_names(conn: AsyncConnection, repository_id: int, *, after: str | None, limit: int) -> list[str]:
