@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from dockyard import events
 from dockyard.auth.passwords import Passwords
 from dockyard.config import Config
 from dockyard.errors import DatabaseUnavailable, RegistryError, Unavailable
+from dockyard.http.api_retention import RetentionApi
 from dockyard.http.auth import Guard
 from dockyard.http.errors import render_error
 from dockyard.http.limits import RequestLimits
@@ -34,6 +35,7 @@ from dockyard.http.repositories import RepositoryApi
 from dockyard.http.token import TokenEndpoint
 from dockyard.http.usage import UsageApi
 from dockyard.jobs.gc import run_gc
+from dockyard.jobs.runs import recorded_run
 from dockyard.jobs.scheduler import Job, Scheduler
 from dockyard.jobs.uploads_purge import purge_uploads
 from dockyard.services.access import AccessService, KeyRing
@@ -43,6 +45,7 @@ from dockyard.services.gc import Collector
 from dockyard.services.listing import ListingService
 from dockyard.services.manifests import ManifestService
 from dockyard.services.repositories import RepositoryService
+from dockyard.services.retention import RetentionService
 from dockyard.services.uploads import UploadService
 from dockyard.services.usage import UsageService
 from dockyard.storage import layout
@@ -51,6 +54,7 @@ from dockyard.storage.driver import StorageDriver
 from dockyard.storage.filesystem import FilesystemDriver
 from dockyard.storage.memory import MemoryDriver
 from dockyard.store import events as event_rows
+from dockyard.store import manifests as manifest_rows
 from dockyard.store import revision
 from dockyard.store.db import Database
 
@@ -72,6 +76,7 @@ class Components:
     accounts: AccountsService
     collector: Collector
     repositories: RepositoryService
+    retention: RetentionService
 
 
 def build_driver(config: Config) -> StorageDriver:
@@ -104,14 +109,17 @@ def build_components(config: Config) -> Components:
     )
     expiry = timedelta(seconds=config.registry.upload_expiry_seconds)
     collector = Collector(db, store, grace_period=grace)
+    retention = RetentionService(db, config.retention, access,
+                                 lambda job, dry_run: recorded_run(db, job, dry_run=dry_run))
     scheduler = Scheduler(db, [
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),
         Job("gc", config.gc.interval.total_seconds(), lambda: run_gc(db, collector)),
+        Job("retention", config.retention.interval.total_seconds(), retention.run_due),
     ])
     accounts = AccountsService(db, passwords, access)
     return Components(config, db, store, services, metrics, scheduler, AccessLog(), access, accounts, collector,
-                      RepositoryService(db, accounts, grace_period=grace))
+                      RepositoryService(db, accounts, grace_period=grace), retention)
 
 
 async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None = None) -> None:
@@ -129,9 +137,24 @@ async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None 
     try:
         async with parts.db.write() as conn:
             await event_rows.insert_many(conn, rows)
+            await manifest_rows.record_pulls(conn, _last_pulls(rows), PULL_RECORD_RESOLUTION)
     except Unavailable:  # the seam logged it; a lost pull event only makes a count smaller
         carried.extend(rows[-parts.services.pulls.limit:])
         raise
+
+
+# manifests.last_pulled_at (for retention's keep_pulled_days) is moved at most once per this.
+PULL_RECORD_RESOLUTION = timedelta(hours=1)
+
+
+def _last_pulls(rows: list[dict[str, Any]]) -> dict[tuple[str, str], datetime]:
+    """When each pulled (repository, digest) of the batch was last pulled."""
+    latest: dict[tuple[str, str], datetime] = {}
+    for row in rows:
+        if row["name"] == events.ManifestPulled.name and row["repository"] and row["digest"]:
+            key = (row["repository"], row["digest"])
+            latest[key] = max(latest.get(key, row["created_at"]), row["created_at"])
+    return latest
 
 
 async def _flush_pulls_forever(parts: Components, unwritten: list[dict[str, Any]],
@@ -283,6 +306,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
     api = management_api(guard, parts.accounts, [
         RepositoryApi(parts.repositories),
         UsageApi(UsageService(parts.db, parts.accounts)),
+        RetentionApi(parts.retention),
     ])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

@@ -101,6 +101,36 @@ class RepositoryDeleted(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class TagRetired(Event):
+    """A retention run deleted a tag; ``dockyard tag restore`` can bring it back within the window."""
+
+    name = "tag.deleted"
+    tag: str
+    digest: str
+    plan: int
+    by: str = "retention"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRetired(Event):
+    """A retention run deleted an untagged manifest (its blobs go through GC)."""
+
+    name = "manifest.deleted"
+    digest: str
+    plan: int
+    by: str = "retention"
+
+
+@dataclass(frozen=True, slots=True)
+class TagRestored(Event):
+    """A tag a retention run deleted was brought back, pointing at the same digest."""
+
+    name = "tag.restored"
+    tag: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestPulled(Event):
     """A manifest was downloaded (GET): what the audit log calls a pull."""
 

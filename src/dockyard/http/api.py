@@ -36,7 +36,7 @@ class Operation:
     path: str
     name: str
     summary: str
-    body: dict[str, str] = field(default_factory=dict)  # field -> JSON type ("string", "boolean", "array")
+    body: dict[str, str] = field(default_factory=dict)  # field -> JSON type ("string", "boolean", "array", "integer")
     required: tuple[str, ...] = ()
     query: tuple[str, ...] = ()
     status: int = 200
@@ -282,7 +282,8 @@ async def _json_body(request: Request, op: Operation) -> dict[str, Any]:
     missing = [name for name in op.required if name not in body]
     if missing:
         raise RequestInvalid(f"missing field(s): {', '.join(missing)}")
-    python: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "array": (list, str)}
+    python: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "array": (list, str),
+                                                  "integer": int}
     for name, kind in op.body.items():
         if name in body and body[name] is not None and not isinstance(body[name], python[kind]):
             raise RequestInvalid(f"{name} must be a {kind}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dockyard.http import repositories, usage
 from dockyard.http.api import OPERATIONS, ApiGroup, ManagementApi, Operation
+from dockyard.http.api_retention import OPERATIONS as RETENTION_OPERATIONS
 from dockyard.http.auth import Guard
 from dockyard.services.accounts import AccountsService
 
@@ -16,6 +17,7 @@ from dockyard.services.accounts import AccountsService
 GROUP_OPERATIONS: tuple[tuple[Operation, ...], ...] = (
     repositories.OPERATIONS,
     usage.OPERATIONS,
+    RETENTION_OPERATIONS,
 )
 
 ALL_OPERATIONS: tuple[Operation, ...] = OPERATIONS + tuple(op for ops in GROUP_OPERATIONS for op in ops)

@@ -27,6 +27,7 @@ def node_name() -> str:
 class RunTally:
     """What a run did so far; the job updates it as it goes, the row gets it at the end."""
 
+    run_id: int | None = None  # the job_runs row (deleted_tags.run_id names it)
     examined: int = 0
     removed: int = 0
     bytes_freed: int = 0
@@ -38,7 +39,7 @@ async def recorded_run(db: Database, job: str, *, dry_run: bool = False) -> Asyn
     """A job run's row: "running" while the block runs, then "ok", or "failed" if it raised."""
     async with db.write() as conn:
         run_id = await jobs.start_run(conn, job, node_name(), dry_run=dry_run)
-    tally = RunTally()
+    tally = RunTally(run_id=run_id)
     outcome = "failed"
     try:
         yield tally

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,6 +80,27 @@ async def ref_by_digest(db: Database, repository: str, digest: str) -> ManifestR
 async def content(db: Database, manifest_id: int) -> bytes | None:
     row = await db.first(CONTENT_BY_ID, id=manifest_id)
     return None if row is None else bytes(row[0])
+
+
+_PULLED_AT = manifests.c.last_pulled_at.type
+# One statement for a batch of pulls: a manifest's last_pulled_at moves only when it is older than
+# ``b_stale`` (an UPDATE that matches no row writes nothing), so a hot image costs one write an hour.
+RECORD_PULL = (sa.update(manifests)
+               .where(manifests.c.repository_id == sa.select(repositories.c.id)
+                      .where(repositories.c.name == sa.bindparam("b_repository")).scalar_subquery(),
+                      manifests.c.digest == sa.bindparam("b_digest"),
+                      sa.or_(manifests.c.last_pulled_at.is_(None),
+                             manifests.c.last_pulled_at < sa.bindparam("b_stale", type_=_PULLED_AT)))
+               .values(last_pulled_at=sa.bindparam("b_at", type_=_PULLED_AT)))
+
+
+async def record_pulls(conn: AsyncConnection, pulls: dict[tuple[str, str], datetime], fresh: timedelta) -> None:
+    """Set last_pulled_at of each pulled (repository, digest) to when it was last pulled, unless
+    the stored value is within ``fresh`` of that already."""
+    if pulls:
+        await conn.execute(RECORD_PULL, [{"b_repository": repository, "b_digest": digest, "b_at": at,
+                                          "b_stale": at - fresh} for (repository, digest), at in sorted(pulls.items())])
+
 
 
 async def find_id(conn: AsyncConnection, repository_id: int, digest: str, *, share: bool = False) -> int | None:
