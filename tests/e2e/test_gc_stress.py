@@ -81,6 +81,7 @@ class Collections:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     runs: int = 0
+    busy: int = 0  # found another run going
     manifests_deleted: int = 0
     blobs_deleted: int = 0
     bytes_freed: int = 0
@@ -93,18 +94,26 @@ class Collections:
             self.bytes_freed += int(result["bytes_freed"])
 
 
-def dockyard_cli(target: Target, *args: str) -> str:
-    """Run ``dockyard ARGS --data-dir ...`` against the target's data; its stdout."""
-    done = subprocess.run([sys.executable, "-m", "dockyard", *args, "--data-dir", str(target.cli_data_dir)],
+BUSY = "another garbage collection is running"  # a run by hand while another run holds `gc-run`
+
+
+def dockyard_cli(target: Target, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``dockyard ARGS --data-dir ...`` against the target's data."""
+    return subprocess.run([sys.executable, "-m", "dockyard", *args, "--data-dir", str(target.cli_data_dir)],
                           env={**os.environ, **AUTH_ENV, **target.cli_env}, capture_output=True, text=True,
                           timeout=300, check=False)
+
+
+def collect(target: Target, tally: Collections) -> dict[str, Any] | None:
+    """`dockyard gc --json` once; None when another run was going (it says so and exits 1)."""
+    done = dockyard_cli(target, "gc", "--json")
+    if done.returncode != 0 and BUSY in done.stderr:
+        with tally.lock:
+            tally.busy += 1
+        return None
     if done.returncode != 0:
-        raise RuntimeError(f"dockyard {' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-    return done.stdout
-
-
-def collect(target: Target, tally: Collections) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(dockyard_cli(target, "gc", "--json"))
+        raise RuntimeError(f"dockyard gc --json exited {done.returncode}:\n{done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
     tally.add(result)
     return result
 
@@ -126,27 +135,38 @@ class Garbage:
     rows: list[str]
     files: list[str]
     missing: list[str]  # the other way round: reachable, but the bytes are gone
+    why: list[str]  # what the rows say about the first few of the above
 
     @classmethod
     def of(cls, state: State, reachable: Reachability, stored: set[str]) -> Garbage:
         names = state.repositories
+        manifests = {mid: row for mid, row in state.manifests.items() if mid not in reachable.manifests}
+        links = state.links - reachable.links
+        files = sorted(stored - reachable.blobs)
+        digests = {d for _, d, _, _ in manifests.values()} | {d for _, d in links} | set(files)
+        why = [f"manifest {names.get(repo, repo)}@{digest} ({state.media_types[mid]}, subject {subject})"
+               for mid, (repo, digest, subject, _) in list(manifests.items())[:5]]
+        why += [f"candidate {kind} {names.get(repo, repo) if repo is not None else '-'} {digest} ({reason})"
+                for kind, repo, digest, reason in state.candidates if digest in digests][:10]
         return cls(
-            manifests=sorted(f"{names.get(repo, repo)}@{digest}" for mid, (repo, digest, _, _)
-                             in state.manifests.items() if mid not in reachable.manifests),
-            links=sorted(f"{names.get(repo, repo)} -> {digest}" for repo, digest in state.links - reachable.links),
+            manifests=sorted(f"{names.get(repo, repo)}@{digest}" for repo, digest, _, _ in manifests.values()),
+            links=sorted(f"{names.get(repo, repo)} -> {digest}" for repo, digest in links),
             rows=sorted(set(state.blobs) - reachable.blobs),
-            files=sorted(stored - reachable.blobs),
+            files=files,
             missing=sorted(reachable.blobs - stored),
+            why=why,
         )
 
     def empty(self) -> bool:
         return not (self.manifests or self.links or self.rows or self.files or self.missing)
 
     def describe(self) -> str:
-        return "; ".join(f"{name}: {len(items)} (first {items[:3]})" for name, items in vars(self).items() if items)
+        found = [f"{name}: {len(items)} (first {items[:3]})" for name, items in vars(self).items()
+                 if items and name != "why"]
+        return "; ".join(found) + (f"\n    rows: {self.why}" if self.why else "")
 
 
-def last_collections(target: Target, tally: Collections) -> tuple[Garbage, int]:
+def last_collections(target: Target, tally: Collections, kept: set[tuple[str, str]]) -> tuple[Garbage, int]:
     """Collect until nothing unreachable is left (bounded); the garbage left and the passes run."""
     garbage = None
     for passes in range(1, FINAL_PASSES + 1):
@@ -154,7 +174,7 @@ def last_collections(target: Target, tally: Collections) -> tuple[Garbage, int]:
         time.sleep(target.grace_seconds + 0.5)
         collect(target, tally)
         state = audit.read_state(target.query)
-        garbage = Garbage.of(state, Reachability.of(state), target.storage_blobs())
+        garbage = Garbage.of(state, Reachability.of(state, kept), target.storage_blobs())
         if garbage.empty():
             return garbage, passes
     assert garbage is not None
@@ -177,7 +197,10 @@ def check_protected(client: httpx.Client, ledger: Ledger) -> PullReport:
     return report
 
 
-def usage_mismatches(client: httpx.Client, state: State) -> tuple[list[str], dict[str, dict[str, int]]]:
+USAGE_FIELDS = ("used_bytes", "exclusive_bytes", "shared_bytes", "manifest_bytes")
+
+
+def usage_mismatches(client: httpx.Client, state: State) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Each project's usage as the API reports it, against the recount from the rows."""
     problems, recounts = [], {}
     for project in PROJECTS:
@@ -188,17 +211,28 @@ def usage_mismatches(client: httpx.Client, state: State) -> tuple[list[str], dic
             problems.append(f"GET /api/v1/projects/{project}/usage -> {answer.status_code}: {answer.text[:300]}")
             continue
         reported = answer.json()
-        if reported.get("bytes") != recount["bytes"]:
-            problems.append(f"{project}: usage API says {reported}, recount says {recount}")
+        differ = {key: (reported.get(key), recount[key]) for key in USAGE_FIELDS if reported.get(key) != recount[key]}
+        if differ:
+            problems.append(f"{project}: (reported, recounted) {differ}")
+        by_name = {repo["name"]: repo for repo in reported.get("repositories", [])}
+        if set(by_name) != set(recount["repositories"]):
+            problems.append(f"{project}: repositories reported {sorted(by_name)}, "
+                            f"in the rows {sorted(recount['repositories'])}")
+        for name, counted in recount["repositories"].items():
+            listed = by_name.get(name, {})
+            differ = {key: (listed.get(key), counted[key]) for key in USAGE_FIELDS if listed.get(key) != counted[key]}
+            if differ:
+                problems.append(f"{name}: (reported, recounted) {differ}")
     return problems, recounts
 
 
 def job_totals(target: Target) -> tuple[int, int, int]:
-    """(runs, items removed, bytes freed) of every real (not dry-run) gc job run, as recorded."""
-    runs = json.loads(dockyard_cli(target, "jobs", "--json"))
-    gc_runs = [run for run in runs if run.get("job") == "gc" and not run.get("dry_run")]
-    return (len(gc_runs), sum(int(run.get("removed") or 0) for run in gc_runs),
-            sum(int(run.get("bytes_freed") or 0) for run in gc_runs))
+    """(runs, items removed, bytes freed) of every real (not dry-run) gc run, as `dockyard jobs`
+    lists them: from the job_runs table, where every run, scheduled or by hand, is recorded."""
+    runs, removed, freed = target.query(
+        "SELECT count(*), coalesce(sum(removed), 0), coalesce(sum(bytes_freed), 0) FROM job_runs "
+        "WHERE job = 'gc' AND dry_run = false")[0]
+    return int(runs), int(removed), int(freed)
 
 
 def run_stress(target: Target) -> None:
@@ -210,8 +244,10 @@ def run_stress(target: Target) -> None:
     objects_before = len(target.storage_blobs())
     by_hand_during = tally.runs
 
-    garbage, passes = last_collections(target, tally)
+    garbage, passes = last_collections(target, tally, ledger.untagged)
     state = audit.read_state(target.query)
+    with_untagged, from_tags = Reachability.of(state, ledger.untagged), Reachability.of(state)
+    untagged_only = with_untagged.blobs - from_tags.blobs
     objects_after = len(target.storage_blobs())
     uploads_after = target.storage_uploads()
     with httpx.Client(base_url=target.url, auth=ADMIN_AUTH, timeout=TIMEOUT, follow_redirects=True) as client:
@@ -228,15 +264,20 @@ def run_stress(target: Target) -> None:
         f"  duration of the load: {duration:.1f} s; operations acknowledged by kind:\n{ops}\n"
         f"  races lost (allowed 4xx, retried): {races}\n"
         f"  collections: {runs} recorded gc runs ({by_hand_during} by hand during the load, "
-        f"{tally.runs - by_hand_during} after it, the rest scheduled); {removed} items removed, "
+        f"{tally.runs - by_hand_during} after it, the rest scheduled; {tally.busy} by hand found "
+        f"another run going); {removed} items removed, "
         f"{freed:,} bytes freed (by hand: {tally.manifests_deleted} manifests, {tally.blobs_deleted} blobs, "
         f"{tally.bytes_freed:,} bytes)\n"
         f"  objects in storage: {objects_before} blobs before the last collection "
         f"({len(state_before.manifests)} manifests in the database), {objects_after} after "
         f"({len(state.manifests)} manifests), {uploads_after} upload objects; {passes} last pass(es)\n"
+        f"  kept by design (docs/lifecycle.md: a manifest pushed by digest and never tagged is no candidate): "
+        f"{len(with_untagged.manifests - from_tags.manifests)} such manifests, {len(untagged_only)} blobs "
+        f"({sum(state.blobs.get(d, 0) for d in untagged_only):,} bytes) only they use\n"
         f"  afterwards: {pulled.tags} tags pulled whole ({pulled.manifests} manifests, {pulled.blobs} blobs, "
         f"{pulled.bytes:,} bytes), {len(ledger.protected)} keep-* images and signatures checked\n"
-        f"  usage recount: " + ", ".join(f"{p} {c['bytes']:,} bytes in {c['blobs']} blobs" for p, c in recounts.items())
+        "  usage (API = recount): " + ", ".join(f"{p} {c['used_bytes']:,} bytes ({c['blobs']} blobs, "
+                                                f"{c['shared_bytes']:,} shared)" for p, c in recounts.items())
         + f"\n  5xx: {len(ledger.server_errors)}; unexpected answers: {len(ledger.unexpected)}; "
         f"unreachable left: {'none' if garbage.empty() else garbage.describe()}\n"
         f"  lost: {len(kept.problems)}")
@@ -257,6 +298,11 @@ def run_stress(target: Target) -> None:
     assert freed > 0, figures
 
 
+def not_access_lines(log: str, tail: int = 80) -> str:
+    """The log without its access lines (one JSON object per request): warnings, errors, tracebacks."""
+    return "\n".join([line for line in log.splitlines() if not line.startswith('{"method"')][-tail:])
+
+
 # -- (a) one node: SQLite + filesystem -------------------------------------------------------------
 
 @pytest.fixture
@@ -271,7 +317,7 @@ def single_node(tmp_path: Path) -> Iterator[Target]:
             query=audit.sqlite_query(server.data_dir / "dockyard.db"),
             storage_blobs=lambda: audit.storage_blobs_fs(storage),
             storage_uploads=lambda: audit.storage_uploads_fs(storage),
-            logs=lambda: "\n".join(server.log().splitlines()[-60:]))
+            logs=lambda: not_access_lines(server.log()))
     finally:
         server.stop()
 
@@ -312,7 +358,7 @@ def three_nodes(tmp_path: Path) -> Iterator[Target]:
                     query=audit.postgres_query(url),
                     storage_blobs=lambda: audit.storage_blobs_s3(s3, BUCKET, prefix),
                     storage_uploads=lambda: audit.storage_uploads_s3(s3, BUCKET, prefix),
-                    logs=lambda: cluster.logs(40))
+                    logs=lambda: "\n".join(not_access_lines(node.log()) for node in cluster.nodes))
             finally:
                 cluster.stop()
     finally:

@@ -18,7 +18,7 @@ import asyncio
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,7 @@ class State:
 
     repositories: dict[int, str]
     manifests: dict[int, tuple[int, str, str | None, int]]  # id -> (repository, digest, subject, size)
+    media_types: dict[int, str]
     references: list[tuple[int, str, str]]  # (manifest id, kind, digest)
     tags: list[tuple[int, str, int]]  # (repository, name, manifest id)
     retained: list[tuple[int, str]]  # (repository, digest) of tags a retention run deleted
@@ -148,7 +149,7 @@ class State:
     blobs: dict[str, int]  # digest -> size
     uploads: int
     pins: int
-    candidates: int
+    candidates: list[tuple[str, int | None, str, str]]  # (kind, repository, digest, reason)
 
 
 def read_state(query: Query) -> State:
@@ -156,6 +157,7 @@ def read_state(query: Query) -> State:
         repositories={int(i): str(n) for i, n in query("SELECT id, name FROM repositories")},
         manifests={int(i): (int(r), str(d), s, int(z)) for i, r, d, s, z in query(
             "SELECT id, repository_id, digest, subject_digest, size FROM manifests")},
+        media_types={int(i): str(t) for i, t in query("SELECT id, media_type FROM manifests")},
         references=[(int(m), str(k), str(d)) for m, k, d in query(
             "SELECT manifest_id, kind, digest FROM manifest_references")],
         tags=[(int(r), str(n), int(m)) for r, n, m in query("SELECT repository_id, name, manifest_id FROM tags")],
@@ -164,7 +166,8 @@ def read_state(query: Query) -> State:
         blobs={str(d): int(s) for d, s in query("SELECT digest, size FROM blobs")},
         uploads=int(query("SELECT count(*) FROM uploads")[0][0]),
         pins=int(query("SELECT count(*) FROM blob_pins")[0][0]),
-        candidates=int(query("SELECT count(*) FROM gc_candidates")[0][0]),
+        candidates=[(str(k), r, str(d), str(why)) for k, r, d, why in query(
+            "SELECT kind, repository_id, digest, reason FROM gc_candidates")],
     )
 
 
@@ -177,7 +180,9 @@ class Reachability:
     blobs: set[str]
 
     @classmethod
-    def of(cls, state: State) -> Reachability:
+    def of(cls, state: State, kept: Collection[tuple[str, str]] = ()) -> Reachability:
+        """From the tags, the restorable tags and the manifests ``kept`` ((repository name,
+        digest): what the collector keeps without a tag by design)."""
         by_digest = {(repo, digest): mid for mid, (repo, digest, _, _) in state.manifests.items()}
         referrers: dict[tuple[int, str], list[int]] = defaultdict(list)
         for mid, (repo, _, subject, _) in state.manifests.items():
@@ -189,6 +194,9 @@ class Reachability:
             (children if kind == "manifest" else blobs)[mid].append(digest)
         roots = [mid for _, _, mid in state.tags]
         roots += [by_digest[key] for key in state.retained if key in by_digest]
+        ids = {name: rid for rid, name in state.repositories.items()}
+        roots += [by_digest[(ids[name], digest)] for name, digest in kept
+                  if name in ids and (ids[name], digest) in by_digest]
         live: set[int] = set()
         while roots:
             mid = roots.pop()
@@ -206,11 +214,35 @@ def project_of(repository: str) -> str:
     return repository.split("/", 1)[0]
 
 
-def recount_usage(state: State, project: str) -> dict[str, int]:
-    """Bytes a project's repositories hold, each blob counted once per project, from the rows."""
-    in_project = {rid for rid, name in state.repositories.items() if project_of(name) == project}
-    digests = {digest for rid, digest in state.links if rid in in_project}
-    return {"blobs": len(digests), "bytes": sum(state.blobs.get(digest, 0) for digest in digests)}
+def recount_usage(state: State, project: str) -> dict[str, Any]:
+    """A project's usage recounted from the rows, in the shape of ``GET /api/v1/projects/{p}/usage``.
+
+    The definition (docs/lifecycle.md): each blob once per project plus every manifest row; a
+    blob another project links too is shared, else exclusive; within a project a repository's
+    blob is shared when any other repository links it.
+    """
+    repos = {rid: name for rid, name in state.repositories.items() if project_of(name) == project}
+    links_of: dict[str, set[int]] = defaultdict(set)
+    for rid, digest in state.links:
+        links_of[digest].add(rid)
+    manifest_bytes: dict[int, int] = defaultdict(int)
+    for repo, _, _, size in state.manifests.values():
+        manifest_bytes[repo] += size
+    digests = {digest for digest, linking in links_of.items() if linking & repos.keys()}
+    elsewhere = {digest for digest in digests if links_of[digest] - repos.keys()}
+    own_manifests = sum(manifest_bytes[rid] for rid in repos)
+    exclusive = sum(state.blobs.get(d, 0) for d in digests - elsewhere) + own_manifests
+    shared = sum(state.blobs.get(d, 0) for d in elsewhere)
+    per_repo = {}
+    for rid, name in repos.items():
+        mine = [d for d, linking in links_of.items() if rid in linking]
+        alone = sum(state.blobs.get(d, 0) for d in mine if len(links_of[d]) == 1)
+        with_others = sum(state.blobs.get(d, 0) for d in mine if len(links_of[d]) > 1)
+        per_repo[name] = {"used_bytes": alone + with_others + manifest_bytes[rid],
+                          "exclusive_bytes": alone + manifest_bytes[rid], "shared_bytes": with_others,
+                          "manifest_bytes": manifest_bytes[rid]}
+    return {"used_bytes": exclusive + shared, "exclusive_bytes": exclusive, "shared_bytes": shared,
+            "manifest_bytes": own_manifests, "blobs": len(digests), "repositories": per_repo}
 
 
 # -- storage -----------------------------------------------------------------------------------

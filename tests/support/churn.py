@@ -84,6 +84,9 @@ class Ledger:
     protected: list[Pushed] = field(default_factory=list)  # nothing touches these after their 201
     protected_digests: set[tuple[str, str]] = field(default_factory=set)  # (repo, digest): never deleted
     loose: list[tuple[str, str]] = field(default_factory=list)  # (repo, digest) of blobs no manifest uses
+    # (repo, digest) of manifests pushed by digest (referrers, index children), which no client tags
+    # later: the collector keeps them until something makes them a candidate (docs/lifecycle.md)
+    untagged: set[tuple[str, str]] = field(default_factory=set)
     ops: Counter[str] = field(default_factory=Counter)
     races: Counter[str] = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
@@ -105,10 +108,14 @@ class Ledger:
                 self.protected_digests.add((pushed.repo, pushed.digest))
                 self.protected_digests.update((pushed.repo, child) for child in pushed.children)
 
-    def pick(self, rng: random.Random, where: tuple[str, ...]) -> Pushed | None:
+    def pushed_untagged(self, repo: str, digest: str) -> None:
+        with self.lock:
+            self.untagged.add((repo, digest))
+
+    def pick(self, rng: random.Random, where: tuple[str, ...], *, referrers: bool = True) -> Pushed | None:
         """One of the latest acknowledged manifests in the repositories ``where``."""
         with self.lock:
-            found = [p for p in self.pushed[-300:] if p.repo in where]
+            found = [p for p in self.pushed[-300:] if p.repo in where and (referrers or p.subject is None)]
         return rng.choice(found) if found else None
 
     def pick_loose(self, rng: random.Random) -> tuple[str, str] | None:
@@ -283,6 +290,8 @@ class Workload:
         body = ocihttp.image_manifest(ocihttp.Descriptor.of(ocihttp.OCI_CONFIG, config),
                                       [ocihttp.Descriptor.of(ocihttp.OCI_LAYER, layer) for layer in layers])
         digest = ocihttp.push_manifest(client, repo, tag or ocihttp.sha256_digest(body), body)
+        if tag is None:
+            self.ledger.pushed_untagged(repo, digest)
         blobs = tuple(ocihttp.sha256_digest(blob) for blob in (config, *layers))
         return Pushed(repo, tag, digest, ocihttp.OCI_MANIFEST, body, blobs)
 
@@ -310,6 +319,7 @@ class Workload:
             "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": len(subject.body)},
         }).encode()
         digest = ocihttp.push_manifest(client, subject.repo, ocihttp.sha256_digest(body), body)
+        self.ledger.pushed_untagged(subject.repo, digest)
         return Pushed(subject.repo, None, digest, ocihttp.OCI_MANIFEST, body,
                       (ocihttp.sha256_digest(EMPTY_CONFIG), ocihttp.sha256_digest(payload)),
                       subject=subject.digest)
@@ -317,8 +327,9 @@ class Workload:
     # -- taggers -------------------------------------------------------------------------------
 
     def tag_step(self, client: httpx.Client, rng: random.Random) -> None:
-        """Point a movable tag at a manifest pushed earlier (GET by digest, PUT under the tag)."""
-        source = self.ledger.pick(rng, IMAGE_REPOS)
+        """Point a movable tag at a manifest pushed earlier (GET by digest, PUT under the tag);
+        never at a referrer, which stays one that was pushed by digest and never tagged."""
+        source = self.ledger.pick(rng, IMAGE_REPOS, referrers=False)
         if source is None:
             return
         tag = rng.choice(MOVABLE_TAGS)
