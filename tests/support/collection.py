@@ -33,7 +33,8 @@ async def collect(parts: Components, *, dry_run: bool = False, now: datetime | N
 
 
 class Pause(GcHooks):
-    """Stops the collector at one point for one digest until the test calls ``release``."""
+    """Stops the collector at one point (``decided``, ``holding`` or ``bytes``) for one digest
+    until the test calls ``release``."""
 
     def __init__(self, digest: str, *, at: str = "decided") -> None:
         self.digest = digest
@@ -43,6 +44,10 @@ class Pause(GcHooks):
 
     async def decided(self, candidate: Candidate) -> None:
         if self.at == "decided" and candidate.digest == self.digest and not self.reached.is_set():
+            await self._hold()
+
+    async def holding(self, candidate: Candidate) -> None:
+        if self.at == "holding" and candidate.digest == self.digest and not self.reached.is_set():
             await self._hold()
 
     async def before_bytes_delete(self, digest: str) -> None:

@@ -107,7 +107,7 @@ def _check_invocation(words: list[str]) -> str | None:
 def test_checker_catches_bad_commands() -> None:
     assert _check_invocation(["migrate", "--check"]) is None
     assert _check_invocation(["uploads", "purge", "--dry-run"]) is None
-    assert _check_invocation(["gc"]) is not None
+    assert _check_invocation(["no-such-command"]) is not None
     assert _check_invocation(["serve", "--no-such-flag"]) is not None
     assert _check_invocation(["uploads"]) is not None
     assert _invocations("run `dockyard migrate --check` then\n```sh\ndockyard serve --port 1  # x\n```\n") == [

@@ -46,6 +46,7 @@ from dockyard.store.gc import BLOB, LINK, MANIFEST, Candidate
 log = logging.getLogger("dockyard.gc")
 RUN_LEASE = "gc-run"
 RUN_LEASE_TTL = timedelta(minutes=10)  # renewed after every batch
+DROPS_PER_TRANSACTION = 50  # candidates found still in use, forgotten this many per (short) transaction
 LISTED = 1000  # at most this many deleted manifests and blobs are named in a report
 
 
@@ -54,6 +55,9 @@ class GcHooks:
 
     async def decided(self, candidate: Candidate) -> None:
         """A candidate looked like garbage; its locked re-check comes next."""
+
+    async def holding(self, candidate: Candidate) -> None:
+        """Inside the re-check's transaction: the row is locked, found garbage, and deleted next."""
 
     async def before_bytes_delete(self, digest: str) -> None:
         """The blob's row is gone (committed, with a tombstone); its bytes are deleted next."""
@@ -185,9 +189,9 @@ class Collector:
         async with self.db.read() as conn:
             garbage = [c for c in batch if await self._is_garbage(conn, run, c)]
         kept = [c for c in batch if c not in garbage]
-        if kept and not run.dry_run:
+        for start in range(0, 0 if run.dry_run else len(kept), DROPS_PER_TRANSACTION):
             async with self.db.write() as conn:
-                for c in kept:
+                for c in kept[start:start + DROPS_PER_TRANSACTION]:
                     await rows.drop(conn, c, run.now)
         for c in garbage:
             await self.hooks.decided(c)
@@ -227,6 +231,8 @@ class Collector:
                 if not run.dry_run:
                     await rows.drop(conn, c, run.now)
                 return
+            if not run.dry_run:
+                await self.hooks.holding(c)
             contents = await rows.contents_of(conn, repo, found.id, c.digest)
             follow = [Candidate(LINK, repo, d) for d in contents.blobs]
             follow += [Candidate(MANIFEST, repo, d) for d in contents.children + contents.referrers]
@@ -254,6 +260,7 @@ class Collector:
             if run.dry_run:
                 run.gone_links.add((repo, c.digest))
             else:
+                await self.hooks.holding(c)
                 await rows.delete_link(conn, repo, c.digest)
                 await rows.drop(conn, c, run.now)
             if not await rows.linked_anywhere(conn, c.digest, run.gone_links):
@@ -279,6 +286,7 @@ class Collector:
             if run.dry_run:
                 run.gone_blobs.add(c.digest)
             else:
+                await self.hooks.holding(c)
                 await rows.delete_blob_row(conn, c.digest)
                 await rows.drop(conn, c, run.now)
         if not run.dry_run:

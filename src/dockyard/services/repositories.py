@@ -37,7 +37,8 @@ class RepositoryService:
             raise unknown
         project_id = await self._check_access(actor, name, unknown)
         async with self.db.write() as conn:
-            repo_id = await repositories.find_id(conn, name)
+            # Locked first: a push holding the repository finishes before, and its rows go too.
+            repo_id = await repositories.lock_for_delete(conn, name)
             if repo_id is None:
                 raise unknown
             tags = await repositories.tag_names(conn, repo_id)

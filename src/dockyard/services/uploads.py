@@ -123,6 +123,8 @@ class UploadService:
                                                   locked=False)
             size = await self.store.finish(upload_id, digest, saved)
             async with self.db.write() as conn:
+                if not await repositories.hold(conn, upload.repository_id):
+                    raise BlobUploadUnknown("the repository was deleted while this upload ran; push it again")
                 await enforcement.ensure_room(conn, rules, repository, blob=digest, size=size)
                 await blob_rows.record(conn, digest, size)
                 await blob_rows.link(conn, upload.repository_id, digest)

@@ -10,18 +10,33 @@ from dockyard.store.schema import manifests, repositories, repository_blobs, tag
 from dockyard.store.statements import insert_ignore
 
 
-async def find_id(conn: AsyncConnection, name: str) -> int | None:
-    return await conn.scalar(sa.select(repositories.c.id).where(repositories.c.name == name))
+async def find_id(conn: AsyncConnection, name: str, *, hold: bool = False) -> int | None:
+    """The repository's id; ``hold`` keeps it from being deleted until the transaction ends."""
+    query = sa.select(repositories.c.id).where(repositories.c.name == name)
+    return await conn.scalar(query.with_for_update(key_share=True) if hold else query)
 
 
 async def ensure(conn: AsyncConnection, name: str) -> int:
-    """The repository's id, creating it if needed (safe under concurrent creators)."""
-    repo_id = await find_id(conn, name)
+    """The repository's id, creating it if needed (safe under concurrent creators), held until the
+    transaction ends: a repository delete waits for the writer, then deletes what it wrote too."""
+    repo_id = await find_id(conn, name, hold=True)
     if repo_id is None:
         await insert_ignore(conn, repositories, [{"name": name, "created_at": utcnow()}])
-        repo_id = await find_id(conn, name)
+        repo_id = await find_id(conn, name, hold=True)
     assert repo_id is not None
     return repo_id
+
+
+async def hold(conn: AsyncConnection, repository_id: int) -> bool:
+    """Keep the repository from being deleted until the transaction ends; False if it is gone."""
+    found = await conn.scalar(sa.select(repositories.c.id).where(repositories.c.id == repository_id)
+                              .with_for_update(key_share=True))
+    return found is not None
+
+
+async def lock_for_delete(conn: AsyncConnection, name: str) -> int | None:
+    """The repository's id, locked against every writer that holds it (``ensure``, ``hold``)."""
+    return await conn.scalar(sa.select(repositories.c.id).where(repositories.c.name == name).with_for_update())
 
 
 async def list_names(conn: AsyncConnection, *, after: str | None, limit: int) -> list[str]:

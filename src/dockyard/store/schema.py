@@ -236,7 +236,8 @@ gc_candidates = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String(limits.CANDIDATE_KIND), nullable=False),
     sa.Column("repository_id", sa.Integer, nullable=True),  # no FK: the repository may be gone
-    sa.Column("digest", sa.String(limits.DIGEST), nullable=False),
+    # indexed: a push forgets its manifest's rows, the collector drops each candidate's rows
+    sa.Column("digest", sa.String(limits.DIGEST), nullable=False, index=True),
     sa.Column("reason", sa.String(limits.CANDIDATE_REASON), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("due_at", Timestamp, nullable=False, index=True),

@@ -34,6 +34,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('gc_candidates', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_gc_candidates_due_at'), ['due_at'], unique=False)
+        # h/gc: a push forgets its manifest's rows, the collector drops each candidate's rows: by digest
+        batch_op.create_index(batch_op.f('ix_gc_candidates_digest'), ['digest'], unique=False)
 
     op.create_table('job_runs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -166,6 +168,7 @@ def downgrade() -> None:
 
     op.drop_table('job_runs')
     with op.batch_alter_table('gc_candidates', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gc_candidates_digest'))
         batch_op.drop_index(batch_op.f('ix_gc_candidates_due_at'))
 
     op.drop_table('gc_candidates')

@@ -1,0 +1,124 @@
+"""The collector's row locks on PostgreSQL (READ COMMITTED): a push that needs a row the collector
+holds, found garbage and is about to delete, waits for it, then answers cleanly (never a 500) and
+leaves nothing referenced without its bytes. On the filesystem and S3.
+
+SQLite needs no such test: its write transactions run one at a time (``BEGIN IMMEDIATE``), so a
+push cannot even start its transaction while the collector's is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from dockyard.config import build_config
+from dockyard.services.gc import GcReport
+from tests.integration.conftest import CHEAP_AUTH, Registry, open_registry
+from tests.support import backends
+from tests.support.collection import BOUND, Pause, after_grace, paused_collector, pulls_completely, stored
+from tests.support.content import error_codes, make_image, push_blob, push_image, push_manifest, sha256
+from tests.support.databases import PostgresDatabases
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+async def registry(request: pytest.FixtureRequest, tmp_path: Path,
+                   postgres: PostgresDatabases | None) -> AsyncIterator[Registry]:
+    if postgres is None:
+        backends.postgres_admin_url()  # skips with the reason (fails in CI)
+    assert postgres is not None
+    url = await postgres.create()
+    with ExitStack() as stack:
+        storage: dict[str, object] = {}
+        if request.param == "s3":
+            endpoint, prefix = stack.enter_context(backends.s3_prefix("gc-locks"))
+            storage = backends.s3_settings(endpoint, prefix)
+        config = build_config({"data_dir": str(tmp_path / "data"), "database": {"url": url}, "storage": storage,
+                               "auth": CHEAP_AUTH, "log": {"access_log": False}})
+        async with open_registry(config) as opened:
+            yield opened
+
+
+def start(registry: Registry, pause: Pause) -> asyncio.Task[GcReport]:
+    collector = paused_collector(registry.parts, pause)
+    return asyncio.create_task(collector.collect(now=after_grace(registry.parts, timedelta(0))))
+
+
+async def blocked_on_a_lock(registry: Registry) -> None:
+    """Returns once a session of this test's database waits for a row lock (the push)."""
+    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'")
+    async with asyncio.timeout(BOUND):
+        while True:
+            async with registry.parts.db.read() as conn:
+                if await conn.scalar(query):
+                    return
+            await asyncio.sleep(0.01)  # polling the server's own view of who waits: nothing to await
+
+
+async def settle(task: asyncio.Task[GcReport], push: asyncio.Task[httpx.Response]) -> tuple[GcReport, httpx.Response]:
+    async with asyncio.timeout(BOUND):
+        return await task, await push
+
+
+async def test_a_manifest_put_waiting_for_a_link_being_deleted_is_told_to_push_the_blob(registry: Registry) -> None:
+    image = make_image()
+    for blob in image.blobs:
+        await push_blob(registry.client, "team/app", blob)
+    config = sha256(image.config)
+    pause = Pause(config, at="holding")
+    task = start(registry, pause)
+    async with asyncio.timeout(BOUND):
+        await pause.reached.wait()
+    put = asyncio.create_task(push_manifest(registry.client, "team/app", "v1", image.manifest))
+    await blocked_on_a_lock(registry)
+    pause.release()
+    report, answer = await settle(task, put)
+    assert (answer.status_code, error_codes(answer)) == (400, ["MANIFEST_BLOB_UNKNOWN"])
+    assert config in report.blobs
+    await push_image(registry.client, "team/app", image, "v1")  # what a client does next
+    await pulls_completely(registry.client, "team/app", "v1")
+
+
+async def test_a_tag_put_waiting_for_its_manifest_being_deleted_stores_it_again(registry: Registry) -> None:
+    image = make_image()
+    await push_image(registry.client, "team/app", image, "v1")
+    assert (await registry.client.delete("/v2/team/app/manifests/v1")).status_code == 202
+    pause = Pause(image.digest, at="holding")
+    task = start(registry, pause)
+    async with asyncio.timeout(BOUND):
+        await pause.reached.wait()
+    put = asyncio.create_task(push_manifest(registry.client, "team/app", "v2", image.manifest))
+    await blocked_on_a_lock(registry)
+    pause.release()
+    report, answer = await settle(task, put)
+    assert answer.status_code == 201, answer.text
+    assert report.manifests == [f"team/app@{image.digest}"]  # the old row; the PUT stored a new one
+    assert (report.links_deleted, report.blobs_deleted) == (0, 0)  # the new row lists them
+    await pulls_completely(registry.client, "team/app", "v2")
+
+
+async def test_an_upload_waiting_for_a_blob_being_deleted_puts_its_bytes_back(registry: Registry) -> None:
+    image = make_image()
+    await push_blob(registry.client, "team/app", image.layers[0])
+    layer = sha256(image.layers[0])
+    assert (await registry.client.delete(f"/v2/team/app/blobs/{layer}")).status_code == 202
+    pause = Pause(layer, at="holding")
+    task = start(registry, pause)
+    async with asyncio.timeout(BOUND):
+        await pause.reached.wait()
+    upload = asyncio.create_task(push_blob(registry.client, "team/app", image.layers[0]))
+    await blocked_on_a_lock(registry)
+    pause.release()
+    report, answer = await settle(task, upload)
+    assert answer.status_code == 201
+    assert report.blobs == [layer]
+    assert await stored(registry.parts, layer)
+    await push_image(registry.client, "team/app", image, "v1")
+    await pulls_completely(registry.client, "team/app", "v1")
