@@ -1,9 +1,11 @@
 """Storage usage: the reports (``GET /api/v1/projects/{project}/usage``, ``dockyard usage``) equal a
 recount from scratch after a random (seeded, bounded) sequence of pushes, mounts and deletes.
 
-The recount is independent of the production query: the test keeps its own model of what each
-repository links and holds (updated by the operations it performs, blob sizes read from the
-manifests' JSON descriptors it pushed) and computes every figure from that in Python.
+The recount is independent of the production query, twice over: the test keeps its own model of
+what each repository links and holds (updated by the operations it performs, blob sizes read from
+the manifests' JSON descriptors it pushed) and computes every figure from that in Python; and
+``tests/support/usage_recount.py`` recounts from the raw rows (walking the stored manifests' JSON)
+in Python too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from click.testing import CliRunner
 from dockyard.cli import main
 from tests.integration.conftest import Registry, client_as
 from tests.support.content import Image, descriptor, dumps, push_blob, push_manifest, random_bytes, sha256
+from tests.support.usage_recount import recount
 
 PROJECTS = ("team-a", "team-b")
 REPOSITORIES = ("team-a/api", "team-a/web", "team-b/app")
@@ -88,7 +91,7 @@ async def run_random_sequence(registry: Registry, rng: random.Random, steps: int
         action = rng.choice(["push", "push", "push", "mount", "delete_tag", "delete_manifest", "delete_blob",
                              "retag"])
         repo = rng.choice(REPOSITORIES)
-        if action == "push" or not pushed[repo] and action != "mount":
+        if action == "push" or (not pushed[repo] and action != "mount"):
             image = make_image_from(pool, rng)
             tag = f"t{step}"
             for blob in image.blobs:
@@ -136,8 +139,11 @@ async def run_random_sequence(registry: Registry, rng: random.Random, steps: int
 async def test_usage_equals_a_recount_after_random_operations(registry: Registry, seed: int) -> None:
     rng = random.Random(seed)
     model = await run_random_sequence(registry, rng, steps=40)
+    from_rows = await recount(registry.parts.db)
     for project in PROJECTS:
-        assert await report(registry, project) == model.project_view(project, None), project
+        expected = model.project_view(project, None)
+        assert from_rows[project] == expected, project
+        assert await report(registry, project) == expected, project
     everything = (await registry.client.get("/api/v1/usage")).json()["projects"]
     assert everything == [model.project_view(p, None) for p in PROJECTS]
 
@@ -180,7 +186,8 @@ async def test_usage_is_seen_by_members_and_public_readers_only(registry: Regist
         assert hidden.status_code == missing.status_code == 404
         assert hidden.json()["errors"][0]["code"] == "NOT_FOUND"
         readable = await eve.get("/api/v1/projects/open/usage")
-        assert readable.status_code == 200 and readable.json()["used_bytes"] == len(b"public bytes")
+        assert readable.status_code == 200
+        assert readable.json()["used_bytes"] == len(b"public bytes")
         assert (await eve.get("/api/v1/usage")).status_code == 403
     assert (await client.get("/api/v1/projects/secret/usage")).json()["used_bytes"] == len(b"private bytes")
 
@@ -214,4 +221,5 @@ def test_cli_usage_prints_a_project_and_every_project(tmp_path: Path, monkeypatc
     assert [line.split()[:3] for line in every.output.splitlines()[1:]] == [
         ["team-a", "3000", "none"], ["team-b", "3000", "none"]]
     missing = runner.invoke(main, ["usage", "nobody", "--data-dir", str(tmp_path / "data")])
-    assert missing.exit_code != 0 and "not found" in missing.output
+    assert missing.exit_code != 0
+    assert "not found" in missing.output

@@ -13,7 +13,9 @@ that. Each refusal is a 403 ``DENIED`` whose message names the rule and what to 
   (``ensure_mutable``, ``ensure_deletable``: other services call them too);
 - quota: a push that adds bytes the project does not have yet must fit ``quota_bytes``
   (``ensure_room``), checked inside the transaction that records it, with the project row locked
-  (PostgreSQL) so that two pushes cannot both take the last room.
+  (PostgreSQL) so that two pushes cannot both take the last room. The lock is taken before the
+  transaction inserts anything (a repository, a link), so pushes into a project always take
+  their locks in one order.
 
 With no quota, no patterns and no immutable rules, a request costs that one lookup and nothing
 more: no aggregate is computed.
@@ -60,14 +62,14 @@ def check_name(rules: Rules, repository: str, tags: Iterable[str] = ()) -> None:
             "repository", repository, pattern, f"the name after '{project}/'",
             None if made is None else (f"{project}/{made}" if made else project)),
             detail={"repository": repository, "rule": pattern})
-    pattern = rules.project.tag_pattern
-    for tag in tags if pattern is not None else ():
-        assert pattern is not None
-        if not _matches(pattern, tag):
-            made = naming.example(pattern, is_valid_tag)
-            raise Denied(naming.describe_failure(
-                "tag", tag, pattern, f"every tag in project {project}", made),
-                detail={"repository": repository, "tag": tag, "rule": pattern})
+    tag_pattern = rules.project.tag_pattern
+    if tag_pattern is None:
+        return
+    for tag in tags:
+        if not _matches(tag_pattern, tag):
+            made = naming.example(tag_pattern, is_valid_tag)
+            raise Denied(naming.describe_failure("tag", tag, tag_pattern, f"every tag in project {project}", made),
+                         detail={"repository": repository, "tag": tag, "rule": tag_pattern})
 
 
 def _matches(pattern: str, value: str) -> bool:

@@ -75,10 +75,10 @@ class ManifestService:
             rules = await enforcement.rules_for(conn, repository)
             enforcement.check_name(rules, repository, tags)
             await enforcement.ensure_mutable(conn, repository, tags, digest=digest, rules=rules.immutable)
+            if enforcement.has_quota(rules) and not await self._holds(conn, repository, digest):
+                await enforcement.ensure_room(conn, rules, repository, size=len(body))
             repo_id = await repositories.ensure(conn, repository)
             await self._require_references(conn, repo_id, manifest)
-            if enforcement.has_quota(rules) and await manifest_rows.find_id(conn, repo_id, digest) is None:
-                await enforcement.ensure_room(conn, rules, repository, size=len(body))
             manifest_id = await manifest_rows.insert(conn, repo_id, new)
             await gc_rows.forget_manifest(conn, repo_id, digest)  # pushed again: wanted
             protected = enforcement.guarded(rules.immutable, repository, tags)
@@ -168,6 +168,12 @@ class ManifestService:
             raise DigestInvalid(f"manifest body has digest {actual}, not {reference}",
                                 detail={"expected": reference, "actual": actual})
         return actual
+
+    @staticmethod
+    async def _holds(conn: AsyncConnection, repository: str, digest: str) -> bool:
+        """Whether the repository has the manifest already (pushing it again adds no bytes)."""
+        repo_id = await repositories.find_id(conn, repository)
+        return repo_id is not None and await manifest_rows.find_id(conn, repo_id, digest) is not None
 
     @staticmethod
     async def _require_references(conn: AsyncConnection, repo_id: int, manifest: Manifest) -> None:
