@@ -123,7 +123,10 @@ def build_components(config: Config) -> Components:
 
 
 async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None = None) -> None:
-    """Write the buffered pull events, and ``unwritten`` (rows an earlier round could not write).
+    """Write the buffered pull events, and ``unwritten`` (rows an earlier round could not write),
+    and in the same transaction each pulled manifest's last_pulled_at (retention's keep_pulled_days):
+    one UPDATE per distinct manifest, which writes nothing if the stored time is within
+    ``PULL_RECORD_RESOLUTION``. The manifest GET itself never writes.
 
     While the database is unavailable the rows stay in ``unwritten`` for the next round (at most
     the buffer's limit of them, the newest kept); rows the database refused for another reason

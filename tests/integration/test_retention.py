@@ -95,17 +95,20 @@ async def test_multi_platform_index_keeps_its_children_and_apply_does_the_plan(r
     assert (await push_manifest(registry.client, REPO, "multi", index, OCI_INDEX)).status_code == 201
     found = await plan(registry.client)
     by_item = items(found)
-    assert by_item["multi"]["kept"] and "among the 1 most recently pushed" in by_item["multi"]["reason"]
+    assert by_item["multi"]["kept"]
+    assert "among the 1 most recently pushed" in by_item["multi"]["reason"]
     for child in children:
         assert by_item[f"@{child.digest}"]["kept"]
         assert by_item[f"@{child.digest}"]["reason"].startswith("kept: child of kept index sha256:")
-    assert not by_item["old"]["kept"] and by_item["old"]["action"] == "delete"
+    assert not by_item["old"]["kept"]
+    assert by_item["old"]["action"] == "delete"
     assert found["removed"] == 1
     assert found["bytes_freed"] == sum(len(b) for b in old.blobs)
 
     applied = await apply(registry.client, found["id"])
     assert applied.status_code == 200, applied.text
-    assert applied.json()["deleted_tags"] == 1 and applied.json()["skipped"] == []
+    assert applied.json()["deleted_tags"] == 1
+    assert applied.json()["skipped"] == []
     assert await status(registry, "old") == 404
     assert await status(registry, "multi") == 200
     for child in children:
@@ -123,7 +126,8 @@ async def test_multi_platform_index_keeps_its_children_and_apply_does_the_plan(r
     assert noted.run_id == runs[-1].id
     # The plan was carried out: applying it again is refused.
     again = await apply(registry.client, found["id"])
-    assert again.status_code == 409 and "was applied at" in again.json()["errors"][0]["message"]
+    assert again.status_code == 409
+    assert "was applied at" in again.json()["errors"][0]["message"]
 
 
 async def test_signatures_and_sboms_survive_with_their_subject_and_go_with_it(registry: Registry) -> None:
@@ -149,8 +153,10 @@ async def test_signatures_and_sboms_survive_with_their_subject_and_go_with_it(re
     assert not by_item["old"]["kept"]
 
     assert (await apply(registry.client)).status_code == 200
-    assert await status(registry, "new") == 200 and await status(registry, kept_tag) == 200
-    assert await status(registry, "old") == 404 and await status(registry, dropped_tag) == 404
+    assert await status(registry, "new") == 200
+    assert await status(registry, kept_tag) == 200
+    assert await status(registry, "old") == 404
+    assert await status(registry, dropped_tag) == 404
     referrers = (await registry.client.get(f"/v2/{REPO}/referrers/{dropped.digest}")).json()["manifests"]
     assert {r["digest"] for r in referrers} == {sbom.digest, dropped_sig.digest}  # GC takes them later
 
@@ -160,7 +166,8 @@ async def test_signatures_and_sboms_survive_with_their_subject_and_go_with_it(re
         assert restored.status_code == 200, restored.text
         assert restored.json() == {"repository": REPO, "tag": name, "digest": image.digest}
     pulled = await registry.client.get(f"/v2/{REPO}/manifests/old")
-    assert pulled.status_code == 200 and pulled.headers["docker-content-digest"] == dropped.digest
+    assert pulled.status_code == 200
+    assert pulled.headers["docker-content-digest"] == dropped.digest
     for blob in dropped.blobs:
         from tests.support.content import sha256
         assert (await registry.client.get(f"/v2/{REPO}/blobs/{sha256(blob)}")).content == blob
@@ -174,11 +181,13 @@ async def test_restore_refuses_clearly(registry: Registry) -> None:
     assert (await apply(registry.client)).status_code == 200  # no plan saved: plans and applies at once
     restore = f"/api/v1/repositories/{REPO}/tags/v1/restore"
     never = await registry.client.post(f"/api/v1/repositories/{REPO}/tags/v2/restore")
-    assert never.status_code == 404 and "was not deleted by a retention run" in never.json()["errors"][0]["message"]
+    assert never.status_code == 404
+    assert "was not deleted by a retention run" in never.json()["errors"][0]["message"]
     # The tag exists again (pushed anew): restoring would overwrite it.
     await push(registry, "v1")
     exists = await registry.client.post(restore)
-    assert exists.status_code == 409 and exists.json()["errors"][0]["code"] == "CONFLICT"
+    assert exists.status_code == 409
+    assert exists.json()["errors"][0]["code"] == "CONFLICT"
     assert (await registry.client.delete(f"/v2/{REPO}/manifests/v1")).status_code == 202
     # The window passed.
     async with registry.parts.db.write() as conn:
@@ -189,7 +198,8 @@ async def test_restore_refuses_clearly(registry: Registry) -> None:
     async with registry.parts.db.write() as conn:
         await conn.execute(sa.update(deleted_tags).values(expires_at=utcnow() + timedelta(days=1)))
     restored = await registry.client.post(restore)
-    assert restored.status_code == 200 and restored.json()["digest"] == first.digest
+    assert restored.status_code == 200
+    assert restored.json()["digest"] == first.digest
     events = (await registry.client.get("/api/v1/audit", params={"action": "tag.*"})).json()["events"]
     assert [(e["action"], e["tag"]) for e in events][:1] == [("tag.restored", "v1")]
     retired = [e for e in events if e["detail"] and e["detail"].get("by") == "retention"]
@@ -211,7 +221,8 @@ async def test_apply_refuses_a_stale_plan(registry: Registry) -> None:
         assert refused.status_code == 409
         assert refused.json()["errors"][0]["message"] == (
             f"the repository changed since plan {stale['id']} was made; run `dockyard retention plan team` again")
-    assert await status(registry, "a") == 200 and await status(registry, "b") == 200
+    assert await status(registry, "a") == 200
+    assert await status(registry, "b") == 200
     fresh = await plan(registry.client)
     assert (await apply(registry.client, fresh["id"])).status_code == 200
     # "a" moved last, so it is the most recently pushed now.
@@ -222,21 +233,27 @@ async def test_untagged_manifests_are_deleted_and_their_blobs_become_candidates(
     await setup(registry, untagged_days=7)
     loose, fresh, tagged = make_image(), make_image(), make_image()
     await push(registry, None, loose)
+    signature = await push(registry, None, make_artifact(loose, SIG))
     await push(registry, "v1", tagged)
     await age(registry, 30)
     await push(registry, None, fresh)
     found = await plan(registry.client)
     by_item = items(found)
     assert by_item[f"@{loose.digest}"]["reason"] == "removed: untagged and pushed 30 days ago (untagged_days=7)"
-    assert by_item[f"@{fresh.digest}"]["kept"] and by_item["v1"]["kept"]
-    assert found["bytes_freed"] == sum(len(b) for b in loose.blobs)
+    assert by_item[f"@{signature.digest}"]["reason"] == f"removed: signature of {loose.digest}, which goes"
+    assert by_item[f"@{signature.digest}"]["action"] == "delete"
+    assert by_item[f"@{fresh.digest}"]["kept"]
+    assert by_item["v1"]["kept"]
+    assert found["bytes_freed"] == sum(len(b) for b in {*loose.blobs, *signature.blobs})
     applied = (await apply(registry.client, found["id"])).json()
-    assert applied["deleted_manifests"] == 1
-    assert await status(registry, loose.digest) == 404 and await status(registry, fresh.digest) == 200
+    assert applied["deleted_manifests"] == 2
+    assert await status(registry, loose.digest) == 404
+    assert await status(registry, signature.digest) == 404
+    assert await status(registry, fresh.digest) == 200
     async with registry.parts.db.read() as conn:
         candidates = (await conn.execute(sa.select(gc_candidates.c.kind, gc_candidates.c.digest))).all()
     from tests.support.content import sha256
-    assert sorted(candidates) == sorted(("link", sha256(b)) for b in loose.blobs)
+    assert sorted(candidates) == sorted(("link", sha256(b)) for image in (loose, signature) for b in image.blobs)
 
 
 async def test_bytes_shared_with_a_kept_image_or_another_project_are_not_counted(registry: Registry) -> None:
@@ -284,7 +301,8 @@ async def test_pulls_set_last_pulled_at_through_flush_pulls(registry: Registry) 
     await flush_pulls(registry.parts)
     async with registry.parts.db.read() as conn:
         pulled = dict((await conn.execute(sa.select(manifests.c.digest, manifests.c.last_pulled_at))).all())
-    assert pulled[hot.digest] is not None and pulled[cold.digest] is None
+    assert pulled[hot.digest] is not None
+    assert pulled[cold.digest] is None
     first = aware(pulled[hot.digest])
     assert utcnow() - timedelta(minutes=5) < first <= utcnow()
     # Pulled again within the hour: the stored time stays (no write).
@@ -308,7 +326,8 @@ async def test_only_maintainers_run_retention_and_others_see_no_project(registry
             ).status_code == 201
     async with client_as(registry, ("dev", "dev-password")) as dev:
         refused = await dev.post(f"/api/v1/projects/{PROJECT}/retention/plan")
-        assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == "DENIED"
+        assert refused.status_code == 403
+        assert refused.json()["errors"][0]["code"] == "DENIED"
     async with client_as(registry, ("stranger", "stranger-password")) as stranger:
         for path in (f"/api/v1/projects/{PROJECT}/retention/plan", f"/api/v1/projects/{PROJECT}/retention/apply",
                      f"/api/v1/repositories/{REPO}/tags/x/restore"):
@@ -319,3 +338,57 @@ async def test_only_maintainers_run_retention_and_others_see_no_project(registry
         assert bad.status_code == 400
         missing = await maint.post(f"/api/v1/projects/{PROJECT}/retention/apply", json={"plan": 999})
         assert missing.status_code == 404
+
+
+async def test_old_plans_are_forgotten(registry: Registry) -> None:
+    from dockyard.store import retention as retention_rows
+
+    await setup(registry, keep_last=1)
+    await push(registry, "a")
+    made = [(await plan(registry.client))["id"] for _ in range(3)]
+    async with registry.parts.db.write() as conn:
+        project_id = await conn.scalar(sa.select(projects.c.id).where(projects.c.name == PROJECT))
+        await retention_rows.prune_plans(conn, project_id, 2)
+    forgotten = await apply(registry.client, made[0])
+    assert forgotten.status_code == 404
+    assert f"has no retention plan {made[0]}" in forgotten.json()["errors"][0]["message"]
+    assert (await apply(registry.client, made[2])).status_code == 200
+
+
+async def test_apply_rechecks_each_item_and_never_deletes_an_immutable_tag(registry: Registry) -> None:
+    from dockyard.jobs.runs import RunTally
+    from dockyard.services.retention_plans import Plan
+    from dockyard.store import retention as retention_rows
+
+    await setup(registry, keep_last=1)
+    for tag in ("old-1", "old-2", "old-3", "old-4"):
+        await push(registry, tag)
+    await age(registry, 10)
+    await push(registry, "new")
+    async with registry.parts.db.write() as conn:
+        project_id = await conn.scalar(sa.select(projects.c.id).where(projects.c.name == PROJECT))
+        await policies.add_immutable_rule(conn, project_id, "*", "old-1", "admin")
+    found = await plan(registry.client)
+    assert items(found)["old-1"]["reason"] == "kept: immutable rule #1 (repository '*', tag 'old-1')"
+    # A rule added after the plan changes its fingerprint: apply refuses.
+    async with registry.parts.db.write() as conn:
+        await policies.add_immutable_rule(conn, project_id, "*", "old-2", "admin")
+    assert (await apply(registry.client, found["id"])).status_code == 409
+    # And should the state change between that check and an item's turn (a race), the item's own
+    # transaction sees it: a moved tag and a tag made immutable are skipped, not deleted.
+    found = await plan(registry.client)
+    async with registry.parts.db.write() as conn:
+        await policies.add_immutable_rule(conn, project_id, "*", "old-3", "admin")
+        saved = await retention_rows.find_plan(conn, project_id, found["id"])
+    assert saved is not None
+    await push(registry, "old-4")  # moved to another image
+    removed = [i["tag"] for i in items(found).values() if not i["kept"]]
+    assert removed == ["old-3", "old-4"]
+    applied = await registry.parts.retention._carry_out(
+        project_id, Plan.from_dict(saved.plan, plan_id=saved.id, applied_at=None), RunTally(), None)
+    assert applied.deleted_tags == 0
+    assert [(s["tag"], s["why"]) for s in applied.skipped] == [
+        ("old-3", "the tag is immutable (immutable rule #3 (repository '*', tag 'old-3'))"),
+        ("old-4", "the tag moved or was deleted since the plan was made")]
+    assert await status(registry, "old-3") == 200
+    assert await status(registry, "old-4") == 200

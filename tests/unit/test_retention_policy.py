@@ -1,4 +1,4 @@
-"""The retention evaluator as a table: policies × repositories → the expected verdicts (and why)."""
+"""The retention evaluator as a table: policies x repositories → the expected verdicts (and why)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ CASES: list[tuple[str, RetentionRules, Repo, list[ImmutableRule], dict[str, tupl
     ("keep_tags matches anywhere (re.search)", RetentionRules(keep_tags=r"^v\d+|rc"),
      Repo({"v1.0": ("m1", 90), "1.0-rc1": ("m2", 90), "latest": ("m3", 90)}), [],
      {"v1.0": (True, "matches keep_tags"), "1.0-rc1": (True, "matches keep_tags"),
-      "latest": (False, "matches no keep rule (keep_tags='^v\\\\d+|rc')")}),
+      "latest": (False, "matches no keep rule (keep_tags='^v\\d+|rc')")}),
     ("keep_tags inverted", RetentionRules(keep_tags=r"^dev-", keep_tags_invert=True),
      Repo({"v1": ("m1", 90), "dev-1": ("m2", 90), "dev-2": ("m3", 90)}), [],
      {"v1": (True, "does not match '^dev-' (keep_tags, inverted)"), "dev-1": (False, "no keep rule"),
@@ -195,7 +195,8 @@ def policy(policy_id: int, glob: str) -> RetentionPolicy:
 def test_the_most_specific_glob_governs(repository: str, expected: str) -> None:
     policies = [policy(1, "*"), policy(2, "api/*"), policy(3, "api/web"), policy(4, "api*"), policy(5, "?")]
     found = governing_policy(policies, repository)
-    assert found is not None and found.rules.repository_glob == expected
+    assert found is not None
+    assert found.rules.repository_glob == expected
 
 
 def test_no_matching_glob_no_policy() -> None:

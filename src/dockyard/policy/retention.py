@@ -139,9 +139,9 @@ class _Evaluator:
             return
         newest = sorted(tags, key=lambda t: (-t.pushed_at.timestamp(), t.name))
         rank = {t.name: i for i, t in enumerate(newest)}
-        rules_text = ", ".join(f"{k}={v!r}" for k, v in (("keep_last", r.keep_last), ("keep_days", r.keep_days),
-                                                        ("keep_pulled_days", r.keep_pulled_days),
-                                                        ("keep_tags", r.keep_tags)) if v is not None)
+        given = (("keep_last", r.keep_last), ("keep_days", r.keep_days), ("keep_pulled_days", r.keep_pulled_days),
+                 ("keep_tags", r.keep_tags))
+        rules_text = ", ".join(f"{k}='{v}'" if isinstance(v, str) else f"{k}={v}" for k, v in given if v is not None)
         for tag in tags:
             reason = self._keep_reason(tag, rank[tag.name])
             self._tag(tag, reason is not None, reason or f"removed: matches no keep rule ({rules_text})")
@@ -159,9 +159,9 @@ class _Evaluator:
         if r.keep_tags is not None:
             matches = re.search(r.keep_tags, tag.name) is not None
             if matches and not r.keep_tags_invert:
-                return f"kept: matches keep_tags {r.keep_tags!r}"
+                return f"kept: matches keep_tags '{r.keep_tags}'"
             if not matches and r.keep_tags_invert:
-                return f"kept: does not match {r.keep_tags!r} (keep_tags, inverted)"
+                return f"kept: does not match '{r.keep_tags}' (keep_tags, inverted)"
         return None
 
     def _ago(self, when: datetime) -> str:

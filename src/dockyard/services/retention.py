@@ -39,6 +39,7 @@ from dockyard.store.gc_candidates import add_candidates
 
 log = logging.getLogger("dockyard.retention")
 REASON = "retention"
+KEEP_PLANS = 50  # the newest plans kept per project; older ones are forgotten (and cannot be applied)
 
 
 class Tally(Protocol):
@@ -192,6 +193,7 @@ class RetentionService:
             return plan
         async with self.db.write() as conn:
             plan_id = await rows.save_plan(conn, project_id, plan.fingerprint, plan.to_dict(), now)
+            await rows.prune_plans(conn, project_id, KEEP_PLANS)
         return Plan(plan.project, plan.created_at, plan.fingerprint, plan.repositories, plan.bytes_freed, plan_id)
 
     async def _carry_out(self, project_id: int, plan: Plan, tally: Tally, policy_id: int | None) -> Applied:

@@ -148,6 +148,15 @@ async def save_plan(conn: AsyncConnection, project_id: int, fingerprint: str, pl
     return int(result.scalar_one())
 
 
+async def prune_plans(conn: AsyncConnection, project_id: int, keep: int) -> None:
+    """Forget all but the project's ``keep`` newest plans (every run, scheduled ones too, saves one)."""
+    newest = (await conn.scalars(sa.select(retention_plans.c.id).where(retention_plans.c.project_id == project_id)
+                                 .order_by(retention_plans.c.id.desc()).limit(keep))).all()
+    if len(newest) == keep:
+        await conn.execute(sa.delete(retention_plans).where(retention_plans.c.project_id == project_id,
+                                                            retention_plans.c.id < min(newest)))
+
+
 async def find_plan(conn: AsyncConnection, project_id: int, plan_id: int | None) -> SavedPlan | None:
     """The project's plan ``plan_id``, or its latest plan (None: the project has none)."""
     query = sa.select(retention_plans).where(retention_plans.c.project_id == project_id)
