@@ -73,6 +73,7 @@ class Target:
     storage_blobs: Callable[[], set[str]]
     storage_uploads: Callable[[], int]
     logs: Callable[[], str]
+    roles: tuple[int, int, int] = (3, 2, 2)  # pushers, taggers, deleters
 
 
 @dataclass
@@ -238,7 +239,9 @@ def job_totals(target: Target) -> tuple[int, int, int]:
 def run_stress(target: Target) -> None:
     workload = Workload(target.url, ADMIN_AUTH)
     tally = Collections()
-    duration = workload.run(SECONDS, extra=(gc_loop(target, tally),))
+    pushers, taggers, deleters = target.roles
+    duration = workload.run(SECONDS, pushers=pushers, taggers=taggers, deleters=deleters,
+                            extra=(gc_loop(target, tally),))
     ledger = workload.ledger
     state_before = audit.read_state(target.query)
     objects_before = len(target.storage_blobs())
@@ -307,12 +310,12 @@ def not_access_lines(log: str, tail: int = 80) -> str:
 
 @pytest.fixture
 def single_node(tmp_path: Path) -> Iterator[Target]:
-    grace = "1s"
+    grace = "0s"
     server = ServerProcess(data_dir=tmp_path / "data", workers=2, env=gc_env(grace)).start()
     storage = server.data_dir / "storage"
     try:
         yield Target(
-            name="one node, SQLite + filesystem", url=server.url, grace_seconds=1.0,
+            name="one node, SQLite + filesystem", url=server.url, grace_seconds=0.0,
             cli_env=gc_env(grace), cli_data_dir=server.data_dir,
             query=audit.sqlite_query(server.data_dir / "dockyard.db"),
             storage_blobs=lambda: audit.storage_blobs_fs(storage),
@@ -346,7 +349,7 @@ def three_nodes(tmp_path: Path) -> Iterator[Target]:
     ceph = CephS3(private=True)
     endpoint = ceph.endpoint()
     prefix = f"gc-stress-{uuid.uuid4().hex[:8]}"
-    grace = "0s"
+    grace = "1s"
     try:
         with fresh_database(admin_url) as url:
             cluster = Cluster(tmp_path, url, extra_env={**gc_env(grace), **s3_env(endpoint, prefix)}).start()
@@ -354,11 +357,12 @@ def three_nodes(tmp_path: Path) -> Iterator[Target]:
             try:
                 yield Target(
                     name="three nodes behind nginx, PostgreSQL + S3 (Ceph)", url=cluster.lb.url,
-                    grace_seconds=0.0, cli_env=cluster.env, cli_data_dir=tmp_path / "cli",
+                    grace_seconds=1.0, cli_env=cluster.env, cli_data_dir=tmp_path / "cli",
                     query=audit.postgres_query(url),
                     storage_blobs=lambda: audit.storage_blobs_s3(s3, BUCKET, prefix),
                     storage_uploads=lambda: audit.storage_uploads_s3(s3, BUCKET, prefix),
-                    logs=lambda: "\n".join(not_access_lines(node.log()) for node in cluster.nodes))
+                    logs=lambda: "\n".join(not_access_lines(node.log()) for node in cluster.nodes),
+                    roles=(4, 1, 1))
             finally:
                 cluster.stop()
     finally:

@@ -102,7 +102,6 @@ async def record_pulls(conn: AsyncConnection, pulls: dict[tuple[str, str], datet
                                           "b_stale": at - fresh} for (repository, digest), at in sorted(pulls.items())])
 
 
-
 async def find_id(conn: AsyncConnection, repository_id: int, digest: str, *, share: bool = False) -> int | None:
     """The manifest's id; ``share`` locks its row against the collector until the transaction ends."""
     query = sa.select(manifests.c.id).where(manifests.c.repository_id == repository_id, manifests.c.digest == digest)
