@@ -84,11 +84,11 @@ SCALEOUT_NOTE = ("S3 setups: Ceph radosgw (memstore) + PostgreSQL, blob GETs ans
                  "the pulls follow it (curl -L); 3 nodes run --workers 1 each behind nginx round-robin.")
 
 
-LIFECYCLE_NOTE = ("Lifecycle: dockyard alone (SQLite + filesystem, a worker per core). GC rows: the collector "
-                  "runs in a worker over the unreferenced blobs seeded before (grace 0 s) while wrk GETs the "
-                  "manifest and one client pushes; then the same without GC on the same server. Recording "
-                  "rows: this code against the code before issue 12 (BENCH_BASELINE_COMMIT), fresh servers, "
-                  "alternating.")
+LIFECYCLE_NOTE = ("Lifecycle: dockyard alone (SQLite + filesystem, a worker per core). GC rows: two fresh servers "
+                  "on copies of the same data (BENCH_GC_CANDIDATES unreferenced blobs, grace 0 s), one running "
+                  "the collector in a worker from its start, one not; on each, wrk GETs the manifest, then one "
+                  "client pushes alone. Recording rows: this code against the code before issue 12 "
+                  "(BENCH_BASELINE_COMMIT), fresh servers, alternating.")
 
 
 def render(results: Results, settings: Settings, header: str, scaleout: ScaleoutResults | None = None,

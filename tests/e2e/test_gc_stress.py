@@ -1,11 +1,12 @@
 """Online garbage collection under concurrent pushes, tag moves and deletes (issue 12, "Tests that must exist").
 
-On real ``dockyard serve`` processes, twice: (a) one node on SQLite + filesystem, (b) three nodes
-on PostgreSQL + S3 (a private Ceph) behind nginx. The collector runs every second
+On real ``dockyard serve`` processes, twice: (a) one node (two workers) on SQLite + filesystem,
+(b) three nodes on PostgreSQL + S3 (a private Ceph) behind nginx. The collector runs every second
 (``gc.interval=1s``, under the scheduler lease) and ``dockyard gc --json`` runs by hand in a loop
-beside it, with a grace period of 1 s (a) and 0 s (b), while pushers, taggers and deleters
-(``tests/support/churn.py``) work for a bounded time: 25 s each in CI, 5 minutes each under
-``make stress`` (``DOCKYARD_STRESS=1``; ``DOCKYARD_TEST_GC_STRESS_SECONDS`` sets it).
+beside it (refused, and counted, while another run holds the run lease), with a grace period of
+0 s (a) and 1 s (b), while pushers, taggers and deleters (``tests/support/churn.py``) work for a
+bounded time: 25 s each in CI, 5 minutes each under ``make stress`` (``DOCKYARD_STRESS=1``;
+``DOCKYARD_TEST_GC_STRESS_SECONDS`` sets it).
 
 Afterwards, once a last collection has run past the grace period:
 
@@ -13,8 +14,11 @@ Afterwards, once a last collection has run past the grace period:
   referrers; every image tagged ``keep-*`` (which no client touched after its 201) still has its
   acknowledged digest and pulls whole, with the signatures pushed for it: zero lost pushes;
 * nothing unreachable is left: the manifests, repository links, blob rows and blob files or objects
-  in storage are exactly what is reachable from the tags (recomputed here from the rows alone);
-* each project's usage (``GET /api/v1/projects/{project}/usage``) equals a recount from the rows;
+  in storage are exactly what is reachable (recomputed here from the rows alone) from the tags and
+  from the manifests pushed by digest and never tagged, which the collector keeps by design
+  (docs/lifecycle.md: they are no candidate; retention's untagged rule deals with them);
+* each project's usage (``GET /api/v1/projects/{project}/usage``: used, exclusive, shared and
+  manifest bytes, per project and per repository) equals a recount from the rows;
 * no request answered a 5xx, and every 4xx was one of the races a client may lose.
 
 The figures (operations by kind, duration, collections and bytes freed, objects in storage before
