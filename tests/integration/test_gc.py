@@ -3,16 +3,27 @@ that, and nothing that is still referenced (SQLite and PostgreSQL, filesystem)."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
+from dockyard.errors import Unavailable
 from dockyard.jobs.gc import run_gc
 from dockyard.store import jobs
 from dockyard.store.clock import utcnow
 from dockyard.store.schema import deleted_tags, gc_candidates, repositories
 from tests.integration.conftest import Registry
-from tests.support.collection import after_grace, collect, pulls_completely, stored
+from tests.support.collection import (
+    BOUND,
+    Pause,
+    after_grace,
+    collect,
+    paused_collector,
+    pulls_completely,
+    stored,
+)
 from tests.support.content import (
     OCI_INDEX,
     Image,
@@ -184,3 +195,20 @@ async def test_a_run_is_recorded_as_a_job_run(registry: Registry) -> None:
         "ok", report.examined, 4, size_of(image))
     assert run.detail is not None
     assert run.detail["manifests_deleted"] == 1
+
+
+async def test_one_collection_at_a_time(registry: Registry) -> None:
+    """A second run (by hand, or on another node) is refused while one runs; a dry run is not."""
+    image = make_image()
+    await push_image(registry.client, "team/app", image, "v1")
+    assert (await registry.client.delete("/v2/team/app/manifests/v1")).status_code == 202
+    pause = Pause(image.digest)
+    running = asyncio.create_task(paused_collector(registry.parts, pause).collect(now=after_grace(registry.parts)))
+    await pause.wait()
+    with pytest.raises(Unavailable, match="another garbage collection is running"):
+        await collect(registry.parts)
+    assert (await collect(registry.parts, dry_run=True)).manifests_deleted == 1
+    pause.release()
+    async with asyncio.timeout(BOUND):
+        assert (await running).manifests_deleted == 1
+    assert (await collect(registry.parts)).manifests_deleted == 0  # the lease was given back

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import time
 from dataclasses import dataclass, field
@@ -111,7 +112,8 @@ class Collector:
         self.grace_period = grace_period
         self.batch = batch
         self.hooks = hooks or GcHooks()
-        self.holder = f"{socket.gethostname()}:{os.getpid()}"[:128]
+        # This collector, as the run lease names it (two collectors of one process are two holders).
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[-128:]
 
     async def collect(self, *, dry_run: bool = False, now: datetime | None = None) -> GcReport:
         """Review every candidate due by ``now`` (default: the current time) and remove the garbage."""
@@ -218,7 +220,7 @@ class Collector:
                     and await rows.find_blob(conn, c.digest, lock=False) is not None
                     and not await rows.linked_anywhere(conn, c.digest, run.gone_links)
                     and not await rows.is_pinned(conn, c.digest))
-        return False  # a row this version does not know: left for a later one
+        return False  # a kind this version does not know: nothing it can collect
 
     async def _collect_manifest(self, run: _Run, c: Candidate) -> None:
         assert c.repository_id is not None
