@@ -47,7 +47,11 @@ async def stored_rows(registry: Registry) -> dict[str, list[tuple[object, ...]]]
     return found
 
 
-def stored_files(registry: Registry) -> list[str]:
-    """Every file under the storage root (blobs and uploads), relative to it."""
-    root: Path = registry.config.storage_root
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+async def stored_files(registry: Registry) -> list[str]:
+    """Every file (or object) in storage, blobs and uploads: on the filesystem every file under
+    the root, temporary ones included; on an object store every key the driver lists."""
+    if registry.config.storage.driver == "filesystem":
+        root: Path = registry.config.storage_root
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    driver = registry.parts.store.driver
+    return sorted([path for prefix in ("blobs", "uploads") async for path in driver.list(prefix)])

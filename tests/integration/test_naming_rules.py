@@ -26,7 +26,7 @@ async def test_a_badly_named_repository_is_refused_at_every_upload_post_before_a
     elsewhere = b"a blob the bad repository would mount"
     await push_blob(registry.client, "team-b/app", elsewhere)
     await set_rules(registry, project, repository_pattern=REPOSITORY_RULE)
-    rows, files = await stored_rows(registry), stored_files(registry)
+    rows, files = await stored_rows(registry), await stored_files(registry)
 
     expected = (f"repository team-a/db breaks the naming rule: the name after 'team-a/' must match "
                 f"'{REPOSITORY_RULE}' (the whole of it, re.fullmatch); for example team-a/api")
@@ -40,7 +40,7 @@ async def test_a_badly_named_repository_is_refused_at_every_upload_post_before_a
     assert refusal(await registry.client.post(f"/v2/team-a/blobs/uploads/?mount={sha256(elsewhere)}")).startswith(
         "repository team-a breaks the naming rule")  # the project's own name: the part after it is empty
     assert await stored_rows(registry) == rows
-    assert stored_files(registry) == files
+    assert await stored_files(registry) == files
 
     # Names the rule allows go through, with and without a sub-path.
     assert (await registry.client.post("/v2/team-a/api/blobs/uploads/")).status_code == 202
@@ -95,8 +95,8 @@ async def test_an_upload_started_before_the_rule_is_refused_at_completion_and_re
                                      headers={"Content-Type": "application/octet-stream"})
     assert refusal(done).startswith("repository team-a/db breaks the naming rule")
     assert (await stored_rows(registry))["uploads"] == []
-    assert not any(path.startswith("blobs/") for path in stored_files(registry))
-    assert stored_files(registry) == []
+    assert not any(path.startswith("blobs/") for path in await stored_files(registry))
+    assert await stored_files(registry) == []
 
 
 async def test_a_rule_no_example_can_be_made_for_says_so(registry: Registry) -> None:

@@ -1,6 +1,7 @@
 """Quotas refuse a blob push, a mount and a manifest PUT that would take the project over, with
 usage and limit in the message, and nothing partial stays (no rows, no files); content the
-project has already costs nothing; pushes near the limit at the same moment cannot both pass."""
+project has already costs nothing; pushes near the limit at the same moment cannot both pass.
+On every backend: SQLite and PostgreSQL on the filesystem, PostgreSQL on S3."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 
 import httpx
 
+from tests.integration.backends import every_backend, registry_on_every_backend  # noqa: F401
 from tests.integration.conftest import Registry
 from tests.integration.rules_support import make_project, set_rules, stored_files, stored_rows
 from tests.support.content import error_codes, make_image, push_blob, push_manifest, random_bytes, sha256
@@ -42,14 +44,14 @@ async def test_a_blob_push_over_the_quota_is_refused_and_leaves_nothing(registry
     await set_rules(registry, project, quota=1000)
     first = random_bytes(600)
     await push_blob(registry.client, "team-a/api", first)
-    rows, files = await stored_rows(registry), stored_files(registry)
+    rows, files = await stored_rows(registry), await stored_files(registry)
 
     expected = ("project team-a would use 1.2 KiB of its 1000 B quota (this push adds 600 B to 600 B): delete "
                 "images, or ask an admin for more with `dockyard quota set`")
     for push in (monolithic, chunked):
         assert refusal(await push(registry.client, "team-a/api", random_bytes(600))) == expected
     assert await stored_rows(registry) == rows
-    assert stored_files(registry) == files
+    assert await stored_files(registry) == files
 
     # A blob the project has already costs nothing, in any of its repositories; another project's
     # quota is its own.

@@ -20,6 +20,7 @@ from dockyard.policy import naming, quotas
     (r"[^A-Z/]+", None, "a"),
     (r"(x)(?(1)y|z)", None, "xy"),
     (r"(ab)\1", None, "abab"),
+    (r"(ab){2}c", None, "ababc"),
     (r"(?i)API", None, "API"),
     (r"(?:[A-Z]+|[a-z]+)", lambda s: is_valid_name(f"p/{s}"), "a"),  # the last branch when the first fails
 ])
@@ -29,7 +30,8 @@ def test_the_example_matches_the_rule_and_is_a_valid_name(pattern: str, accept: 
     assert re.fullmatch(pattern, made)
 
 
-@pytest.mark.parametrize("pattern", [r"(?=x)y", r"[^\x00-\U0010ffff]", r"(", r"a{2}(?<=b)"])
+@pytest.mark.parametrize("pattern", [r"(?=x)y", r"[^\x00-\U0010ffff]", r"(", r"a{2}(?<=b)",
+                                     r"((a{100}){100}){100}"])  # longer than any name: not built
 def test_no_example_when_none_can_be_made(pattern: str) -> None:
     assert naming.example(pattern) is None
 

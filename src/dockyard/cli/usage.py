@@ -19,7 +19,7 @@ from dockyard.cli.options import config_options
 @click.option("--bytes", "exact", is_flag=True, help="print sizes in bytes instead of KiB, MiB, GiB")
 def usage(config_file: Path | None, data_dir: Path | None, project: str | None, as_json: bool,
           exact: bool) -> None:
-    """Storage used by PROJECT and by each of its repositories, or by every project.
+    """Storage used by PROJECT and by each of its repositories; without PROJECT, by every project.
 
     Each blob counts once per project however many of its repositories link it, plus every
     manifest (stored in its repository's rows). EXCLUSIVE bytes are stored for this repository

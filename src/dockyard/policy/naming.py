@@ -80,9 +80,11 @@ def _render_one(op: Any, av: Any, choice: _Choice, groups: dict[int, str]) -> st
         return _render(list(branches[-1] if choice.last_branch else branches[0]), choice, groups)
     if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", sre.MAX_REPEAT)):
         low, high, sub = av
-        count = max(low, 1) if choice.at_least_one else low
-        count = min(count, high, _MAX_EXAMPLE)
-        return "".join(_render(list(sub), choice, groups) for _ in range(count))
+        count: int = min(max(low, 1) if choice.at_least_one else low, high)
+        piece = _render(list(sub), choice, groups) if count else ""
+        if len(piece) * count > _MAX_EXAMPLE:
+            raise _CannotMake("longer than any name")
+        return piece * count
     if op is sre.SUBPATTERN:
         group, _add, _del, sub = av
         made = _render(list(sub), choice, groups)
