@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import audit
+from tests.support import audit, ocihttp
 from tests.support.audit import PullReport, Query, Reachability, State
 from tests.support.backends import postgres_admin_url
 from tests.support.churn import PROJECTS, Ledger, Workload
@@ -376,3 +376,44 @@ def three_nodes(tmp_path: Path) -> Iterator[Target]:
 
 def test_gc_under_load_three_nodes_postgres_s3(three_nodes: Target) -> None:
     run_stress(three_nodes)
+
+
+# -- what the stress test found, made deterministic ----------------------------------------------------
+
+def test_upload_completed_after_its_repository_was_deleted_answers_4xx(tmp_path: Path) -> None:
+    """DELETE /api/v1/repositories/{name} while an upload's completing PUT is still sending its body.
+
+    The PUT found its upload before the delete; once the body has arrived the upload (deleted with
+    its repository) is gone: the answer is a 4xx the client can act on (BLOB_UPLOAD_UNKNOWN: push
+    it again), never a 500, and storage keeps no bytes of it (the stress test saw a 500 from the
+    upload's pin, whose row refers to the deleted upload, in every run).
+    """
+    first = 16 * 1024 * 1024  # more than any socket buffer: once sent, the server is reading the body
+    data = os.urandom(first) + b"the rest"
+    sent, release = threading.Event(), threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield data[:first]
+        sent.set()
+        release.wait(timeout=60)
+        yield data[first:]
+
+    with ServerProcess(data_dir=tmp_path / "data", workers=2) as server, \
+            httpx.Client(base_url=server.url, auth=ADMIN_AUTH, timeout=TIMEOUT) as client:
+        location = ocihttp.start_upload(client, "alpha/doomed")
+        answers: list[httpx.Response] = []
+        url = httpx.URL(location).copy_merge_params({"digest": ocihttp.sha256_digest(data)})
+        putter = threading.Thread(target=lambda: answers.append(client.put(url, content=body())))
+        putter.start()
+        assert sent.wait(timeout=60), "the PUT's body was not taken"
+        with httpx.Client(base_url=server.url, auth=ADMIN_AUTH, timeout=TIMEOUT) as other:
+            deleted = other.delete("/api/v1/repositories/alpha/doomed")
+        release.set()
+        putter.join(timeout=60)
+        stored = audit.storage_blobs_fs(server.data_dir / "storage")
+        log = not_access_lines(server.log())
+    assert deleted.status_code in (200, 202, 204), deleted.text
+    assert len(answers) == 1
+    assert answers[0].status_code == 404, f"{answers[0].status_code}: {answers[0].text}\n{log}"
+    assert "BLOB_UPLOAD_UNKNOWN" in answers[0].text
+    assert ocihttp.sha256_digest(data) not in stored, "the deleted repository's upload left its bytes behind"
