@@ -30,6 +30,12 @@ Environment (defaults in brackets; a quick run: BENCH_BLOB_MB=64 BENCH_REPS=1 BE
                      starts Ceph (ci/s3/start.sh) itself, needs nginx and a running PostgreSQL [0]
   BENCH_PG_URL       PostgreSQL to create each pass's database on (scale-out only)
                      [postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+  BENCH_LIFECYCLE    1 adds a third table, "dockyard lifecycle" (bench/lifecycle.py): manifest GET and
+                     push latency while GC collects BENCH_GC_CANDIDATES unreferenced blobs, against
+                     the same without GC; manifest GET with pull recording against the code before
+                     issue 12 (BENCH_BASELINE_COMMIT); 0 leaves it out, only runs it alone [1]
+  BENCH_GC_CANDIDATES  GC candidates seeded for the lifecycle table [10000]
+  BENCH_BASELINE_COMMIT  the code before issue 12, exported with git archive [0e4cfe7]
   TMPDIR             where the test blob and both registries' data live [/tmp]
 
 Exit status: 0 done, 1 a registry or tool failed, 2 bad settings or missing tools, 130 interrupted.
@@ -46,6 +52,7 @@ from types import FrameType
 
 from bench.client import ProtocolError
 from bench.curl import CurlError
+from bench.lifecycle import LifecycleResults, lifecycle_table
 from bench.loadgen import LoadError
 from bench.machine import describe_machine
 from bench.registries import RegistryError, distribution_version
@@ -77,20 +84,32 @@ SCALEOUT_NOTE = ("S3 setups: Ceph radosgw (memstore) + PostgreSQL, blob GETs ans
                  "the pulls follow it (curl -L); 3 nodes run --workers 1 each behind nginx round-robin.")
 
 
-def render(results: Results, settings: Settings, header: str, scaleout: ScaleoutResults | None = None
-           ) -> tuple[str, str]:
+LIFECYCLE_NOTE = ("Lifecycle: dockyard alone (SQLite + filesystem, a worker per core). GC rows: two fresh servers "
+                  "on copies of the same data (BENCH_GC_CANDIDATES unreferenced blobs, grace 0 s), one running "
+                  "the collector in a worker from its start, one not; on each, wrk GETs the manifest, then one "
+                  "client pushes alone. Recording rows: this code against the code before issue 12 "
+                  "(BENCH_BASELINE_COMMIT), fresh servers, alternating.")
+
+
+def render(results: Results, settings: Settings, header: str, scaleout: ScaleoutResults | None = None,
+           lifecycle: LifecycleResults | None = None) -> tuple[str, str]:
     """(what stdout shows, what latest.md holds): both carry the machine and the median table(s)."""
-    metrics = metrics_for(settings)
-    table = median_table(results, metrics)
-    shown = f"{header}\n\n{table}\n"
-    saved = (f"# dockyard benchmark\n\n{header}\n\n{table}\n\n"
-             f"## Every repetition\n\n{samples_table(results, metrics)}\n")
+    shown, saved = f"{header}\n", f"# dockyard benchmark\n\n{header}\n"
+    if settings.lifecycle != "only":
+        metrics = metrics_for(settings)
+        table = median_table(results, metrics)
+        shown += f"\n{table}\n"
+        saved += f"\n{table}\n\n## Every repetition\n\n{samples_table(results, metrics)}\n"
     if scaleout is not None:
-        wide = scaleout_metrics(metrics)
+        wide = scaleout_metrics(metrics_for(settings))
         table = scaleout_table(scaleout, wide)
         shown += f"\ndockyard scale-out\n\n{table}\n\n{SCALEOUT_NOTE}\n"
         saved += (f"\n## dockyard scale-out\n\n{table}\n\n{SCALEOUT_NOTE}\n\n"
                   f"### Every repetition (scale-out)\n\n{scaleout_samples_table(scaleout, wide)}\n")
+    if lifecycle is not None:
+        table = lifecycle_table(lifecycle)
+        shown += f"\ndockyard lifecycle\n\n{table}\n\n{LIFECYCLE_NOTE}\n"
+        saved += f"\n## dockyard lifecycle\n\n{table}\n\n{LIFECYCLE_NOTE}\n"
     return shown, saved
 
 
@@ -116,14 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = stderr_log()
     log(f"settings: {settings_line(settings)}")
     try:
-        results, scaleout = run_benchmark(settings, log)
+        results, scaleout, lifecycle = run_benchmark(settings, log)
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
         return 130
     except FAILURES as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
         return 1
-    shown, saved = render(results, settings, header, scaleout)
+    shown, saved = render(results, settings, header, scaleout, lifecycle)
     print(shown, end="")
     print(f"written to {write_latest(saved)}", file=sys.stderr)
     return 0

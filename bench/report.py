@@ -85,7 +85,9 @@ def samples_table(results: Results, metrics: Sequence[Metric]) -> str:
 def settings_line(settings: Settings) -> str:
     return (f"blob {settings.blob_mib} MiB, chunks {settings.chunk_mib} MiB, "
             f"{settings.streams} pull streams, {settings.connections} connections for {settings.seconds} s, "
-            f"{settings.reps} repetitions" + (", scale-out table on" if settings.scaleout else ""))
+            f"{settings.reps} repetitions" + (", scale-out table on" if settings.scaleout else "")
+            + {"0": "", "1": f", lifecycle table on ({settings.gc_candidates} GC candidates)",
+               "only": f", the lifecycle table alone ({settings.gc_candidates} GC candidates)"}[settings.lifecycle])
 
 
 def write_latest(text: str, directory: Path = RESULTS_DIR) -> Path:

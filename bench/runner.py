@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.lifecycle import LifecycleResults, run_lifecycle
 from bench.registries import Distribution, Dockyard, Registry
 from bench.report import Results
 from bench.scaleout import ScaleoutResults, run_scaleout
@@ -60,23 +61,28 @@ def _measure(target: Target, workdir: Path, blob: BigBlob, image: SmallImage, se
     return values
 
 
-def run_benchmark(settings: Settings, log: Log) -> tuple[Results, ScaleoutResults | None]:
+def run_benchmark(settings: Settings, log: Log
+                  ) -> tuple[Results, ScaleoutResults | None, LifecycleResults | None]:
     """Run ``settings.reps`` interleaved repetitions and return every value measured.
 
     With ``settings.scaleout`` the scale-out table's setups (``bench.scaleout``) run afterwards on
-    the same test data; otherwise the second result is None.
+    the same test data; otherwise the second result is None. Unless ``settings.lifecycle`` is "0"
+    the lifecycle table (``bench.lifecycle``) runs last; with "only" it is all that runs.
     """
     subject, baseline = targets(settings)
     results = Results(subject.name, baseline.name)
+    scaleout = None
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         root = Path(tmp)
-        log(f"writing a {settings.blob_mib} MiB random test blob to {root}")
-        blob = make_big_blob(root, settings.blob_bytes, settings.chunk_bytes)
         image = make_small_image()
-        for rep in range(1, settings.reps + 1):
-            for target in (subject, baseline):
-                pass_log = prefixed(log, f"[{rep}/{settings.reps} {target.name}] ")
-                values = _measure(target, root / f"rep{rep}-{target.name}", blob, image, settings, pass_log)
-                results.record(target.name, values)
-        scaleout = run_scaleout(settings, blob, image, log) if settings.scaleout else None
-    return results, scaleout
+        if settings.lifecycle != "only":
+            log(f"writing a {settings.blob_mib} MiB random test blob to {root}")
+            blob = make_big_blob(root, settings.blob_bytes, settings.chunk_bytes)
+            for rep in range(1, settings.reps + 1):
+                for target in (subject, baseline):
+                    pass_log = prefixed(log, f"[{rep}/{settings.reps} {target.name}] ")
+                    values = _measure(target, root / f"rep{rep}-{target.name}", blob, image, settings, pass_log)
+                    results.record(target.name, values)
+            scaleout = run_scaleout(settings, blob, image, log) if settings.scaleout else None
+    lifecycle = run_lifecycle(settings, image, log) if settings.lifecycle != "0" else None
+    return results, scaleout, lifecycle

@@ -11,6 +11,10 @@
 | BENCH_SUBJECT     | dockyard   | what to compare with distribution: ``dockyard``, or            |
 |                   |            | ``distribution`` (a second instance: checks the harness itself) |
 | BENCH_SCALEOUT    | 0          | 1: also run the "dockyard scale-out" table (bench/scaleout.py)  |
+| BENCH_LIFECYCLE   | 1          | 1: also run the "dockyard lifecycle" table (bench/lifecycle.py); |
+|                   |            | 0: not; only: that table alone                                  |
+| BENCH_GC_CANDIDATES | 10000    | GC candidates (unreferenced blobs) the lifecycle table collects |
+| BENCH_BASELINE_COMMIT | 0e4cfe7 | the code before issue 12, for the pull-recording comparison   |
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class Settings:
     reps: int = 3
     subject: str = "dockyard"
     scaleout: bool = False
+    lifecycle: str = "1"  # "1", "0" or "only"
+    gc_candidates: int = 10_000
+    baseline_commit: str = "0e4cfe7"
 
     @property
     def blob_bytes(self) -> int:
@@ -73,6 +80,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     scaleout = env.get("BENCH_SCALEOUT", "").strip() or "0"
     if scaleout not in ("0", "1"):
         raise SettingsError(f"BENCH_SCALEOUT={scaleout!r}: expected 0 or 1")
+    lifecycle = env.get("BENCH_LIFECYCLE", "").strip() or defaults.lifecycle
+    if lifecycle not in ("0", "1", "only"):
+        raise SettingsError(f"BENCH_LIFECYCLE={lifecycle!r}: expected 0, 1 or only")
+    commit = env.get("BENCH_BASELINE_COMMIT", "").strip() or defaults.baseline_commit
+    if not commit.replace("-", "").replace("_", "").replace(".", "").replace("/", "").isalnum():
+        raise SettingsError(f"BENCH_BASELINE_COMMIT={commit!r}: expected a commit or a branch name")
     return Settings(
         blob_mib=blob_mib,
         chunk_mib=min(blob_mib, _positive_int(env, "BENCH_CHUNK_MB", defaults.chunk_mib)),
@@ -82,4 +95,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reps=_positive_int(env, "BENCH_REPS", defaults.reps),
         subject=subject,
         scaleout=scaleout == "1",
+        lifecycle=lifecycle,
+        gc_candidates=_positive_int(env, "BENCH_GC_CANDIDATES", defaults.gc_candidates),
+        baseline_commit=commit,
     )
