@@ -103,8 +103,8 @@ class UploadService:
         The project's naming rule and quota are checked before the bytes are published (the
         upload's size is known by then): a refused upload is cancelled and nothing is stored.
         The quota is checked again in the transaction that links the blob, under the project's
-        lock; a push refused there (another push took the room meanwhile) leaves bytes no row
-        refers to, which the scrub removes as an orphan.
+        lock. A push refused there (another push took the room meanwhile, or the repository was
+        deleted) has published bytes that nothing links: they become a GC candidate.
         """
         parse_digest(digest)
         upload = await self._find(repository, upload_id)
@@ -124,22 +124,35 @@ class UploadService:
             async with self.db.read() as conn:
                 repair = await blob_rows.is_corrupt(conn, digest)  # the scrub found the stored bytes corrupt
             size = await self.store.finish(upload_id, digest, saved, replace=repair)
-            async with self.db.write() as conn:
-                if not await repositories.hold(conn, upload.repository_id):
-                    raise BlobUploadUnknown("the repository was deleted while this upload ran; push it again")
-                await enforcement.ensure_room(conn, rules, repository, blob=digest, size=size)
-                await blob_rows.record(conn, digest, size)
-                if repair:  # verified bytes replaced the corrupt ones: served again
-                    await blob_rows.clear_corrupt(conn, digest)
-                await blob_rows.link(conn, upload.repository_id, digest)
-                await gc_rows.unpin(conn, upload_id)
-                await uploads.delete(conn, upload_id)
-                await self._candidate(conn, upload.repository_id, digest, "upload")
-                await events.record(conn, events.BlobPushed(repository, digest, size))
+            try:
+                async with self.db.write() as conn:
+                    if not await repositories.hold(conn, upload.repository_id):
+                        raise BlobUploadUnknown("the repository was deleted while this upload ran; push it again")
+                    await enforcement.ensure_room(conn, rules, repository, blob=digest, size=size)
+                    await blob_rows.record(conn, digest, size)
+                    if repair:  # verified bytes replaced the corrupt ones: served again
+                        await blob_rows.clear_corrupt(conn, digest)
+                    await blob_rows.link(conn, upload.repository_id, digest)
+                    await gc_rows.unpin(conn, upload_id)
+                    await uploads.delete(conn, upload_id)
+                    await self._candidate(conn, upload.repository_id, digest, "upload")
+                    await events.record(conn, events.BlobPushed(repository, digest, size))
+            except (BlobUploadUnknown, Denied):
+                await self._left_published(digest, size)
+                raise
         except (DigestInvalid, Denied):
             await self.cancel(repository, upload_id, missing_ok=True)  # the pin goes with the session
             raise
         return size
+
+    async def _left_published(self, digest: str, size: int) -> None:
+        """Bytes ``finish`` put in place whose link was refused: the blob's row (if it had none) and
+        a candidate, so the collector frees them after the grace period unless something links
+        the blob by then."""
+        async with self.db.write() as conn:
+            await blob_rows.record(conn, digest, size)
+            await gc_rows.add_candidates(conn, [gc_rows.Candidate(gc_rows.BLOB, None, digest)],
+                                         reason="upload refused", due_at=utcnow() + self.grace_period)
 
     async def _pin(self, upload_id: str, digest: str) -> None:
         """Keep the collector and the scrub off ``digest``'s bytes until the upload has linked it;
