@@ -5,7 +5,7 @@ unlinked, an upload finished) note *candidates* in their own transaction, due af
 ``gc.grace_period``. A run works through the due candidates in batches:
 
 1. it reads a batch and decides, without locks, which candidates look like garbage;
-2. for groups of those (``GROUP`` at a time), one short write transaction locks each row it may
+2. for groups of those (``GROUP`` at most, ``BUDGET`` seconds at most), one write transaction locks each row it may
    delete, checks again whether anything keeps it (a tag, an index, a subject, a restorable tag, a manifest listing a
    blob, a link, an upload's pin), and deletes it only if nothing does. Deleting a manifest makes
    its blobs' links, its children and its referrers candidates at once; deleting the last link to
@@ -55,13 +55,15 @@ RUN_LEASE = "gc-run"
 RUN_LEASE_TTL = timedelta(minutes=10)  # renewed after every batch
 DROPS_PER_TRANSACTION = 50  # candidates found still in use, forgotten this many per (short) transaction
 LISTED = 1000  # at most this many deleted manifests and blobs are named in a report
-# Serving first: a run removes at most GROUP candidates per write transaction (a few ms), then
-# rests PAUSE seconds. On SQLite a writer that finds the lock taken sleeps and retries (its waits
-# grow to 100 ms), so back-to-back transactions of the collector could keep a push out for a
-# second; with a rest longer than that retry interval, a push waits for one transaction at most.
+# Serving first: a run removes at most GROUP candidates per write transaction, and takes no more
+# once the transaction has run BUDGET seconds, then rests PAUSE seconds. On SQLite a writer that
+# finds the lock taken sleeps and retries (its waits grow to 100 ms), so back-to-back transactions
+# of the collector could keep a push out for a second; with a rest longer than that retry
+# interval, a push waits for about one short transaction.
 # On PostgreSQL pushes only wait for rows the collector holds; the rest keeps its share of the CPU
 # and the database small. Measured in docs/benchmarks.md ("Lifecycle").
 GROUP = 64
+BUDGET = 0.015
 PAUSE = 0.12
 
 
@@ -118,16 +120,19 @@ class _Run:
     gone_blobs: set[str] = field(default_factory=set)
     queue: list[Candidate] = field(default_factory=list)
     progress: Callable[[int], None] | None = None  # told how many candidates each batch examined
+    announced: set[Candidate] = field(default_factory=set)  # told to hooks.decided already
 
 
 class Collector:
     def __init__(self, db: Database, store: BlobStore, *, grace_period: timedelta, batch: int = 500,
-                 group: int = GROUP, pause: float = PAUSE, hooks: GcHooks | None = None) -> None:
+                 group: int = GROUP, budget: float = BUDGET, pause: float = PAUSE,
+                 hooks: GcHooks | None = None) -> None:
         self.db = db
         self.store = store
         self.grace_period = grace_period
         self.batch = batch
-        self.group = group  # candidates re-checked and removed in one write transaction
+        self.group = group  # candidates re-checked and removed in one write transaction, at most
+        self.budget = budget  # seconds a write transaction may run before it takes no more candidates
         self.pause = pause  # seconds between two of the run's write transactions
         self.hooks = hooks or GcHooks()
         # This collector, as the run lease names it (two collectors of one process are two holders).
@@ -217,17 +222,26 @@ class Collector:
             async with self.db.write() as conn:
                 for c in kept[start:start + DROPS_PER_TRANSACTION]:
                     await rows.drop(conn, c, run.now)
-        for start in range(0, len(garbage), self.group):
-            await self._remove(run, garbage[start:start + self.group])
+        while garbage:
+            garbage = await self._remove(run, garbage)
 
-    async def _remove(self, run: _Run, group: list[Candidate]) -> None:
-        """Phase 2 for a group, in one short write transaction, then phase 3 for its blobs' bytes."""
+    async def _remove(self, run: _Run, pending: list[Candidate]) -> list[Candidate]:
+        """Phase 2 for the first of ``pending`` in one short write transaction (at most ``group``
+        of them, and no more once it has taken ``budget`` seconds), then phase 3 for their blobs'
+        bytes, then a rest; returns the candidates it did not get to."""
+        group = pending[:self.group]
         for c in group:
-            await self.hooks.decided(c)
+            if c not in run.announced:  # told once, outside any transaction (tests pause here)
+                run.announced.add(c)
+                await self.hooks.decided(c)
         doomed: list[str] = []
+        handled = 0
         started = time.monotonic()
         async with (self.db.read() if run.dry_run else self.db.write()) as conn:
             for c in group:
+                if handled and time.monotonic() - started >= self.budget:
+                    break
+                handled += 1
                 try:
                     if c.kind == MANIFEST:
                         await self._collect_manifest(conn, run, c)
@@ -238,7 +252,7 @@ class Collector:
                 except rows.Busy:  # nothing of it changed yet; it stays a candidate
                     run.report.busy += 1
         if run.dry_run:
-            return
+            return pending[handled:]
         held = time.monotonic() - started
         for digest in doomed:
             await self.hooks.before_bytes_delete(digest)
@@ -248,6 +262,7 @@ class Collector:
                 for digest in doomed:
                     await rows.remove_tombstone(conn, digest)
         await asyncio.sleep(max(self.pause, held))
+        return pending[handled:]
 
     async def _is_garbage(self, conn: AsyncConnection, run: _Run, c: Candidate) -> bool:
         """Phase 1: the decision without locks (each is checked again, locked, before it goes)."""
