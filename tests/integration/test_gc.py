@@ -95,6 +95,23 @@ async def test_a_signature_lives_while_its_subject_lives(registry: Registry) -> 
     await pulls_completely(registry.client, "team/app", signature.digest)
 
 
+async def test_a_signature_pushed_without_its_subject_goes_unless_the_subject_comes(registry: Registry) -> None:
+    """A referrer whose subject is not in the repository (deleted before it was pushed, or not
+    pushed yet) goes after the grace period, unless the subject is pushed by then."""
+    gone, kept = make_image(), make_image()
+    orphan = make_artifact(gone, "application/vnd.example.signature")
+    waiting = make_artifact(kept, "application/vnd.example.signature")
+    await push_image(registry.client, "team/app", orphan)  # its subject never comes
+    await push_image(registry.client, "team/app", waiting)  # its subject comes next
+    await push_image(registry.client, "team/app", kept, "v1")
+
+    report = await collect(registry.parts)
+    assert report.manifests == [f"team/app@{orphan.digest}"]
+    assert report.bytes_freed == len(orphan.layers[0])  # its empty config is the other signature's too
+    assert await manifest_status(registry, "team/app", orphan.digest) == 404
+    await pulls_completely(registry.client, "team/app", waiting.digest)
+
+
 async def test_moving_a_tag_frees_the_old_image_only(registry: Registry) -> None:
     old, new = make_image(), make_image()
     await push_image(registry.client, "team/app", old, "latest")

@@ -81,6 +81,12 @@ class ManifestService:
             await self._require_references(conn, repo_id, manifest)
             manifest_id = await manifest_rows.insert(conn, repo_id, new)
             await gc_rows.forget_manifest(conn, repo_id, digest)  # pushed again: wanted
+            if manifest.subject is not None and not tags and not await manifest_rows.find_id(
+                    conn, repo_id, manifest.subject.digest):
+                # A signature or SBOM lives while its subject lives: one whose subject is not here
+                # goes after the grace period, unless the subject is pushed by then.
+                await self._candidates(conn, [gc_rows.Candidate(gc_rows.MANIFEST, repo_id, digest)],
+                                       "subject missing")
             protected = enforcement.guarded(rules.immutable, repository, tags)
             moved = []
             for tag in tags:
