@@ -229,3 +229,4 @@ async def test_one_collection_at_a_time(registry: Registry) -> None:
     async with asyncio.timeout(BOUND):
         assert (await running).manifests_deleted == 1
     assert (await collect(registry.parts)).manifests_deleted == 0  # the lease was given back
+

@@ -20,6 +20,9 @@ import sqlalchemy as sa
 
 from dockyard.config import build_config
 from dockyard.services.gc import GcReport
+from dockyard.store import manifests as manifest_rows
+from dockyard.store import repositories
+from dockyard.store import tags as tag_rows
 from dockyard.store.schema import repository_blobs
 from tests.integration.conftest import CHEAP_AUTH, Registry, open_registry
 from tests.support import backends
@@ -143,3 +146,38 @@ async def test_the_collector_never_waits_for_a_writer_it_leaves_a_held_row_for_t
     later = await registry.parts.collector.collect(now=after_grace(registry.parts))  # still a candidate
     assert (later.busy, later.links_deleted, later.blobs_deleted) == (0, 1, 1)
     assert not await stored(registry.parts, digest)
+
+
+async def test_two_pushes_moving_one_tag_at_once_each_leave_a_candidate(registry: Registry) -> None:
+    """Each push that moves a tag learns the manifest the tag left, also when two move it at the
+    same moment (the tag's row is locked before it is read): otherwise the manifest between them
+    would be left untagged with no candidate, and kept forever (found by the GC stress test).
+    On SQLite the two transactions cannot overlap at all."""
+    first, second, third = make_image(), make_image(), make_image()
+    for image in (first, second, third):
+        await push_image(registry.client, "team/app", image)
+    assert (await push_manifest(registry.client, "team/app", "v1", first.manifest)).status_code == 201
+    db = registry.parts.db
+    async with db.read() as conn:
+        repo = await repositories.find_id(conn, "team/app")
+        assert repo is not None
+        ids = [await manifest_rows.find_id(conn, repo, image.digest) for image in (second, third)]
+    assert None not in ids
+    moved = asyncio.Event()
+
+    async def other_move() -> tuple[int, str] | None:
+        await moved.wait()
+        async with db.write() as conn:  # waits for the first move's transaction (its lock, or SQLite's)
+            return await tag_rows.repoint(conn, repo, "v1", ids[1])
+
+    racer = asyncio.create_task(other_move())
+    async with db.write() as conn:
+        before = await tag_rows.repoint(conn, repo, "v1", ids[0])
+        moved.set()
+        await blocked_on_a_lock(registry)  # the other move waits for this one's row lock
+    async with asyncio.timeout(BOUND):
+        after = await racer
+    assert before is not None
+    assert before[1] == first.digest
+    assert after is not None
+    assert after[1] == second.digest  # not first's: it sees what the first move left

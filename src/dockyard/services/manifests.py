@@ -90,12 +90,11 @@ class ManifestService:
             protected = enforcement.guarded(rules.immutable, repository, tags)
             moved = []
             for tag in tags:
-                before = await tag_rows.target(conn, repo_id, tag)
-                if tag in protected:
+                if tag in protected:  # created, never moved: it leaves no manifest behind
                     await enforcement.claim_immutable(conn, repository, repo_id, tag, manifest_id, digest,
                                                       protected[tag])
-                else:
-                    await tag_rows.point(conn, repo_id, tag, manifest_id)
+                    continue
+                before = await tag_rows.repoint(conn, repo_id, tag, manifest_id)
                 if before is not None and before[0] != manifest_id:
                     moved.append(gc_rows.Candidate(gc_rows.MANIFEST, repo_id, before[1]))
             await self._candidates(conn, moved, "tag moved")
@@ -120,7 +119,7 @@ class ManifestService:
                 event: events.Event = events.ManifestDeleted(repository, reference)
             else:
                 await enforcement.ensure_mutable(conn, repository, [reference], rules=rules)
-                before = await tag_rows.target(conn, repo_id, reference)
+                before = await tag_rows.target(conn, repo_id, reference, lock=True)
                 left = [] if before is None else [gc_rows.Candidate(gc_rows.MANIFEST, repo_id, before[1])]
                 deleted = await tag_rows.delete(conn, repo_id, reference)
                 event = events.TagDeleted(repository, reference)

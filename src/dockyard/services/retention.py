@@ -135,11 +135,12 @@ class RetentionService:
                 raise ResourceUnknown(f"{repository}:{tag} was deleted at {deleted.deleted_at:%Y-%m-%d %H:%M} UTC; "
                                       f"its restore window (retention.restore_window) ended at "
                                       f"{deleted.expires_at:%Y-%m-%d %H:%M} UTC", detail={"tag": tag})
-            manifest_id = await manifest_rows.find_id(conn, repo_id, deleted.digest)
+            manifest_id = await manifest_rows.find_id(conn, repo_id, deleted.digest, share=True)
             if manifest_id is None:
                 raise ResourceUnknown(f"{repository}:{tag} cannot be restored: its manifest {deleted.digest} "
                                       "is gone", detail={"digest": deleted.digest})
-            await tag_rows.point(conn, repo_id, tag, manifest_id)
+            if await tag_rows.claim(conn, repo_id, tag, manifest_id) != manifest_id:  # pushed meanwhile
+                raise ResourceExists(f"{repository}:{tag} exists now; delete it first to restore the old one")
             await rows.forget_deleted_tag(conn, deleted.id)
             await events.record(conn, events.TagRestored(repository, tag, deleted.digest))
         return {"repository": repository, "tag": tag, "digest": deleted.digest}

@@ -7,20 +7,38 @@ import sqlalchemy as sa
 from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import utcnow
 from dockyard.store.schema import manifest_references, manifests, tags
-from dockyard.store.statements import insert_ignore, upsert
+from dockyard.store.statements import insert_ignore
 
 
-async def point(conn: AsyncConnection, repository_id: int, name: str, manifest_id: int) -> None:
-    await upsert(conn, tags, {"repository_id": repository_id, "name": name, "manifest_id": manifest_id,
-                              "updated_at": utcnow()}, keys=("repository_id", "name"))
-
-
-async def target(conn: AsyncConnection, repository_id: int, name: str) -> tuple[int, str] | None:
-    """The id and digest of the manifest the tag points at now (None: no such tag)."""
-    row = (await conn.execute(sa.select(manifests.c.id, manifests.c.digest)
-                              .select_from(tags.join(manifests, manifests.c.id == tags.c.manifest_id))
-                              .where(tags.c.repository_id == repository_id, tags.c.name == name))).first()
+async def target(conn: AsyncConnection, repository_id: int, name: str, *, lock: bool = False
+                 ) -> tuple[int, str] | None:
+    """The id and digest of the manifest the tag points at now (None: no such tag); ``lock`` holds
+    the tag's row until the transaction ends (on PostgreSQL, a concurrent mover waits, then reads
+    what this transaction left)."""
+    query = (sa.select(manifests.c.id, manifests.c.digest)
+             .select_from(tags.join(manifests, manifests.c.id == tags.c.manifest_id))
+             .where(tags.c.repository_id == repository_id, tags.c.name == name))
+    row = (await conn.execute(query.with_for_update(of=tags) if lock else query)).first()
     return None if row is None else (row[0], row[1])
+
+
+async def repoint(conn: AsyncConnection, repository_id: int, name: str, manifest_id: int) -> tuple[int, str] | None:
+    """Point the tag at the manifest; what it pointed at before (None: a new tag).
+
+    The tag's row is locked before it is read, so of two pushes that move one tag at once each
+    learns the manifest the other left, and every manifest a tag leaves is known to someone (the
+    collector's candidates depend on it). A tag two pushes create at once: one inserts it, the
+    other finds it and moves it.
+    """
+    row = {"repository_id": repository_id, "name": name, "manifest_id": manifest_id, "updated_at": utcnow()}
+    while True:
+        before = await target(conn, repository_id, name, lock=True)
+        if before is not None:
+            await conn.execute(sa.update(tags).where(tags.c.repository_id == repository_id, tags.c.name == name)
+                               .values(manifest_id=manifest_id, updated_at=row["updated_at"]))
+            return before
+        if await insert_ignore(conn, tags, [row]):
+            return None
 
 
 async def delete(conn: AsyncConnection, repository_id: int, name: str) -> bool:
