@@ -23,7 +23,8 @@ from dockyard.services.gc import GcReport
 from dockyard.store import manifests as manifest_rows
 from dockyard.store import repositories
 from dockyard.store import tags as tag_rows
-from dockyard.store.schema import repository_blobs
+from dockyard.store.schema import manifest_references, repository_blobs
+from dockyard.store.statements import insert_ignore
 from tests.integration.conftest import CHEAP_AUTH, Registry, open_registry
 from tests.support import backends
 from tests.support.collection import BOUND, Pause, after_grace, paused_collector, pulls_completely, stored
@@ -181,3 +182,26 @@ async def test_two_pushes_moving_one_tag_at_once_each_leave_a_candidate(registry
     assert before[1] == first.digest
     assert after is not None
     assert after[1] == second.digest  # not first's: it sees what the first move left
+
+
+async def test_a_delete_by_digest_and_a_push_of_the_same_manifest_do_not_deadlock(registry: Registry) -> None:
+    """A push of a manifest holds its row FOR SHARE while it writes the manifest's references; an
+    OCI DELETE of that manifest by digest locks the row before it touches the references, so it
+    waits for the push instead of deadlocking with it (found by the three-node stress test: the
+    DELETE answered 500 "deadlock detected")."""
+    image = make_image()
+    await push_image(registry.client, "team/app", image, "v1")
+    db = registry.parts.db
+    async with db.write() as push:  # the push's steps, as manifest_rows.insert takes them
+        repo = await repositories.find_id(push, "team/app")
+        assert repo is not None
+        manifest_id = await manifest_rows.find_id(push, repo, image.digest, share=True)
+        assert manifest_id is not None
+        delete = asyncio.create_task(registry.client.delete(f"/v2/team/app/manifests/{image.digest}"))
+        await blocked_on_a_lock(registry)
+        await insert_ignore(push, manifest_references, [{"manifest_id": manifest_id, "kind": "blob",
+                                                         "digest": sha256(blob)} for blob in image.blobs])
+    async with asyncio.timeout(BOUND):
+        answer = await delete
+    assert answer.status_code == 202, answer.text
+    assert (await registry.client.get(f"/v2/team/app/manifests/{image.digest}")).status_code == 404

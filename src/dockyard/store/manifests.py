@@ -141,8 +141,14 @@ async def insert(conn: AsyncConnection, repository_id: int, new: NewManifest) ->
 
 
 async def delete(conn: AsyncConnection, repository_id: int, digest: str) -> bool:
-    """Delete the manifest; its tags and references go with it."""
-    manifest_id = await find_id(conn, repository_id, digest)
+    """Delete the manifest; its tags and references go with it.
+
+    Its row is locked first (FOR UPDATE), before its tags and references: a push of the same
+    manifest, which holds the row FOR SHARE while it writes references, then either finishes first
+    or waits and stores the manifest again, instead of deadlocking on the references.
+    """
+    manifest_id = await conn.scalar(sa.select(manifests.c.id).where(
+        manifests.c.repository_id == repository_id, manifests.c.digest == digest).with_for_update())
     if manifest_id is None:
         return False
     await conn.execute(sa.delete(tags).where(tags.c.manifest_id == manifest_id))
