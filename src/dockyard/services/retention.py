@@ -129,7 +129,7 @@ class RetentionService:
             if repo_id is None or deleted is None:
                 raise ResourceUnknown(f"{repository}:{tag} was not deleted by a retention run, so there is "
                                       "nothing to restore", detail={"repository": repository, "tag": tag})
-            if await rows.tag_target(conn, repo_id, tag) is not None:
+            if await tag_rows.target(conn, repo_id, tag) is not None:
                 raise ResourceExists(f"{repository}:{tag} exists now; delete it first to restore the old one")
             if deleted.expires_at <= now:
                 raise ResourceUnknown(f"{repository}:{tag} was deleted at {deleted.deleted_at:%Y-%m-%d %H:%M} UTC; "
@@ -238,7 +238,7 @@ class RetentionService:
     async def _delete_tag(self, conn: AsyncConnection, project_id: int, repo_id: int, repository: str, tag: str,
                           digest: str, plan_id: int, now: datetime, run_id: int | None) -> str | None:
         """Delete the tag if it still points at ``digest`` and is not immutable; else why not."""
-        target = await rows.tag_target(conn, repo_id, tag)
+        target = await tag_rows.target(conn, repo_id, tag, lock=True)
         if target is None or target[1] != digest:
             return "the tag moved or was deleted since the plan was made"
         rule = matching_rule(await policies.immutable_rules_of(conn, project_id), repository, tag)

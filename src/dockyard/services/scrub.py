@@ -35,6 +35,7 @@ from dockyard.oci.digests import algorithm_of, new_hasher
 from dockyard.services.throttle import TokenBucket
 from dockyard.storage.blobstore import BlobStore, StoredBlob
 from dockyard.storage.driver import PathNotFound
+from dockyard.store import gc as gc_rows
 from dockyard.store import integrity, jobs
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
@@ -249,7 +250,7 @@ class ScrubService:
             await self.store.delete_blob(stored.digest)
         finally:
             async with self.db.write() as conn:
-                await integrity.end_deletion(conn, stored.digest)
+                await gc_rows.remove_tombstone(conn, stored.digest)
         log.warning("scrub: removed orphan blob file %s (%d bytes, written %s): no row names it",
                     stored.digest, stored.size, stored.modified.isoformat(timespec="seconds"))
         return True

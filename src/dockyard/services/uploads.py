@@ -164,13 +164,11 @@ class UploadService:
         blob's row while it decides, which the pin's transaction shares.)
         """
         async with self.db.write() as conn:
-            if not await uploads.hold(conn, upload_id):  # its repository was deleted meanwhile
-                gone = True
-            else:
-                gone = False
+            held = await uploads.hold(conn, upload_id)  # False: its repository was deleted meanwhile
+            if held:
                 await gc_rows.share_blob(conn, digest)
                 await gc_rows.pin(conn, upload_id, digest)
-        if gone:
+        if not held:
             await self.store.cancel(upload_id)
             raise BlobUploadUnknown("this upload ended while it ran (its repository was deleted); push the blob again")
         deadline = time.monotonic() + self.deletion_wait

@@ -85,6 +85,3 @@ async def begin_deletion(conn: AsyncConnection, digest: str) -> bool:
     (another deleter has it)."""
     return await insert_ignore(conn, blob_deletions, [{"digest": digest, "started_at": utcnow()}]) > 0
 
-
-async def end_deletion(conn: AsyncConnection, digest: str) -> None:
-    await conn.execute(sa.delete(blob_deletions).where(blob_deletions.c.digest == digest))

@@ -176,15 +176,6 @@ async def mark_applied(conn: AsyncConnection, plan_id: int) -> bool:
 # -- deleting and restoring tags ---------------------------------------------------------------
 
 
-async def tag_target(conn: AsyncConnection, repository_id: int, name: str) -> tuple[int, str] | None:
-    """(manifest id, digest) the tag points at now, or None."""
-    row = (await conn.execute(
-        sa.select(manifests.c.id, manifests.c.digest)
-        .select_from(tags.join(manifests, manifests.c.id == tags.c.manifest_id))
-        .where(tags.c.repository_id == repository_id, tags.c.name == name))).first()
-    return None if row is None else (row.id, row.digest)
-
-
 async def remember_deleted_tag(conn: AsyncConnection, repository_id: int, name: str, digest: str,
                                deleted_at: datetime, expires_at: datetime, run_id: int | None) -> None:
     """Note a tag a retention run deleted (replacing an older note for the same name)."""
