@@ -179,6 +179,37 @@ class ScrubConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClamdConfig:
+    # clamd's Unix socket path, or tcp://HOST:PORT; unset: no malware scan (docs/supply-chain.md).
+    socket: str | None = None
+    timeout: timedelta = timedelta(seconds=60)  # one layer's files streamed to clamd at most this long
+
+
+@dataclass(frozen=True, slots=True)
+class VulnDbConfig:
+    # Where ``dockyard vulndb sync`` downloads OSV's per-ecosystem zips ({url}/{ecosystem}/all.zip).
+    url: str = "https://osv-vulnerabilities.storage.googleapis.com"
+    # The ecosystems sync downloads, comma-separated (OSV's names: "Debian", "Alpine", "PyPI", "npm", ...).
+    ecosystems: str = "Debian,Ubuntu,Alpine,Red Hat,Rocky Linux,AlmaLinux,PyPI,npm,Go"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanConfig:
+    """Supply-chain scanning: inventory, vulnerabilities, secrets, malware (docs/supply-chain.md)."""
+
+    enabled: bool = True  # scan every pushed image, from the event outbox, after the push
+    workers: int = setting(2, minimum=1, maximum=64)  # concurrent scans on each node
+    interval: timedelta = timedelta(seconds=2)  # how often a node looks for pushes to scan
+    # How long a manifest PUT that a push policy checks waits for the scan of that image; past it
+    # the push is refused with 503 (the scan goes on, and a retry uses its result).
+    push_timeout: timedelta = timedelta(seconds=60)
+    secret_max_file_bytes: int = setting(1024 * 1024, minimum=1)  # larger files are not searched for secrets
+    sbom: bool = True  # attach each inventory to the image as a CycloneDX referrer
+    clamd: ClamdConfig = field(default_factory=ClamdConfig)
+    vulndb: VulnDbConfig = field(default_factory=VulnDbConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = Path("data")
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -190,6 +221,7 @@ class Config:
     gc: GcConfig = field(default_factory=GcConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     scrub: ScrubConfig = field(default_factory=ScrubConfig)
+    scan: ScanConfig = field(default_factory=ScanConfig)
 
     @property
     def storage_root(self) -> Path:

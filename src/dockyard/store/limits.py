@@ -53,6 +53,21 @@ CANDIDATE_KIND = 16  # "manifest", "link" or "blob"
 CANDIDATE_REASON = 32  # why something became a GC candidate: "tag.deleted", "upload", ...
 JOB_OUTCOME = 16  # "running", "ok", "failed"
 FINGERPRINT = 64  # hex SHA-256 of the state a retention plan was made from
+SCAN_STATUS = 16  # "queued", "running", "done", "failed"
+SCANNER_VERSION = 32
+SCAN_ERROR = 1000
+VULN_ID = 128  # OSV ids and aliases: "CVE-2023-4863", "GHSA-xxxx-xxxx-xxxx", "DSA-5496-1"
+ECOSYSTEM = 64  # OSV's ecosystem names with their release: "Debian:12", "Alpine:v3.18"
+PACKAGE_NAME = 255
+SEVERITY = 16  # "critical", "high", "medium", "low", "unknown"
+CVSS_VECTOR = 255
+VULNDB_SOURCE = 255  # the file, zip or URL an import read
+ALLOW_REASON = 500
+KEY_NAME = 64
+PUBLIC_KEY = 4096  # PEM
+RULE_STAGE = 8  # "push", "pull"
+RULE_CHECK = 16  # "secrets", "vulnerabilities", "malware", "labels", "signed", "scanned"
+RULE_MODE = 8  # "enforce", "warn"
 
 
 def can_hold(value: str, size: int) -> bool:

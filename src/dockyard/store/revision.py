@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from dockyard.store.db import Database
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 async def current(db: Database) -> str | None:

@@ -336,3 +336,102 @@ job_state = sa.Table(
     sa.Column("state", sa.JSON, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
 )
+
+# Supply chain (docs/supply-chain.md). One scan per image manifest digest, shared by every
+# repository holding it: queued from the event outbox, claimed by one node (claimed_by/until), and
+# re-matched (not re-read) when the vulnerability database changes.
+scans = sa.Table(
+    "scans", metadata,
+    sa.Column("digest", sa.String(limits.DIGEST), primary_key=True),
+    sa.Column("status", sa.String(limits.SCAN_STATUS), nullable=False, index=True),
+    sa.Column("queued_at", Timestamp, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=True),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("claimed_by", sa.String(limits.LEASE_HOLDER), nullable=True),
+    sa.Column("claimed_until", Timestamp, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("scanner_version", sa.String(limits.SCANNER_VERSION), nullable=True),
+    sa.Column("inventory", sa.JSON, nullable=True),  # scan/report.py Inventory.to_json()
+    sa.Column("findings", sa.JSON, nullable=True),  # secrets (masked), malware, skipped counts
+    sa.Column("vulnerabilities", sa.JSON, nullable=True),  # matched at vulndb_revision
+    sa.Column("vulndb_revision", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(limits.SCAN_ERROR), nullable=True),
+)
+
+# OSV advisories; vuln_affected holds one row per (advisory, ecosystem, package) for the lookup.
+vuln_advisories = sa.Table(
+    "vuln_advisories", metadata,
+    sa.Column("id", sa.String(limits.VULN_ID), primary_key=True),
+    sa.Column("modified", Timestamp, nullable=True),
+    sa.Column("aliases", sa.JSON, nullable=False),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("severity", sa.String(limits.SEVERITY), nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("vector", sa.String(limits.CVSS_VECTOR), nullable=True),
+    sa.Column("withdrawn", sa.Boolean, nullable=False, default=False),
+)
+
+vuln_affected = sa.Table(
+    "vuln_affected", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("advisory_id", sa.String(limits.VULN_ID),
+              sa.ForeignKey("vuln_advisories.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("ecosystem", sa.String(limits.ECOSYSTEM), nullable=False),
+    sa.Column("package", sa.String(limits.PACKAGE_NAME), nullable=False),
+    sa.Column("ranges", sa.JSON, nullable=False),  # OSV "ranges" (type, events)
+    sa.Column("versions", sa.JSON, nullable=False),  # OSV "versions": explicitly affected
+    sa.Column("severity", sa.String(limits.SEVERITY), nullable=True),  # its database_specific one
+    sa.Index("ix_vuln_affected_ecosystem_package", "ecosystem", "package"),
+)
+
+# Each import or sync of the vulnerability database; the highest id is the current revision.
+vulndb_revisions = sa.Table(
+    "vulndb_revisions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("imported_at", Timestamp, nullable=False),
+    sa.Column("source", sa.String(limits.VULNDB_SOURCE), nullable=False),
+    sa.Column("added", sa.Integer, nullable=False, default=0),
+    sa.Column("updated", sa.Integer, nullable=False, default=0),
+    sa.Column("unchanged", sa.Integer, nullable=False, default=0),
+)
+
+# Vulnerabilities a project accepts, each with a reason and an optional expiry.
+vuln_allowlist = sa.Table(
+    "vuln_allowlist", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("vulnerability", sa.String(limits.VULN_ID), nullable=False),
+    sa.Column("reason", sa.String(limits.ALLOW_REASON), nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(limits.PRINCIPAL_NAME), nullable=True),
+    sa.UniqueConstraint("project_id", "vulnerability", name="uq_vuln_allowlist_project_vulnerability"),
+)
+
+# Public keys (PEM) a project trusts for cosign signatures.
+trusted_keys = sa.Table(
+    "trusted_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(limits.KEY_NAME), nullable=False),
+    sa.Column("public_key", sa.String(limits.PUBLIC_KEY), nullable=False),
+    sa.Column("fingerprint", sa.String(limits.FINGERPRINT), nullable=False),  # hex SHA-256 of the DER key
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("created_by", sa.String(limits.PRINCIPAL_NAME), nullable=True),
+    sa.UniqueConstraint("project_id", "name", name="uq_trusted_keys_project_name"),
+)
+
+# Push and pull admission rules per project: one row per (stage, check), enforce or warn.
+admission_rules = sa.Table(
+    "admission_rules", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("stage", sa.String(limits.RULE_STAGE), nullable=False),
+    sa.Column("check", sa.String(limits.RULE_CHECK), nullable=False),
+    sa.Column("mode", sa.String(limits.RULE_MODE), nullable=False),
+    sa.Column("severity", sa.String(limits.SEVERITY), nullable=True),  # vulnerabilities: the threshold
+    sa.Column("labels", sa.JSON, nullable=True),  # labels: the required label/annotation keys
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("project_id", "stage", "check", name="uq_admission_rules_project_stage_check"),
+)
