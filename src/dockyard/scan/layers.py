@@ -20,7 +20,7 @@ import posixpath
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 import zstandard
 
@@ -118,7 +118,7 @@ def decompressed(raw: BinaryIO) -> BinaryIO:
     if head.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
     if head.startswith(ZSTD_MAGIC):
-        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
     return buffered
 
 
@@ -149,7 +149,7 @@ def walk(layers: Sequence[Layer], visitors: Sequence[Visitor]) -> History:
     return history
 
 
-def _members(layer: Layer, stream: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, str, BinaryIO | None]]:
+def _members(layer: Layer, stream: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, str, IO[bytes] | None]]:
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
