@@ -209,17 +209,18 @@ class SignatureService:
         return (await self.manifests.get(repository, reference)).digest
 
     async def sign(self, repository: str, reference: str, private_key: cosign.PrivateKey, *,
-                   referrer: bool = False) -> str:
+                   referrer: bool = False, registry_host: str | None = None) -> str:
         """Sign the image as cosign does; the signature manifest's digest.
 
         By default the signature is a new layer of the ``sha256-<hex>.sig`` manifest (created if
         missing); a signature by the same key of the same payload already there is kept instead
         (cosign's duplicate rule). With ``referrer``, a manifest of its own whose subject is the
         image (cosign's OCI 1.1 form). Two signers adding layers at the same moment may lose one
-        of the two layers, as with cosign: sign again.
+        of the two layers, as with cosign: sign again. ``registry_host`` is the registry name the
+        payload's docker-reference gives (default: this registry's, from the configuration).
         """
         image = await self.manifests.get(repository, reference)
-        data = cosign.payload(image.digest, f"{self.registry_host}/{repository}")
+        data = cosign.payload(image.digest, f"{registry_host or self.registry_host}/{repository}")
         layer = cosign.new_layer(data, cosign.sign(private_key, data))
         public = private_key.public_key()
         layers: list[cosign.SignatureLayer] = []
