@@ -296,6 +296,8 @@ class SignatureService:
 
     async def remove_key(self, actor: Principal, project: str, name: str) -> None:
         found = await self._project(actor, project, change=True)
+        if not KEY_NAME.fullmatch(name):  # no such key can exist: no query with a name no column holds
+            raise ResourceUnknown(f"project {found.name!r} has no trusted key named {name[:100]!r}")
         async with self.db.write() as conn:
             old = next((k for k in await key_rows.keys_of(conn, found.id) if k.name == name), None)
             if old is None or not await key_rows.remove(conn, found.id, name):
