@@ -27,8 +27,8 @@ from dockyard.auth.principals import Principal, project_of
 from dockyard.errors import (
     BlobUnknown,
     Denied,
+    DigestInvalid,
     ManifestUnknown,
-    RegistryError,
     RequestInvalid,
     ResourceExists,
     ResourceUnknown,
@@ -193,7 +193,8 @@ class SignatureService:
         try:
             parse_digest(layer.digest)
             location = await self.blobs.locate(repository, layer.digest)
-        except (BlobUnknown, RegistryError) as exc:
+        except (BlobUnknown, DigestInvalid) as exc:
+            # Storage that does not answer is raised (503): "unsigned" would be a wrong answer.
             raise _Unverified(f"the payload blob {layer.digest[:80]} cannot be read: {exc.message}") from None
         if location.size > cosign.MAX_PAYLOAD_BYTES:
             raise _Unverified(f"the payload is {location.size} bytes, more than {cosign.MAX_PAYLOAD_BYTES}")
