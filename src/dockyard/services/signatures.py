@@ -175,8 +175,9 @@ class SignatureService:
             if claim.digest != digest:
                 raise _Unverified(f"the payload signs {claim.digest[:80]}, not this image")
             if not keys:
-                raise _Unverified(f"project {project_of(repository)!r} trusts no key: add one with "
-                                  "`dockyard key add` or POST /api/v1/projects/{project}/keys")
+                project = project_of(repository)
+                raise _Unverified(f"project {project!r} trusts no key: add one with `dockyard key add` "
+                                  f"or POST /api/v1/projects/{project}/keys")
             key = next((k for k in keys if cosign.verify(k.key, data, layer.signature)), None)
             if key is None:
                 raise _Unverified(f"no trusted key verifies it (tried {', '.join(k.name for k in keys)})")
