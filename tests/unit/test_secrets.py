@@ -209,6 +209,9 @@ def test_gcp_service_account_is_one_finding_not_two() -> None:
     ("app/r.txt", "npm_" + rand(35)),
     ("root/.npmrc", "//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n"),
     ("app/client.py", "class C:\n    def __init__(self, auth):\n        self._auth = auth_from_environment\n"),
+    ("app/settings.py", '_password = _messages.StringField(1)\nNPMRC = "//{registry}:_password=\\"{password}\\""\n'),
+    ("usr/share/doc/npmrc.md", "//somewhere-else.com/:_authToken=MYTOKEN1\n"),  # npm's documentation
+
     ("app/s.txt", "pypi-AgEIcHlwaS5vcmc" + rand(20)),
     ("app/t.txt", "pypi-AgEXample" + rand(80)),
     ("usr/lib/python3/ssl.py", 'PEM_HEADER = "-----BEGIN RSA PRIVATE KEY-----"\nPEM_FOOTER = "-----END"\n'),
