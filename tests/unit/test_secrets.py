@@ -309,7 +309,8 @@ def test_secret_names(name: str, expected: bool) -> None:
 @pytest.mark.parametrize(("value", "expected"), [
     ("changeme", True), ("${TOKEN}", True), ("$TOKEN", True), ("{{ vault_token }}", True), ("<password>", True),
     ("xxxxxxxx", True), ("AKIAIOSFODNN7EXAMPLE", True), ("", True), ("password", True),
-    (PASSWORD, False), (GITHUB_TOKENS[0], False), (AWS_SECRET, False),
+    ("{password}", True), ("[TOKEN]", True),
+    (PASSWORD, False), (GITHUB_TOKENS[0], False), (AWS_SECRET, False), ("pa<ss>word-9f2k", False),
 ])
 def test_placeholders(value: str, expected: bool) -> None:
     assert is_placeholder(value) is expected

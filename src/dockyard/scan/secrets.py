@@ -95,7 +95,7 @@ _PLACEHOLDER_WORDS = frozenset({
 })
 _PLACEHOLDER_PARTS = (
     "changeme", "change_me", "change-me", "changethis", "example", "placeholder", "xxxx", "****", "....",
-    "<", ">", "${", "{{", "$(", "%(", "your_", "your-", "yourpass", "yoursecret", "replace_me", "replaceme",
+    "${", "{{", "$(", "%(", "your_", "your-", "yourpass", "yoursecret", "replace_me", "replaceme",
     "insert_", "dummy", "redacted", "mytoken", "mysecret", "mypassword", "%s",
 )
 # Published keys that open nothing: the Azure storage emulator's (Azurite's) account key.
@@ -109,7 +109,7 @@ def is_placeholder(value: str) -> bool:
     v = value.strip().strip("\"'").lower()
     if not v or v in _PLACEHOLDER_WORDS or v.startswith("$") or value.strip() in _PUBLIC_KEYS:
         return True
-    if v[0] + v[-1] in ("{}", "[]", "()"):  # a template's slot: "{password}", "[TOKEN]"
+    if v[0] + v[-1] in ("<>", "{}", "[]", "()"):  # a template's slot: "<password>", "{password}", "[TOKEN]"
         return True
     if len(set(v.replace("-", "").replace("_", ""))) <= 2:  # "xxxxxxxx", "00000000", "abababab"
         return True
