@@ -86,6 +86,13 @@ class SignatureView:
                 "annotations": list(self.annotations), "rekor_bundle": self.has_bundle}
 
 
+def check_key_name(name: object) -> str:
+    """A trusted key's name as given, or 400 saying what a name may be."""
+    if not isinstance(name, str) or not KEY_NAME.fullmatch(name):
+        raise RequestInvalid(f"a key name is {KEY_NAME_RULE} characters", detail={"field": "name"})
+    return name
+
+
 def key_view(key: key_rows.TrustedKey) -> dict[str, Any]:
     return {"name": key.name, "fingerprint": key.fingerprint, "public_key": key.public_key,
             "created_at": key.created_at.isoformat(), "created_by": key.created_by}
@@ -277,8 +284,7 @@ class SignatureService:
     async def add_key(self, actor: Principal, project: str, name: object, public_key: object) -> dict[str, Any]:
         """Trust a PEM public key (ECDSA P-256) for the project's signatures, under ``name``."""
         found = await self._project(actor, project, change=True)
-        if not isinstance(name, str) or not KEY_NAME.fullmatch(name):
-            raise RequestInvalid(f"a key name is {KEY_NAME_RULE} characters", detail={"field": "name"})
+        name = check_key_name(name)
         if not isinstance(public_key, str):
             raise RequestInvalid("public_key must be the PEM text of the public key (-----BEGIN PUBLIC KEY-----…)",
                                  detail={"field": "public_key"})
