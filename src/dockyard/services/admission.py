@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dockyard import events
 from dockyard.auth.principals import Principal
@@ -50,6 +50,9 @@ from dockyard.store import manifests as manifest_rows
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
+if TYPE_CHECKING:  # signatures reads manifests, whose push check is this module: a cycle at import
+    from dockyard.services.signatures import SignatureService
+
 CONFIG_MAX_BYTES = 4 * 1024 * 1024  # an image config larger than this is not read for labels
 CACHE_ENTRIES = 10_000
 
@@ -60,12 +63,6 @@ class Scans(Protocol):
     async def scan_for_push(self, repository: str, digest: str, manifest_body: bytes, media_type: str) -> Any: ...
 
     async def current(self, digest: str) -> Any: ...
-
-
-class Signatures(Protocol):
-    """What the signed rule needs of ``services/signatures.py`` SignatureService."""
-
-    async def is_signed_by_trusted_key(self, repository: str, digest: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +112,7 @@ def scan_facts(report: Any) -> ScanFacts:
 
 class AdmissionService:
     def __init__(self, db: Database, store: BlobStore, access: AccessService, *, push_timeout: timedelta,
-                 pulls: events.PullLog, scans: Scans | None = None, signatures: Signatures | None = None,
+                 pulls: events.PullLog, scans: Scans | None = None, signatures: SignatureService | None = None,
                  ttl: float = 10.0) -> None:
         self.db = db
         self.store = store
