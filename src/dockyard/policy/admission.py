@@ -133,9 +133,10 @@ def evaluate(rules: Sequence[AdmissionRule], facts: Facts) -> list[Verdict]:
 def _verdict(rule: AdmissionRule, facts: Facts) -> Verdict:
     passed, message, retry = True, "", False
     if rule.check in SCAN_CHECKS and rule.check != "scanned" and facts.scan is None:
-        if rule.stage == "push":
-            pending = facts.scan_pending or f"scan of {facts.digest} has no result yet"
-            passed, message, retry = False, f"{pending}; push again shortly — the result is kept", True
+        if rule.stage == "push" and facts.scan_pending is not None:
+            passed, message, retry = False, f"{facts.scan_pending}; push again shortly — the result is kept", True
+        elif rule.stage == "push":  # explain: no push waits here
+            passed, message = False, "not scanned yet (a push waits for its scan, up to scan.push_timeout)"
         else:
             passed, message = False, "not scanned yet, so its vulnerabilities are unknown; retry shortly"
     elif rule.check == "scanned":

@@ -261,8 +261,6 @@ class AdmissionService:
                                        replace(rules, pull=rules.pull + rules.push))
         if any(r.check == "labels" for r in rules.push):
             facts = replace(facts, labels=await self._labels(repository, manifest))
-        if facts.scan is None:
-            facts = replace(facts, scan_pending=f"scan of {found.digest} has no result yet")
         return Explanation(repository, found.digest, True, tuple(policy.evaluate(rules.push + rules.pull, facts)))
 
     # -- labels --------------------------------------------------------------------------------
