@@ -71,7 +71,7 @@ def tar_layer(files: dict[str, bytes], *, compress: bool = True) -> bytes:
 
 def image_of(layers: list[bytes], *, architecture: str = "amd64", env: tuple[str, ...] = ()) -> Image:
     config = dumps({"architecture": architecture, "os": "linux", "config": {"Env": list(env)},
-                    "rootfs": {"type": "layers", "diff_ids": [sha256(gzip.decompress(layer)) for layer in layers]}})
+                    "rootfs": {"type": "layers", "diff_ids": [sha256(_uncompressed(layer)) for layer in layers]}})
     document = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(OCI_CONFIG, config),
                 "layers": [descriptor(OCI_LAYER, layer) for layer in layers]}
     return Image(config, tuple(layers), dumps(document), OCI_MANIFEST)
@@ -140,3 +140,7 @@ def write_advisory(directory: Path, advisory_id: str, package: str, ecosystem: s
         "database_specific": {"severity": severity},
     }
     (directory / f"{advisory_id}.json").write_text(json.dumps(document))
+
+
+def _uncompressed(layer: bytes) -> bytes:
+    return gzip.decompress(layer) if layer.startswith(b"\x1f\x8b") else layer
