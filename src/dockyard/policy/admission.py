@@ -189,6 +189,7 @@ def _secret(found: SecretFinding) -> str:
 def _secrets(secrets: Sequence[SecretFinding]) -> tuple[bool, str]:
     if not secrets:
         return True, "no secrets found"
+    secrets = list({(s.layer, s.path, s.rule, s.line): s for s in secrets}.values())  # children share layers
     ordered = sorted(secrets, key=lambda s: (s.removed, s.layer, s.path, s.line))
     listed = [_secret(s) for s in ordered[:SHOWN]]
     more = f" and {len(secrets) - SHOWN} more" if len(secrets) > SHOWN else ""
@@ -206,7 +207,8 @@ def _malware(scan: ScanFacts) -> tuple[bool, str]:
                        "or remove the malware rule")
     if not scan.malware:
         return True, "no malware found"
-    found = sorted(scan.malware, key=lambda m: (m.removed, m.layer, m.path))
+    unique = {(m.layer, m.path, m.signature): m for m in scan.malware}
+    found = sorted(unique.values(), key=lambda m: (m.removed, m.layer, m.path))
     listed = [f"{m.signature} in /{m.path.lstrip('/')} ({_where(m.layer, m.path, m.removed)})" for m in found]
     noun = "malware detection" if len(found) == 1 else "malware detections"
     return False, f"{len(found)} {noun}: {'; '.join(listed[:SHOWN])}" + (
