@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.jobs.scan import Rematch, ScanQueue, scan_jobs
+from dockyard.jobs.scan import NodeSlots, Rematch, ScanQueue, ScanWorkers, scan_jobs
 from dockyard.services.scanning import ScanTimeout
 from dockyard.services.vulndb import VulnDbService
 from dockyard.storage import layout
@@ -232,3 +232,43 @@ async def test_the_report_needs_pull_access_and_a_known_reference(registry: Regi
     assert await scan_row(registry.parts, image.digest) is None  # nothing scanned for them
     async with client_as(registry, None) as anonymous:
         assert (await anonymous.get(f"/api/v1/repositories/{NAME}/manifests/v1/scan")).status_code == 401
+
+
+async def test_the_workers_of_a_node_scan_what_the_queue_reads(registry: Registry, tmp_path: Path) -> None:
+    parts = registry.parts
+    finished = asyncio.Event()
+    outcomes: list[str] = []
+
+    def observe(outcome: str) -> None:
+        outcomes.append(outcome)
+        finished.set()
+
+    service = node(parts, "node-w", outcomes=None)
+    service.observe = lambda outcome, _seconds: observe(outcome)
+    workers = ScanWorkers(service, parts.config.scan, NodeSlots(tmp_path / "slots", parts.config.scan.workers))
+    workers.start()
+    try:
+        image = debian_app()
+        await push_image(registry.client, NAME, image, "v1")
+        queue = ScanQueue(parts.db, service, parts.config.scan, workers.wake)
+        assert await queue.is_due()
+        assert (await queue.run()).queued == 1
+        assert not await queue.is_due()
+        await asyncio.wait_for(finished.wait(), 60)
+    finally:
+        await workers.stop()
+    assert outcomes == ["done"]
+    assert (await scan_row(parts, image.digest)).status == "done"  # type: ignore[union-attr]
+
+
+def test_a_node_runs_at_most_its_number_of_scans(tmp_path: Path) -> None:
+    one, other = NodeSlots(tmp_path, 2), NodeSlots(tmp_path, 2)  # as two worker processes see them
+    held = [one.take(), other.take()]
+    assert None not in held
+    assert one.take() is None
+    assert other.take() is None
+    NodeSlots.give(held.pop())
+    again = other.take()
+    assert again is not None
+    for fd in (*held, again):
+        NodeSlots.give(fd)  # type: ignore[arg-type]
