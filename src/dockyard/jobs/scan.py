@@ -113,7 +113,7 @@ class ScanQueue:
         if recheck is not None and datetime.fromisoformat(recheck) <= utcnow():
             return True
         async with self.db.read() as conn:
-            return await scans.last_event_id(conn) > int(state["after"])
+            return await scans.pushed_after(conn, int(state["after"]))
 
     async def run(self) -> QueueReport:
         """Queue the images pushed since the cursor; nothing at all with scan.enabled = false."""
