@@ -50,7 +50,6 @@ __all__ = ["ScanReport", "ScanService", "ScanTimeout", "is_image"]
 
 log = logging.getLogger("dockyard.scan")
 CONFIG_MAX_BYTES = 8 * 1024 * 1024  # an image config larger than this is refused (they are a few KiB)
-CLAMD_MAX_FILE_BYTES = 25 * 1024 * 1024  # clamd's own default StreamMaxLength
 CLAIM_TTL = timedelta(minutes=5)  # renewed every third of it while the scan runs
 RETRY = scans.Retry(after=timedelta(minutes=5), max_attempts=3)
 UNSCANNED = "unscanned"
@@ -381,7 +380,7 @@ def _walk(tar_layers: list[layers.Layer], max_file_bytes: int, clamd: Clamd | No
     engine = None
     if clamd is not None:
         engine = clamd.version()
-        malware = ClamdVisitor(clamd, CLAMD_MAX_FILE_BYTES)
+        malware = ClamdVisitor(clamd)  # files up to clamd's own default StreamMaxLength
         visitors.append(malware)
     history = layers.walk(tar_layers, visitors)
     found_malware = tuple(malware.findings(history)) if malware is not None else ()
