@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -284,11 +285,16 @@ class ScanService:
         config = await self._config(manifest.config)
         config_findings = config_secrets(config, manifest.config.digest)
         loop = asyncio.get_running_loop()
-        tar_layers = [layers.Layer(d.digest, d.media_type, blob_opener(self.store, d.digest, loop))
+        stop = threading.Event()
+        tar_layers = [layers.Layer(d.digest, d.media_type, blob_opener(self.store, d.digest, loop, stop))
                       for d in manifest.layers if _is_tar_layer(d)]
         clamd = Clamd(self.config.clamd.socket, self.config.clamd.timeout.total_seconds()) \
             if self.config.clamd.socket else None
-        analysis = await asyncio.to_thread(_walk, tar_layers, self.config.secret_max_file_bytes, clamd)
+        try:
+            analysis = await asyncio.to_thread(_walk, tar_layers, self.config.secret_max_file_bytes, clamd)
+        except asyncio.CancelledError:
+            stop.set()  # the thread's next read ends its walk
+            raise
         findings = analysis.findings
         secrets = (*config_findings, *findings.secrets)
         return Analysis(analysis.inventory, Findings(secrets, findings.malware, findings.files_scanned,
