@@ -18,6 +18,7 @@ from dockyard.services.scanning import ScanTimeout
 from dockyard.services.vulndb import VulnDbService
 from dockyard.storage import layout
 from dockyard.store import scans
+from dockyard.store.clock import utcnow
 from tests.integration.conftest import Registry, client_as
 from tests.integration.scanning_support import (
     AWS_SECRET,
@@ -272,3 +273,19 @@ def test_a_node_runs_at_most_its_number_of_scans(tmp_path: Path) -> None:
     assert again is not None
     for fd in (*held, again):
         NodeSlots.give(fd)  # type: ignore[arg-type]
+
+
+async def test_rows_of_images_no_repository_holds_are_forgotten(registry: Registry) -> None:
+    parts = registry.parts
+    kept, gone = debian_app(architecture="amd64"), debian_app(architecture="arm64")
+    await push_image(registry.client, NAME, kept, "kept")
+    await push_image(registry.client, NAME, gone, "gone")
+    await queue_pushed(parts)
+    await drain(parts.scanning)
+    assert (await registry.client.delete(f"/v2/{NAME}/manifests/{gone.digest}")).status_code == 202
+    async with parts.db.write() as conn:
+        assert await scans.forget_unheld(conn, utcnow() - timedelta(days=1)) == 0  # too recent yet
+        assert await scans.forget_unheld(conn, utcnow() + timedelta(seconds=1)) == 1
+    assert await scan_row(parts, gone.digest) is None
+    assert await scan_row(parts, kept.digest) is not None
+    assert (await Rematch(parts.db, parts.scanning).run()).forgotten == 0
