@@ -156,6 +156,12 @@ MADE_BY_THE_REGISTRY: dict[str, str] = {
     "admission_rules.check": "a check name from policy/admission.CHECKS",
     "admission_rules.mode": "'enforce' or 'warn' (policy/admission.MODES)",
     "admission_rules.severity": "one of report.SEVERITIES",
+    # Scans (store/scans.py): one row per stored manifest's digest, written by the scanner only.
+    "scans.digest": "the digest of a stored (or verified, being pushed) manifest",
+    "scans.status": "'queued', 'running', 'done' or 'failed'",
+    "scans.claimed_by": "<hostname>:<pid> of the node",
+    "scans.scanner_version": "report.SCANNER_VERSION",
+    "scans.error": "a failure's message, cut to the column by store/scans.fail",
 }
 
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -50,7 +51,6 @@ __all__ = ["ScanReport", "ScanService", "ScanTimeout", "is_image"]
 
 log = logging.getLogger("dockyard.scan")
 CONFIG_MAX_BYTES = 8 * 1024 * 1024  # an image config larger than this is refused (they are a few KiB)
-CLAMD_MAX_FILE_BYTES = 25 * 1024 * 1024  # clamd's own default StreamMaxLength
 CLAIM_TTL = timedelta(minutes=5)  # renewed every third of it while the scan runs
 RETRY = scans.Retry(after=timedelta(minutes=5), max_attempts=3)
 UNSCANNED = "unscanned"
@@ -285,11 +285,16 @@ class ScanService:
         config = await self._config(manifest.config)
         config_findings = config_secrets(config, manifest.config.digest)
         loop = asyncio.get_running_loop()
-        tar_layers = [layers.Layer(d.digest, d.media_type, blob_opener(self.store, d.digest, loop))
+        stop = threading.Event()
+        tar_layers = [layers.Layer(d.digest, d.media_type, blob_opener(self.store, d.digest, loop, stop))
                       for d in manifest.layers if _is_tar_layer(d)]
         clamd = Clamd(self.config.clamd.socket, self.config.clamd.timeout.total_seconds()) \
             if self.config.clamd.socket else None
-        analysis = await asyncio.to_thread(_walk, tar_layers, self.config.secret_max_file_bytes, clamd)
+        try:
+            analysis = await asyncio.to_thread(_walk, tar_layers, self.config.secret_max_file_bytes, clamd)
+        except asyncio.CancelledError:
+            stop.set()  # the thread's next read ends its walk
+            raise
         findings = analysis.findings
         secrets = (*config_findings, *findings.secrets)
         return Analysis(analysis.inventory, Findings(secrets, findings.malware, findings.files_scanned,
@@ -381,7 +386,7 @@ def _walk(tar_layers: list[layers.Layer], max_file_bytes: int, clamd: Clamd | No
     engine = None
     if clamd is not None:
         engine = clamd.version()
-        malware = ClamdVisitor(clamd, CLAMD_MAX_FILE_BYTES)
+        malware = ClamdVisitor(clamd)  # files up to clamd's own default StreamMaxLength
         visitors.append(malware)
     history = layers.walk(tar_layers, visitors)
     found_malware = tuple(malware.findings(history)) if malware is not None else ()
