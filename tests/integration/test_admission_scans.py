@@ -16,7 +16,15 @@ from dockyard.services.vulndb import VulnDbService
 from dockyard.store import accounts, scans
 from dockyard.store import admission as admission_rows
 from tests.integration.conftest import Registry, open_registry
-from tests.integration.scanning_support import AWS_SECRET, NAME, debian_app, opened, scan_config, write_advisory
+from tests.integration.scanning_support import (
+    AWS_SECRET,
+    NAME,
+    debian_app,
+    image_of,
+    opened,
+    scan_config,
+    write_advisory,
+)
 from tests.support.content import OCI_INDEX, Image, make_index, push_blob, push_image, push_manifest
 
 P = "/api/v1/projects/team"
@@ -158,3 +166,13 @@ async def test_a_scan_past_the_push_timeout_answers_503_and_a_retry_uses_its_res
         assert warned.status_code == 201, warned.text
         assert warned.headers["dockyard-policy-warning"] == (
             f"scan of {other.digest} still running after 0s; push again shortly - the result is kept")
+
+
+async def test_an_image_whose_scan_fails_is_refused_not_retried(registry: Registry) -> None:
+    await setup(registry, {"push": {"secrets": "enforce"}})
+    api = registry.client
+    broken = image_of([b"not a tar archive, not gzip either"])
+    await push_blobs(api, broken)
+    message = error_of(await push_manifest(api, NAME, "v1", broken.manifest), 403, "DENIED")["message"]
+    assert message.startswith(f"scan of {broken.digest} failed (")
+    assert message.endswith("): the image cannot be checked; fix it and push again")

@@ -89,6 +89,7 @@ class Facts:
     digest: str
     scan: ScanFacts | None = None  # None: no current scan result
     scan_pending: str | None = None  # at push, why there is none: "scan of sha256:… still running after 60s"
+    scan_failed: str | None = None  # at push, the scan ended without a result: "scan of sha256:… failed (…)"
     labels: frozenset[str] = frozenset()  # label keys of the config, and annotation keys
     signed: bool = False
     trusted_keys: tuple[tuple[str, str], ...] = ()  # (name, hex fingerprint) the project trusts
@@ -133,7 +134,9 @@ def evaluate(rules: Sequence[AdmissionRule], facts: Facts) -> list[Verdict]:
 def _verdict(rule: AdmissionRule, facts: Facts) -> Verdict:
     passed, message, retry = True, "", False
     if rule.check in SCAN_CHECKS and rule.check != "scanned" and facts.scan is None:
-        if rule.stage == "push" and facts.scan_pending is not None:
+        if rule.stage == "push" and facts.scan_failed is not None:
+            passed, message = False, f"{facts.scan_failed}: the image cannot be checked; fix it and push again"
+        elif rule.stage == "push" and facts.scan_pending is not None:
             passed, message, retry = False, f"{facts.scan_pending}; push again shortly — the result is kept", True
         elif rule.stage == "push":  # explain: no push waits here
             passed, message = False, "not scanned yet (a push waits for its scan, up to scan.push_timeout)"

@@ -95,12 +95,10 @@ def scan_facts(report: ScanReport) -> ScanFacts | None:
                      all(part.malware_engine is not None for part in parts))
 
 
-def _not_done(report: ScanReport) -> str:
-    parts = [part for part in (report.children or (report,)) if part.status not in ("done", "not-an-image")]
-    failed = next((part for part in parts if part.error), None)
-    if failed is not None:
-        return f"scan of {failed.digest} failed ({failed.error})"
-    return f"scan of {report.digest} is {parts[0].status if parts else 'not done'}"
+def _failed(report: ScanReport) -> str | None:
+    """Why the scan of an image (or of a child of an index) ended without a result, if it did."""
+    failed = next((part for part in (report.children or (report,)) if part.status == "failed"), None)
+    return None if failed is None else f"scan of {failed.digest} failed ({failed.error or 'no reason given'})"
 
 
 class AdmissionService:
@@ -186,7 +184,9 @@ class AdmissionService:
                 return replace(facts, scan_pending=f"scan of {digest} could not finish ({exc.message})")
             found = scan_facts(report)
             if found is None:
-                return replace(facts, scan_pending=_not_done(report))
+                failed = _failed(report)
+                return replace(facts, scan_failed=failed) if failed else replace(
+                    facts, scan_pending=f"scan of {digest} is still queued or running")
             facts = replace(facts, scan=found)
         return facts
 
