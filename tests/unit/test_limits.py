@@ -19,7 +19,9 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digests import MAX_DIGEST_LENGTH, parse_digest
 from dockyard.oci.manifests import parse_manifest
 from dockyard.oci.names import validate_name, validate_tag
+from dockyard.policy.admission import CHECKS, MODES, STAGES, allow_entry, vulnerability_id
 from dockyard.policy.checks import check_cron, check_glob, check_pattern
+from dockyard.scan.report import SEVERITIES
 from dockyard.services.access import ROBOT_PREFIX
 from dockyard.services.accounts import check_account_name, check_project_name, robot_login
 from dockyard.storage import layout
@@ -104,6 +106,10 @@ EDGE_CHECKS: dict[str, EdgeCheck] = {
     "projects.tag_pattern": PATTERN,
     "retention_policies.schedule": EdgeCheck(check_cron, "0 3 * * *" + " " * (limits.CRON - 9),
                                              "0 3 * * *" + " " * (limits.CRON - 8)),
+    "vuln_allowlist.vulnerability": EdgeCheck(vulnerability_id, "C" * limits.VULN_ID, "C" * (limits.VULN_ID + 1)),
+    "vuln_allowlist.reason": EdgeCheck(lambda v: allow_entry({"id": "CVE-1", "reason": v}),
+                                       "r" * limits.ALLOW_REASON, "r" * (limits.ALLOW_REASON + 1)),
+    "vuln_allowlist.created_by": PRINCIPAL,
 }
 
 # Columns whose values the registry makes itself, and why each fits (checked below where it can be).
@@ -135,6 +141,27 @@ MADE_BY_THE_REGISTRY: dict[str, str] = {
     "job_runs.outcome": "'running', 'ok' or 'failed'",
     "job_state.name": "a job's fixed name",
     "retention_plans.fingerprint": "a hex SHA-256 digest",
+    # OSV imports: store/vulndb.fit refuses an advisory whose id does not fit, and skips an affected
+    # entry whose ecosystem or package name does not (counted in the import report).
+    "vuln_advisories.id": "an OSV id, refused by store/vulndb.fit when over the column",
+    "vuln_advisories.severity": "one of report.SEVERITIES (scan/severity.py)",
+    "vuln_advisories.vector": "a CVSS vector the cvss library scored, dropped by fit when over the column",
+    "vuln_affected.advisory_id": "the id of a stored advisory",
+    "vuln_affected.ecosystem": "an OSV ecosystem, the entry skipped by store/vulndb.fit when over the column",
+    "vuln_affected.package": "an OSV package name, the entry skipped by store/vulndb.fit when over the column",
+    "vuln_affected.severity": "one of report.SEVERITIES (scan/severity.py)",
+    "vulndb_revisions.source": "the path or URL an import read, cut to the column by store/vulndb.add_revision",
+    # Admission rules: policy/admission.parse_rules accepts only its own words for these.
+    "admission_rules.stage": "'push' or 'pull' (policy/admission.STAGES)",
+    "admission_rules.check": "a check name from policy/admission.CHECKS",
+    "admission_rules.mode": "'enforce' or 'warn' (policy/admission.MODES)",
+    "admission_rules.severity": "one of report.SEVERITIES",
+    # Scans (store/scans.py): one row per stored manifest's digest, written by the scanner only.
+    "scans.digest": "the digest of a stored (or verified, being pushed) manifest",
+    "scans.status": "'queued', 'running', 'done' or 'failed'",
+    "scans.claimed_by": "<hostname>:<pid> of the node",
+    "scans.scanner_version": "report.SCANNER_VERSION",
+    "scans.error": "a failure's message, cut to the column by store/scans.fail",
 }
 
 
@@ -193,6 +220,10 @@ def test_values_the_registry_makes_fit_their_columns() -> None:
     assert limits.ROBOT_NAME <= limits.PRINCIPAL_NAME
     assert MAX_DIGEST_LENGTH <= limits.DIGEST
     assert len("manifest") <= size("manifest_references.kind")
+    assert max(len(stage) for stage in STAGES) <= size("admission_rules.stage")
+    assert max(len(check) for checks in CHECKS.values() for check in checks) <= size("admission_rules.check")
+    assert max(len(mode) for mode in MODES) <= size("admission_rules.mode")
+    assert max(len(severity) for severity in SEVERITIES) <= size("admission_rules.severity")
 
 
 def test_can_hold_refuses_what_postgresql_cannot_store() -> None:
