@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -35,7 +36,7 @@ from dockyard.oci.manifests import Descriptor, Manifest, parse_manifest
 from dockyard.scan import layers
 from dockyard.scan.clamd import Clamd, ClamdVisitor
 from dockyard.scan.inventory import PackageVisitor
-from dockyard.scan.report import SCANNER_VERSION, Analysis, Findings, Inventory, Vulnerability
+from dockyard.scan.report import SCANNER_VERSION, Analysis, Findings, Inventory
 from dockyard.scan.secrets import SecretVisitor, config_secrets
 from dockyard.services.blob_streams import blob_opener
 from dockyard.services.manifests import ManifestService
@@ -177,7 +178,7 @@ class ScanService:
             await self._scan_once(digest, manifest)
             current = await self.current(digest)
         if current is not None:
-            return current if platform is None else _with_platform(current, platform)
+            return current if platform is None else replace(current, platform=platform)
         async with self.db.read() as conn:
             row = await scans.read(conn, digest)
         return ScanReport(digest, UNSCANNED, platform=platform) if row is None else ScanReport.from_row(
@@ -394,14 +395,3 @@ def _walk(tar_layers: list[layers.Layer], max_file_bytes: int, clamd: Clamd | No
                     Findings(tuple(secrets.findings(history)), found_malware, secrets.files_scanned,
                              secrets.skipped_large, secrets.skipped_binary, engine))
 
-
-def _with_platform(report: ScanReport, platform: str) -> ScanReport:
-    from dataclasses import replace
-    return replace(report, platform=platform)
-
-
-def vulnerabilities_of(report: ScanReport) -> tuple[Vulnerability, ...]:
-    """Every vulnerability of an image or of an index's children."""
-    if report.children:
-        return tuple(v for child in report.children for v in vulnerabilities_of(child))
-    return report.vulnerabilities
