@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.auth.principals import ROLES
 from dockyard.errors import ConfigError, RegistryError
@@ -21,9 +22,11 @@ from dockyard.oci.manifests import parse_manifest
 from dockyard.oci.names import validate_name, validate_tag
 from dockyard.policy.admission import CHECKS, MODES, STAGES, allow_entry, vulnerability_id
 from dockyard.policy.checks import check_cron, check_glob, check_pattern
+from dockyard.scan.cosign import public_key_pem
 from dockyard.scan.report import SEVERITIES
 from dockyard.services.access import ROBOT_PREFIX
 from dockyard.services.accounts import check_account_name, check_project_name, robot_login
+from dockyard.services.signatures import check_key_name
 from dockyard.storage import layout
 from dockyard.store import limits
 from dockyard.store.schema import metadata
@@ -110,6 +113,8 @@ EDGE_CHECKS: dict[str, EdgeCheck] = {
     "vuln_allowlist.reason": EdgeCheck(lambda v: allow_entry({"id": "CVE-1", "reason": v}),
                                        "r" * limits.ALLOW_REASON, "r" * (limits.ALLOW_REASON + 1)),
     "vuln_allowlist.created_by": PRINCIPAL,
+    "trusted_keys.name": EdgeCheck(check_key_name, "k" * limits.KEY_NAME, "k" * (limits.KEY_NAME + 1)),
+    "trusted_keys.created_by": PRINCIPAL,
 }
 
 # Columns whose values the registry makes itself, and why each fits (checked below where it can be).
@@ -151,6 +156,9 @@ MADE_BY_THE_REGISTRY: dict[str, str] = {
     "vuln_affected.package": "an OSV package name, the entry skipped by store/vulndb.fit when over the column",
     "vuln_affected.severity": "one of report.SEVERITIES (scan/severity.py)",
     "vulndb_revisions.source": "the path or URL an import read, cut to the column by store/vulndb.add_revision",
+    # Trusted keys: the registry stores the key it parsed, re-serialised (a P-256 PEM is ~180 characters).
+    "trusted_keys.public_key": "a P-256 public key's PEM, re-serialised by scan/cosign.public_key_pem",
+    "trusted_keys.fingerprint": "a hex SHA-256 digest",
     # Admission rules: policy/admission.parse_rules accepts only its own words for these.
     "admission_rules.stage": "'push' or 'pull' (policy/admission.STAGES)",
     "admission_rules.check": "a check name from policy/admission.CHECKS",
@@ -221,6 +229,8 @@ def test_values_the_registry_makes_fit_their_columns() -> None:
     assert MAX_DIGEST_LENGTH <= limits.DIGEST
     assert len("manifest") <= size("manifest_references.kind")
     assert max(len(stage) for stage in STAGES) <= size("admission_rules.stage")
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    assert len(public_key_pem(key)) <= size("trusted_keys.public_key")
     assert max(len(check) for checks in CHECKS.values() for check in checks) <= size("admission_rules.check")
     assert max(len(mode) for mode in MODES) <= size("admission_rules.mode")
     assert max(len(severity) for severity in SEVERITIES) <= size("admission_rules.severity")
