@@ -272,6 +272,7 @@ class Pushed:
     returncode: int
     stdout: str
     stderr: str
+    digest: str | None  # the manifest digest skopeo pushed (its --digestfile), None when it failed
 
     @property
     def ok(self) -> bool:
@@ -284,13 +285,16 @@ def push_layout(layout: Path, tag: str, host: str, destination: str, *, home: Pa
 
     skopeo runs with its own policy, registries.conf and auth file under ``home``; a missing skopeo
     skips the test (fails it under CI=true). The result is returned, not raised, so a test can read
-    the refusal skopeo printed.
+    the refusal skopeo printed. ``--preserve-digests`` keeps the manifest's bytes (and digest) as built.
     """
     skopeo = require_tool("skopeo")
     env = isolated_env(home)
     user, password = credentials
+    digest_file = home / "pushed-digest"
+    digest_file.unlink(missing_ok=True)
     command = [skopeo, "--policy", str(home / "policy.json"), "copy", "--dest-tls-verify=false",
-               "--dest-creds", f"{user}:{password}", *options, f"oci:{layout}:{tag}",
-               f"docker://{host}/{destination}"]
+               "--dest-creds", f"{user}:{password}", "--preserve-digests", "--digestfile", str(digest_file),
+               *options, f"oci:{layout}:{tag}", f"docker://{host}/{destination}"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
-    return Pushed(done.returncode, done.stdout, done.stderr)
+    digest = digest_file.read_text().strip() if done.returncode == 0 and digest_file.exists() else None
+    return Pushed(done.returncode, done.stdout, done.stderr, digest)
