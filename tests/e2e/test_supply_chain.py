@@ -1,0 +1,190 @@
+"""skopeo pushes real-data images to a real `dockyard serve`; the registry finds exactly what is in them.
+
+One server for the module, with a real clamd (tests/support/clamd.py: a tiny signature database
+with EICAR) configured as ``scan.clamd.socket``, and the OSV advisories of tests/data/osv imported
+with ``dockyard vulndb import`` on the server's data directory. Each test pushes with skopeo, then
+polls the scan API until the scan is done (bounded), and compares what the registry reports with
+what the test built (the packages with an independent parse of the real dpkg status).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.supply_chain import (
+    AWS_KEY_ID,
+    AWS_SECRET,
+    EICAR,
+    GITHUB_TOKEN,
+    NETRC_PASSWORD,
+    OSV_DATA,
+    PEM_KEY,
+    SCAN_DATA,
+    debian_image,
+    dockyard_cli,
+    expected_debian_packages,
+    wait_for_scan,
+)
+from tests.support.clamd import ClamdServer
+from tests.support.images import ImageConfig, build_image, build_index, build_layer, push_layout, write_layout
+from tests.support.server import ADMIN_AUTH, ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+SBOM_TYPE = "application/vnd.cyclonedx+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+@pytest.fixture(scope="module")
+def clamd() -> Iterator[ClamdServer]:
+    with tempfile.TemporaryDirectory(prefix="dockyard-clamd-") as directory, ClamdServer(Path(directory)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, clamd: ClamdServer) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("supply-chain") / "data"
+    env = {"DOCKYARD_SCAN__CLAMD__SOCKET": clamd.socket, "DOCKYARD_SCAN__INTERVAL": "1s"}
+    imported = dockyard_cli(data_dir, "vulndb", "import", str(OSV_DATA))
+    assert imported.returncode == 0, imported.stderr
+    with ServerProcess(data_dir=data_dir, env=env) as process:
+        with httpx.Client(base_url=process.url, auth=ADMIN_AUTH) as http:
+            for project in ("shop", "distros"):
+                assert http.post("/api/v1/projects", json={"name": project}).status_code == 201
+        yield process
+        print(*process.log().splitlines()[-60:], sep="\n")
+
+
+def package_keys(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    return sorted((p["type"], p["name"], p["version"], p["purl"], p["layer"]) for p in report["packages"])
+
+
+def test_the_debian_image_reports_exactly_its_packages_vulnerabilities_secrets_and_malware(
+    server: ServerProcess, tmp_path: Path,
+) -> None:
+    image = debian_image()
+    base, apps, test_file = (layer.digest for layer in image.layers)
+    layout = write_layout(tmp_path / "layout", "v1", image)
+    pushed = push_layout(layout, "v1", server.host, "shop/debian:v1", home=tmp_path / "skopeo")
+    assert pushed.ok, pushed.stderr
+    assert pushed.digest == image.digest
+
+    report = wait_for_scan(server.url, "shop/debian", "v1", done=lambda r: r["vulndb_revision"] is not None)
+    assert report["digest"] == image.digest
+
+    expected = [(p["type"], p["name"], p["version"], p["purl"], p["layer"]) for p in expected_debian_packages(base)]
+    expected += [("pypi", "requests", "2.31.0", "pkg:pypi/requests@2.31.0", apps),
+                 ("npm", "lodash", "4.17.20", "pkg:npm/lodash@4.17.20", apps)]
+    assert len(expected) == 90  # 88 dpkg packages in the minbase, one Python, one npm
+    assert package_keys(report) == sorted(expected)
+    assert report["distro"]["id"] == "debian" and report["distro"]["version_id"] == "12"
+
+    secrets = sorted((s["rule"], s["path"], s["line"], s["removed"], s["layer"]) for s in report["secrets"])
+    assert secrets == sorted([
+        ("aws-access-key-id", "root/.aws/credentials", 2, False, base),
+        ("aws-secret-access-key", "root/.aws/credentials", 3, False, base),
+        ("private-key", "root/.ssh/id_ecdsa", 1, True, base),  # deleted by layer 1's whiteout
+        ("netrc-password", "opt/legacy/.netrc", 3, True, base),  # hidden by layer 1's opaque directory
+        ("github-token", "config:Env", 2, False, image.config.digest),
+    ])
+    text = json.dumps(report)
+    for secret in (AWS_KEY_ID, AWS_SECRET, GITHUB_TOKEN, NETRC_PASSWORD, PEM_KEY.decode().splitlines()[1]):
+        assert secret not in text and secret[:12] not in text
+    for found in report["secrets"]:
+        assert found["masked"].endswith("****") and len(found["masked"].removesuffix("****")) <= 4
+
+    assert [(m["layer"], m["path"], m["removed"]) for m in report["malware"]] == [(test_file, "srv/eicar.com", False)]
+    assert "EICAR" in report["malware"][0]["signature"].upper()
+    assert report["malware_engine"]
+
+    ids = sorted(v["id"] for v in report["vulnerabilities"])
+    assert ids == sorted(EXPECTED_DEBIAN_VULNERABILITIES), report["vulnerabilities"]
+    assert report["summary"] == {s: sum(1 for v in report["vulnerabilities"] if v["severity"] == s)
+                                 for s in ("critical", "high", "medium", "low", "unknown")}
+
+    log = server.log()
+    for secret in (AWS_KEY_ID, AWS_SECRET, GITHUB_TOKEN, NETRC_PASSWORD, EICAR.decode()):
+        assert secret not in log
+
+    cli = dockyard_cli(server.data_dir, "scan", "shop/debian:v1", "--json")
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout) == report
+
+    (tmp_path / "report.json").write_text(json.dumps(report, indent=2))
+    print(f"scan report of shop/debian:v1 written to {tmp_path / 'report.json'}")
+
+
+EXPECTED_DEBIAN_VULNERABILITIES: tuple[str, ...] = ()
+
+
+def test_the_sbom_is_a_referrer_clients_can_list_and_copy(server: ServerProcess, tmp_path: Path) -> None:
+    image = debian_image()
+    layout = write_layout(tmp_path / "layout", "v1", image)
+    pushed = push_layout(layout, "v1", server.host, "shop/sbom:v1", home=tmp_path / "skopeo")
+    assert pushed.ok, pushed.stderr
+    report = wait_for_scan(server.url, "shop/sbom", "v1")
+    with httpx.Client(base_url=server.url, auth=ADMIN_AUTH, timeout=30.0) as http:
+        referrers = http.get(f"/v2/shop/sbom/referrers/{image.digest}").json()["manifests"]
+        sboms = [r for r in referrers if r.get("artifactType") == SBOM_TYPE]
+        assert len(sboms) == 1, referrers
+        manifest = http.get(f"/v2/shop/sbom/manifests/{sboms[0]['digest']}", headers={"Accept": OCI_MANIFEST}).json()
+        assert manifest["subject"]["digest"] == image.digest
+        document = http.get(f"/v2/shop/sbom/blobs/{manifest['layers'][0]['digest']}").json()
+    assert document["bomFormat"] == "CycloneDX"
+    purls = {c.get("purl") for c in document.get("components", [])}
+    assert {p["purl"] for p in report["packages"]} <= purls
+
+    copied = tmp_path / "sbom-copy"
+    skopeo_home = tmp_path / "skopeo"
+    done = push_layout_back(server, f"shop/sbom@{sboms[0]['digest']}", copied, skopeo_home)
+    assert done == sboms[0]["digest"]
+
+
+def push_layout_back(server: ServerProcess, reference: str, layout: Path, home: Path) -> str:
+    """skopeo copy docker://HOST/REFERENCE oci:LAYOUT:copy; the digest of what it wrote."""
+    from tests.e2e.clients import Skopeo
+
+    skopeo = Skopeo.create(home)
+    skopeo.login(server.host)
+    skopeo.copy(f"docker://{server.host}/{reference}", f"oci:{layout}:copy", "--preserve-digests")
+    index = json.loads((layout / "index.json").read_text())
+    return str(index["manifests"][0]["digest"])
+
+
+def test_an_alpine_and_an_rpm_image_in_one_index_each_get_their_packages_and_sbom(
+    server: ServerProcess, tmp_path: Path,
+) -> None:
+    alpine_root, rpm_root = SCAN_DATA / "alpine", SCAN_DATA / "rpm"
+    alpine = build_image([
+        build_layer({"etc/os-release": (alpine_root / "etc/os-release").read_bytes()}, compression="zstd"),
+        build_layer({"lib/apk/db/installed": (alpine_root / "lib/apk/db/installed").read_bytes()},
+                    compression="zstd"),
+    ], config=ImageConfig(cmd=("/bin/sh",)), platform=("linux", "arm64"))
+    rpm = build_image([
+        build_layer({"etc/os-release": (rpm_root / "etc/os-release").read_bytes(),
+                     "var/lib/rpm/rpmdb.sqlite": (rpm_root / "rpmdb.sqlite").read_bytes()}, compression="none"),
+    ], platform=("linux", "amd64"))
+    index = build_index([rpm, alpine])
+    layout = write_layout(tmp_path / "layout", "multi", index)
+    pushed = push_layout(layout, "multi", server.host, "distros/multi:v1", home=tmp_path / "skopeo",
+                         options=("--all",))
+    assert pushed.ok, pushed.stderr
+    report = wait_for_scan(server.url, "distros/multi", "v1")
+    children = {child["digest"]: child for child in report["children"]}
+    assert set(children) == {alpine.digest, rpm.digest}
+    alpine_packages = children[alpine.digest]["packages"]
+    assert alpine_packages and {p["type"] for p in alpine_packages} == {"apk"}
+    assert {p["layer"] for p in alpine_packages} == {alpine.layers[1].digest}
+    rpm_packages = children[rpm.digest]["packages"]
+    assert rpm_packages and {p["type"] for p in rpm_packages} == {"rpm"}
+    with httpx.Client(base_url=server.url, auth=ADMIN_AUTH, timeout=30.0) as http:
+        for child in (alpine, rpm):
+            referrers = http.get(f"/v2/distros/multi/referrers/{child.digest}").json()["manifests"]
+            assert [r["artifactType"] for r in referrers] == [SBOM_TYPE]
