@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from dockyard.config import Config
 from dockyard.errors import DatabaseUnavailable, RegistryError, Unavailable
 from dockyard.http.api_policies import PoliciesApi
 from dockyard.http.api_retention import RetentionApi
+from dockyard.http.api_signatures import SignaturesApi
 from dockyard.http.auth import Guard
 from dockyard.http.errors import render_error
 from dockyard.http.jobs import JobsApi
@@ -51,6 +53,7 @@ from dockyard.services.policies import PolicyService
 from dockyard.services.repositories import RepositoryService
 from dockyard.services.retention import RetentionService
 from dockyard.services.scrub import ScrubService
+from dockyard.services.signatures import SignatureService
 from dockyard.services.uploads import UploadService
 from dockyard.services.usage import UsageService
 from dockyard.storage import layout
@@ -82,6 +85,7 @@ class Components:
     retention: RetentionService
     collector: Collector
     repositories: RepositoryService
+    signatures: SignatureService
 
 
 def build_driver(config: Config) -> StorageDriver:
@@ -128,8 +132,10 @@ def build_components(config: Config) -> Components:
     scheduler = Scheduler(db, jobs, observe=lambda run: metrics.record_job(
         run.job, run.outcome, run.seconds, run.removed, run.bytes_freed, run.ended_at))
     accounts = AccountsService(db, passwords, access)
+    signatures = SignatureService(db, store, services.manifests, blobs=services.blobs, uploads=services.uploads,
+                                  access=access, registry_host=urllib.parse.urlsplit(config.token_realm).netloc)
     return Components(config, db, store, services, metrics, scheduler, AccessLog(), access, accounts, retention,
-                      collector, RepositoryService(db, accounts, grace_period=grace))
+                      collector, RepositoryService(db, accounts, grace_period=grace), signatures=signatures)
 
 
 async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None = None) -> None:
@@ -322,6 +328,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
         JobsApi(parts.db),
         RepositoryApi(parts.repositories),
         UsageApi(UsageService(parts.db, parts.accounts)),
+        SignaturesApi(parts.signatures),
     ])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

@@ -45,7 +45,8 @@ def test_cosign_signatures_verify_with_their_key_only(folder: Path, good: cosign
     assert not cosign.verify(bad, data, signature)
     assert not cosign.verify(good, data + b" ", signature)  # the exact bytes are signed
     claim = cosign.parse_payload(data)
-    assert claim.digest.startswith("sha256:") and claim.docker_reference
+    assert claim.digest.startswith("sha256:")
+    assert claim.docker_reference
 
 
 def test_the_unknown_key_signature_verifies_with_neither_key() -> None:
@@ -92,10 +93,12 @@ def test_sig5_manifest_parsed_and_its_payload_verified() -> None:
     config = (SIG5 / "config.json").read_bytes()
     data = (SIG5 / "payload.json").read_bytes()
     parsed = cosign.parse_signature_manifest(body)
-    assert parsed.subject is None and parsed.artifact_type is None
+    assert parsed.subject is None
+    assert parsed.artifact_type is None
     assert parsed.config_digest == f"sha256:{hashlib.sha256(config).hexdigest()}"
     [layer] = parsed.layers
-    assert layer.digest == f"sha256:{hashlib.sha256(data).hexdigest()}" and layer.size == len(data)
+    assert layer.digest == f"sha256:{hashlib.sha256(data).hexdigest()}"
+    assert layer.size == len(data)
     assert layer.signature == (SIG5 / "signature.b64").read_text().strip()
     assert cosign.verify(cosign.load_public_key((SIG5 / "cosign.pub").read_bytes()), data, layer.signature)
     # Rebuilt from its layers, cosign's manifest and config come out byte for byte.
@@ -246,7 +249,8 @@ def test_a_second_signature_appends_a_layer_and_an_identical_one_is_skipped() ->
     with_bundle = cosign.new_layer(data, again.signature or "", {cosign.BUNDLE_ANNOTATION: "{}"})
     assert not cosign.is_duplicate(one, with_bundle, verifies_with(first))
     config = json.loads(cosign.signature_config([one, two]))
-    assert config["rootfs"]["diff_ids"] == [one.digest, two.digest] and len(config["history"]) == 2
+    assert config["rootfs"]["diff_ids"] == [one.digest, two.digest]
+    assert len(config["history"]) == 2
     parsed = cosign.parse_signature_manifest(cosign.signature_manifest([one, two], json.dumps(config).encode()))
     assert [x.signature for x in parsed.layers] == [one.signature, two.signature]
 
@@ -262,7 +266,8 @@ def test_referrers_form() -> None:
     assert document["subject"] == subject
     assert list(document) == ["schemaVersion", "mediaType", "config", "layers", "subject", "artifactType"]
     parsed = cosign.parse_signature_manifest(body)
-    assert parsed.subject == subject["digest"] and parsed.artifact_type == cosign.SIGNATURE_ARTIFACT_TYPE
+    assert parsed.subject == subject["digest"]
+    assert parsed.artifact_type == cosign.SIGNATURE_ARTIFACT_TYPE
 
 
 @pytest.mark.parametrize(("payload", "says"), [
