@@ -204,5 +204,6 @@ def test_a_signature_the_real_cosign_pushed_verifies_once_its_key_is_trusted(
         after = http.get(url).json()
     assert after["signed"] is True
     assert [s["verified"] for s in after["signatures"]] == [True]
-    verified = dockyard_cli(server.data_dir, "verify", f"signed/fixture@{subject}", "--key", str(fixture / "cosign.pub"))
+    verified = dockyard_cli(server.data_dir, "verify", f"signed/fixture@{subject}", "--key",
+                            str(fixture / "cosign.pub"))
     assert verified.returncode == 0, verified.stderr
