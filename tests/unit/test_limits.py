@@ -135,6 +135,16 @@ MADE_BY_THE_REGISTRY: dict[str, str] = {
     "job_runs.outcome": "'running', 'ok' or 'failed'",
     "job_state.name": "a job's fixed name",
     "retention_plans.fingerprint": "a hex SHA-256 digest",
+    # OSV imports: store/vulndb.fit refuses an advisory whose id does not fit, and skips an affected
+    # entry whose ecosystem or package name does not (counted in the import report).
+    "vuln_advisories.id": "an OSV id, refused by store/vulndb.fit when over the column",
+    "vuln_advisories.severity": "one of report.SEVERITIES (scan/severity.py)",
+    "vuln_advisories.vector": "a CVSS vector the cvss library scored, dropped by fit when over the column",
+    "vuln_affected.advisory_id": "the id of a stored advisory",
+    "vuln_affected.ecosystem": "an OSV ecosystem, the entry skipped by store/vulndb.fit when over the column",
+    "vuln_affected.package": "an OSV package name, the entry skipped by store/vulndb.fit when over the column",
+    "vuln_affected.severity": "one of report.SEVERITIES (scan/severity.py)",
+    "vulndb_revisions.source": "the path or URL an import read, cut to the column by store/vulndb.add_revision",
 }
 
 
