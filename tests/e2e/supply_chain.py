@@ -141,6 +141,64 @@ def expected_debian_packages(layer: str) -> list[dict[str, Any]]:
     return packages
 
 
+# The vulnerabilities the Debian image must get from tests/data/osv/debian (its README's table: one
+# row per advisory and binary package; DYT advisories are made up, on real installed versions) and
+# from APP_ADVISORIES: (id, package, installed, fixed, severity).
+EXPECTED_VULNERABILITIES = sorted([
+    ("DYT-2026-0001", "zlib1g", "1:1.2.13.dfsg-1", "1:1.2.13.dfsg-2", "critical"),
+    ("DYT-2026-0004", "libc-bin", "2.36-9+deb12u14", "2.36-9+deb12u15", "high"),
+    ("DYT-2026-0004", "libc6", "2.36-9+deb12u14", "2.36-9+deb12u15", "high"),
+    ("DYT-2026-0007", "libc-bin", "2.36-9+deb12u14", "2.36-9+deb12u16", "high"),
+    ("DYT-2026-0007", "libc6", "2.36-9+deb12u14", "2.36-9+deb12u16", "high"),
+    ("DYT-2026-0008", "libsystemd0", "252.39-1~deb12u2", "252.39-1", "medium"),
+    ("DYT-2026-0008", "libudev1", "252.39-1~deb12u2", "252.39-1", "medium"),
+    ("DYT-2026-0011", "base-files", "12.4+deb12u15", None, "low"),
+    ("DYT-2026-0013", "tzdata", "2026b-0+deb12u1", None, "medium"),
+    ("DYT-2026-0015", "bash", "5.2.15-2+b13", "5.2.15-2+b5", "unknown"),
+    ("DYT-2026-0017", "login", "1:4.13+dfsg1-1+deb12u2", "1:4.13+dfsg1-1+deb12u3", "medium"),
+    ("DYT-2026-0017", "passwd", "1:4.13+dfsg1-1+deb12u2", "1:4.13+dfsg1-1+deb12u3", "medium"),
+    ("DYT-2026-0020", "gzip", "1.12-1", "1.12-2", "unknown"),
+    ("DYT-2026-0022", "libzstd1", "1.5.4+dfsg2-5", "1.5.4+dfsg2-6", "low"),
+    ("DYT-2026-0025", "libsystemd0", "252.39-1~deb12u2", "252.40-1", "high"),
+    ("DYT-2026-0025", "libudev1", "252.39-1~deb12u2", "252.40-1", "high"),
+    ("GHSA-35jh-r3h4-6jhm", "lodash", "4.17.20", "4.17.21", "high"),
+    ("GHSA-9wx4-h78v-vm56", "requests", "2.31.0", "2.32.0", "medium"),
+])
+
+
+def _app_advisory(ghsa: str, cve: str, ecosystem: str, name: str, fixed: str, vector: str,
+                  summary: str) -> dict[str, Any]:
+    return {"schema_version": "1.6.0", "id": ghsa, "modified": "2024-06-10T00:00:00Z", "aliases": [cve],
+            "summary": summary, "severity": [{"type": "CVSS_V3", "score": vector}],
+            "affected": [{"package": {"ecosystem": ecosystem, "name": name},
+                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]}
+
+
+# Two real GitHub advisories for the application layer's packages, as OSV publishes them (abridged).
+APP_ADVISORIES = (
+    _app_advisory("GHSA-35jh-r3h4-6jhm", "CVE-2021-23337", "npm", "lodash", "4.17.21",
+                  "CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H", "Command Injection in lodash"),
+    _app_advisory("GHSA-9wx4-h78v-vm56", "CVE-2024-35195", "PyPI", "requests", "2.32.0",
+                  "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:H/I:H/A:N",
+                  "Requests `Session` object does not verify requests after making first request with verify=False"),
+)
+
+
+def write_advisories(directory: Path) -> Path:
+    """tests/data/osv/debian and APP_ADVISORIES, as one directory of OSV JSON files to import."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in sorted((OSV_DATA / "debian").glob("*.json")):
+        (directory / source.name).write_bytes(source.read_bytes())
+    for advisory in APP_ADVISORIES:
+        (directory / f"{advisory['id']}.json").write_text(json.dumps(advisory))
+    return directory
+
+
+def vulnerability_keys(report: dict[str, Any]) -> list[tuple[str, str, str, str | None, str]]:
+    return sorted((v["id"], v["package"], v["installed"], v["fixed"], v["severity"])
+                  for v in report["vulnerabilities"])
+
+
 # -- the dockyard CLI and the scan API ----------------------------------------------------------------
 
 def dockyard_cli(data_dir: Path, *args: str, env: Mapping[str, str] | None = None,

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.e2e.clients import CommandFailed, Podman
-from tests.e2e.supply_chain import OSV_DATA, clean_image, debian_image, dockyard_cli
+from tests.e2e.supply_chain import clean_image, debian_image, dockyard_cli, write_advisories
 from tests.support.images import Blob, push_layout, write_layout
 from tests.support.server import ADMIN_AUTH, ServerProcess
 
@@ -32,7 +32,8 @@ WARNING_HEADER = "Dockyard-Policy-Warning"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("policies") / "data"
-    imported = dockyard_cli(data_dir, "vulndb", "import", str(OSV_DATA))
+    advisories = write_advisories(data_dir.parent / "osv")
+    imported = dockyard_cli(data_dir, "vulndb", "import", str(advisories))
     assert imported.returncode == 0, imported.stderr
     with ServerProcess(data_dir=data_dir, env={"DOCKYARD_SCAN__INTERVAL": "1s"}) as process:
         with httpx.Client(base_url=process.url, auth=ADMIN_AUTH) as http:
@@ -87,7 +88,8 @@ vulnerabilities = { severity = "critical", mode = "warn" }
         assert events, "no policy.warned event"
 
 
-CRITICAL_MESSAGE = "critical vulnerabilit"
+CRITICAL_MESSAGE = ("1 critical vulnerability: DYT-2026-0001 in zlib1g 1:1.2.13.dfsg-1 (fixed in 1:1.2.13.dfsg-2); "
+                    "allow-list or rebuild")
 
 
 def p256_key_pair(directory: Path, name: str) -> tuple[Path, Path]:
