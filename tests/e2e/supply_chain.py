@@ -34,6 +34,7 @@ import httpx
 from debian.deb822 import Deb822
 from packageurl import PackageURL
 
+from tests.support.clamd import EICAR
 from tests.support.images import Image, ImageConfig, Symlink, build_image, build_layer, opaque, whiteout
 from tests.support.server import ADMIN_AUTH, AUTH_ENV
 
@@ -55,7 +56,6 @@ AwEHoUQDQgAE4ocZxgdqLnMuVJYRuVTLWmF0lpuFkeMz4a9dZqnQaMRx0Zr3xrqn
 oBvHGCgHZqEu9w9vFwBNGyn0ZKcsvRaLmA==
 -----END EC PRIVATE KEY-----
 """
-EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 PYTHON_METADATA = b"""Metadata-Version: 2.1
 Name: requests

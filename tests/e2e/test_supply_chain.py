@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from tests.e2e.clients import require_tool
 from tests.e2e.supply_chain import (
     AWS_KEY_ID,
     AWS_SECRET,
-    EICAR,
     EXPECTED_VULNERABILITIES,
     GITHUB_TOKEN,
     NETRC_PASSWORD,
@@ -37,7 +35,7 @@ from tests.e2e.supply_chain import (
     wait_for_scan,
     write_advisories,
 )
-from tests.support.clamd import ClamdServer
+from tests.support.clamd import EICAR, ClamdServer, running_clamd
 from tests.support.images import build_image, build_index, build_layer, push_layout, write_layout
 from tests.support.server import ADMIN_AUTH, ServerProcess
 
@@ -49,14 +47,14 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 @pytest.fixture(scope="module")
 def clamd() -> Iterator[ClamdServer]:
-    with tempfile.TemporaryDirectory(prefix="dockyard-clamd-") as directory, ClamdServer(Path(directory)) as server:
+    with running_clamd({"Dockyard.Test.EICAR": EICAR}) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, clamd: ClamdServer) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("supply-chain") / "data"
-    env = {"DOCKYARD_SCAN__CLAMD__SOCKET": clamd.socket, "DOCKYARD_SCAN__INTERVAL": "1s"}
+    env = {"DOCKYARD_SCAN__CLAMD__SOCKET": clamd.unix_socket, "DOCKYARD_SCAN__INTERVAL": "1s"}
     advisories = write_advisories(data_dir.parent / "osv")
     imported = dockyard_cli(data_dir, "vulndb", "import", str(advisories))
     assert imported.returncode == 0, imported.stderr
@@ -110,7 +108,7 @@ def test_the_debian_image_reports_exactly_its_packages_vulnerabilities_secrets_a
         assert len(found["masked"].removesuffix("****")) <= 4
 
     assert [(m["layer"], m["path"], m["removed"]) for m in report["malware"]] == [(test_file, "srv/eicar.com", False)]
-    assert "EICAR" in report["malware"][0]["signature"].upper()
+    assert report["malware"][0]["signature"].startswith("Dockyard.Test.EICAR")
     assert report["malware_engine"]
 
     assert vulnerability_keys(report) == EXPECTED_VULNERABILITIES
