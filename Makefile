@@ -64,7 +64,8 @@ bench: $(STAMP)
 # Longer fuzz and stress runs than CI affords, the 30-minute memory soak among them (tests/e2e/test_soak.py:
 # RSS after the first 5 minutes grows by at most 5%, no 5xx; its curve is printed and written to a file).
 stress: $(STAMP)
-	DOCKYARD_STRESS=1 DOCKYARD_TEST_BIG_BLOB_MB=8192 $(BIN)/pytest -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	DOCKYARD_STRESS=1 DOCKYARD_TEST_BIG_BLOB_MB=8192 DOCKYARD_TEST_BIG_LAYER_MB=8192 $(BIN)/pytest -p no:cacheprovider \
+	  tests/e2e tests/unit/test_scan_layers.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
