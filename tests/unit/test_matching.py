@@ -100,7 +100,8 @@ CASES = [
      advisory("R2", entry("Rocky Linux:9", "openssl", ("introduced", "0"), ("fixed", "1:3.0.7-25.el9_3"))),
      True, "1:3.0.7-25.el9_3"),
     (pkg("rpm", "openssl-libs", "1:3.0.7-24.el9"), ROCKY,
-     advisory("R3", entry("Rocky Linux:9", "openssl-libs", ("introduced", "0"), ("fixed", "3.0.8-1.el9"))), False, None),
+     advisory("R3", entry("Rocky Linux:9", "openssl-libs", ("introduced", "0"), ("fixed", "3.0.8-1.el9"))),
+     False, None),
     (pkg("rpm", "bash", "5.1.8-6.el9_1"), Distro("rhel", "9.3"),
      advisory("R4", entry("Red Hat:enterprise_linux:9::baseos", "bash", ("introduced", "0"), ("fixed", "5.1.8-9.el9"))),
      True, "5.1.8-9.el9"),
@@ -135,7 +136,8 @@ CASES = [
      advisory("W1", entry("npm", "lodash", ("introduced", "0")), withdrawn=True), False, None),
     # an entry without "introduced" affects nothing; "introduced" alone affects every later version
     (pkg("npm", "lodash", "4.17.20"), None, advisory("E1", entry("npm", "lodash", ("fixed", "5.0.0"))), False, None),
-    (pkg("npm", "lodash", "4.17.20"), None, advisory("E2", entry("npm", "lodash", ("introduced", "4.17.20"))), True, None),
+    (pkg("npm", "lodash", "4.17.20"), None,
+     advisory("E2", entry("npm", "lodash", ("introduced", "4.17.20"))), True, None),
 ]
 
 
@@ -183,7 +185,8 @@ def test_an_unreadable_installed_version_matches_nothing_and_is_counted() -> Non
     package = pkg("npm", "lodash", "not-a-version")
     found = advisory("U1", entry("npm", "lodash", ("introduced", "0")))
     assert matching.match(matching.lookups([package], None), by_key([found]), stats) == []
-    assert stats.unreadable_installed == 1 and stats.examples == ["npm lodash not-a-version"]
+    assert stats.unreadable_installed == 1
+    assert stats.examples == ["npm lodash not-a-version"]
 
 
 def test_an_unreadable_event_skips_its_range_and_is_counted() -> None:

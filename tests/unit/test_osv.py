@@ -27,7 +27,8 @@ def test_parse_reads_every_field() -> None:
     assert advisory.id == "DYT-2026-0022"
     assert advisory.modified == datetime(2026, 11, 1, tzinfo=UTC)
     assert advisory.aliases == ("CVE-2026-90022",)
-    assert advisory.summary is not None and advisory.summary.startswith("libzstd: three ranges")
+    assert advisory.summary is not None
+    assert advisory.summary.startswith("libzstd: three ranges")
     assert (advisory.severity, advisory.score) == ("low", 3.3)
     assert not advisory.withdrawn
     [entry] = advisory.affected
@@ -39,7 +40,8 @@ def test_withdrawn_versions_and_details_as_summary() -> None:
     advisory = osv.parse(doc(withdrawn="2026-02-01T00:00:00Z", details="first line\nsecond", affected=[
         {"package": {"ecosystem": "PyPI", "name": "Django"}, "versions": ["4.2", "4.2.1"],
          "database_specific": {"severity": "Moderate"}}]))
-    assert advisory.withdrawn and advisory.summary == "first line"
+    assert advisory.withdrawn
+    assert advisory.summary == "first line"
     assert advisory.affected[0].versions == ("4.2", "4.2.1")
     assert advisory.affected[0].severity == "medium"
     assert advisory.severity == "unknown"
@@ -128,7 +130,8 @@ def test_bad_files_are_reported_by_name_and_reading_goes_on(tmp_path: Path) -> N
     (tmp_path / "c-list.json").write_text("[1, 2]")
     (tmp_path / "d-binary.json").write_bytes(b"\xff\xfe\x00garbage")
     (tmp_path / "e-damaged.zip").write_bytes(b"PK\x03\x04 not really a zip")
-    write_zip(tmp_path / "f.zip", {"no-id.json": b'{"summary": "x"}', "ok.json": (DATA / "DYT-2026-0002.json").read_bytes()})
+    write_zip(tmp_path / "f.zip", {"no-id.json": b'{"summary": "x"}',
+                                   "ok.json": (DATA / "DYT-2026-0002.json").read_bytes()})
     items = list(osv.read(tmp_path))
     assert ids(items) == ["DYT-2026-0001", "DYT-2026-0002"]
     errors = sorted(i.error or "" for i in items if i.advisory is None)
@@ -142,4 +145,6 @@ def test_bad_files_are_reported_by_name_and_reading_goes_on(tmp_path: Path) -> N
 
 def test_a_missing_file_is_an_item_with_the_reason(tmp_path: Path) -> None:
     [item] = osv.read(tmp_path / "gone.json")
-    assert item.advisory is None and item.error is not None and "gone.json: cannot read it" in item.error
+    assert item.advisory is None
+    assert item.error is not None
+    assert "gone.json: cannot read it" in item.error

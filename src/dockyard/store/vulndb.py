@@ -108,7 +108,9 @@ def fit(advisory: AdvisoryRow) -> tuple[AdvisoryRow | None, list[str]]:
             continue
         entries.append(entry)
     aliases = tuple(a for a in advisory.aliases if limits.can_hold(a, limits.VULN_ID))
-    vector = advisory.vector if advisory.vector is None or limits.can_hold(advisory.vector, limits.CVSS_VECTOR) else None
+    vector = advisory.vector
+    if vector is not None and not limits.can_hold(vector, limits.CVSS_VECTOR):
+        vector = None
     return dataclasses.replace(advisory, affected=tuple(entries), aliases=aliases, vector=vector,
                                summary=_clean(advisory.summary)), problems
 
