@@ -14,7 +14,7 @@ Each rule has a stable id (the ``rule`` of a ``SecretFinding``, what reports and
     slack-token            xoxb-/xoxp-/xoxa-/xoxr-/xoxs- + digits + 20 or more
     slack-webhook          https://hooks.slack.com/services/T…/B…/…
     npm-token              npm_ + 36
-    npmrc-auth             ``//registry…/:_authToken=…``, ``_auth=``, ``_password=`` (8+ characters)
+    npmrc-auth             ``//registry…/:_authToken=…``, ``_auth=``, ``_password=`` (16+ token characters)
     pypi-token             pypi-AgEIcHlwaS5vcmc… (and TestPyPI's pypi-AgENdGVzdC5weXBpLm9yZw…)
     netrc-password         ``password X`` in ``.netrc``/``_netrc``
     docker-config-auth     ``auths.*.auth`` (user:password), ``identitytoken``, ``registrytoken``,
@@ -92,7 +92,7 @@ _PLACEHOLDER_WORDS = frozenset({
 _PLACEHOLDER_PARTS = (
     "changeme", "change_me", "change-me", "changethis", "example", "placeholder", "xxxx", "****", "....",
     "<", ">", "${", "{{", "$(", "%(", "your_", "your-", "yourpass", "yoursecret", "replace_me", "replaceme",
-    "insert_", "dummy", "redacted",
+    "insert_", "dummy", "redacted", "mytoken", "mysecret", "mypassword", "%s",
 )
 # Published keys that open nothing: the Azure storage emulator's (Azurite's) account key.
 _PUBLIC_KEYS = frozenset({
@@ -104,6 +104,8 @@ def is_placeholder(value: str) -> bool:
     """Whether ``value`` is obviously not a real secret (documented, templated or filler)."""
     v = value.strip().strip("\"'").lower()
     if not v or v in _PLACEHOLDER_WORDS or v.startswith("$") or value.strip() in _PUBLIC_KEYS:
+        return True
+    if v[0] + v[-1] in ("{}", "[]", "()"):  # a template's slot: "{password}", "[TOKEN]"
         return True
     if len(set(v.replace("-", "").replace("_", ""))) <= 2:  # "xxxxxxxx", "00000000", "abababab"
         return True
@@ -173,7 +175,8 @@ TEXT_RULES: tuple[Rule, ...] = (
          _regex(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/(T[A-Z0-9]{6,}/[A-Za-z0-9/]{20,})")),
     Rule("npm-token", ("npm_",), _regex(_boundary(r"npm_[A-Za-z0-9]{36}"))),
     Rule("npmrc-auth", ("_auth", "_password"),
-         _regex(r"(?:^[ \t]*|:)(?:_authToken|_auth|_password)[ \t]*=[ \t]*[\"']?([^\s\"'\\]{8,})", re.M)),
+         _regex(r"(?:^|:)(?:_authToken|_auth|_password)[ \t]*=[ \t]*[\"']?([A-Za-z0-9+/=._~-]{16,})(?![^\s\"'])",
+                re.M)),
     Rule("pypi-token", ("pypi-AgE",),
          _regex(_boundary(r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}"))),
 )
