@@ -26,6 +26,7 @@ from dockyard.config import Config
 from dockyard.errors import DatabaseUnavailable, RegistryError, Unavailable
 from dockyard.http.api_policies import PoliciesApi
 from dockyard.http.api_retention import RetentionApi
+from dockyard.http.api_scan import ScanApi
 from dockyard.http.api_signatures import SignaturesApi
 from dockyard.http.auth import Guard
 from dockyard.http.errors import render_error
@@ -39,7 +40,8 @@ from dockyard.http.repositories import RepositoryApi
 from dockyard.http.token import TokenEndpoint
 from dockyard.http.usage import UsageApi
 from dockyard.jobs.gc import run_gc
-from dockyard.jobs.runs import recorded_run
+from dockyard.jobs.runs import node_name, recorded_run
+from dockyard.jobs.scan import ScanWorkers, scan_jobs
 from dockyard.jobs.scheduler import Job, Scheduler
 from dockyard.jobs.scrub import scrub_job
 from dockyard.jobs.uploads_purge import purge_uploads
@@ -52,10 +54,12 @@ from dockyard.services.manifests import ManifestService
 from dockyard.services.policies import PolicyService
 from dockyard.services.repositories import RepositoryService
 from dockyard.services.retention import RetentionService
+from dockyard.services.scanning import ScanService
 from dockyard.services.scrub import ScrubService
 from dockyard.services.signatures import SignatureService
 from dockyard.services.uploads import UploadService
 from dockyard.services.usage import UsageService
+from dockyard.services.vulndb import VulnDbService
 from dockyard.storage import layout
 from dockyard.storage.blobstore import BlobStore
 from dockyard.storage.driver import StorageDriver
@@ -86,6 +90,8 @@ class Components:
     collector: Collector
     repositories: RepositoryService
     signatures: SignatureService
+    scanning: ScanService
+    scan_workers: ScanWorkers
 
 
 def build_driver(config: Config) -> StorageDriver:
@@ -121,21 +127,27 @@ def build_components(config: Config) -> Components:
                                  lambda job, dry_run: recorded_run(db, job, dry_run=dry_run))
     scrub = ScrubService(db, store, grace_period=config.gc.grace_period, count_corrupt=metrics.blobs_corrupt.inc)
     collector = Collector(db, store, grace_period=grace)
+    scanning = ScanService(db, store, services.manifests, services.uploads, VulnDbService(db, config.scan.vulndb),
+                           config.scan, holder=node_name(), observe=metrics.record_scan)
+    scan_workers = ScanWorkers(scanning, config.scan)
     jobs = [
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),
         Job("gc", config.gc.interval.total_seconds(), lambda: run_gc(db, collector)),
         Job("retention", config.retention.interval.total_seconds(), retention.run_due),
         scrub_job(scrub, config.scrub),
+        *scan_jobs(db, scanning, config.scan, scan_workers),
     ]
     metrics.declare_jobs([job.name for job in jobs])
+    metrics.declare_scans()
     scheduler = Scheduler(db, jobs, observe=lambda run: metrics.record_job(
         run.job, run.outcome, run.seconds, run.removed, run.bytes_freed, run.ended_at))
     accounts = AccountsService(db, passwords, access)
     signatures = SignatureService(db, store, services.manifests, blobs=services.blobs, uploads=services.uploads,
                                   access=access, registry_host=urllib.parse.urlsplit(config.token_realm).netloc)
     return Components(config, db, store, services, metrics, scheduler, AccessLog(), access, accounts, retention,
-                      collector, RepositoryService(db, accounts, grace_period=grace), signatures=signatures)
+                      collector, RepositoryService(db, accounts, grace_period=grace), signatures=signatures,
+                      scanning=scanning, scan_workers=scan_workers)
 
 
 async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None = None) -> None:
@@ -275,6 +287,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
             startup.waiting = True
             starting = asyncio.create_task(_start_when_available(parts, startup))
         parts.scheduler.start()
+        parts.scan_workers.start()
         unwritten: list[dict[str, Any]] = []
         flusher = asyncio.create_task(_flush_pulls_forever(parts, unwritten))
         try:
@@ -287,6 +300,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
                 async with asyncio.timeout(shutdown_budget):
                     await flush_pulls(parts, unwritten)
             await parts.scheduler.stop()
+            await parts.scan_workers.stop()
             parts.access_log.flush()
             parts.metrics.flush()
             try:
@@ -329,6 +343,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
         RepositoryApi(parts.repositories),
         UsageApi(UsageService(parts.db, parts.accounts)),
         SignaturesApi(parts.signatures),
+        ScanApi(parts.scanning),
     ])
     other = Starlette(routes=[
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

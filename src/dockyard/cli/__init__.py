@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from dockyard.cli import access, gc, policies, retention, scrub, signing, usage, vulndb
+from dockyard.cli import access, gc, policies, retention, scan, scrub, signing, usage, vulndb
 from dockyard.cli.options import config_options, load, make_data_dir, run_on_database
 from dockyard.config import Config, build_config, load_config
 from dockyard.errors import ConfigError
@@ -271,5 +271,5 @@ def uploads_purge(config_file: Path | None, data_dir: Path | None, dry_run: bool
 
 
 for group in [*access.COMMANDS, *gc.COMMANDS, *retention.COMMANDS, *policies.COMMANDS, *scrub.COMMANDS,
-              *usage.COMMANDS, *signing.COMMANDS, *vulndb.COMMANDS]:
+              *usage.COMMANDS, *signing.COMMANDS, *scan.COMMANDS, *vulndb.COMMANDS]:
     main.add_command(group)

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from dockyard import events
 from dockyard.auth.authorize import MANAGEMENT, is_management
 from dockyard.auth.principals import Principal
-from dockyard.errors import RegistryError, RequestInvalid, Unauthorized
+from dockyard.errors import NameUnknown, RegistryError, RequestInvalid, Unauthorized
 from dockyard.http.auth import Guard
 from dockyard.http.errors import render_error, small_body
 from dockyard.services.accounts import AccountsService, parse_expiry, parse_time
@@ -42,6 +42,9 @@ class Operation:
     required: tuple[str, ...] = ()
     query: tuple[str, ...] = ()
     status: int = 200
+    # The path parameter naming a repository the caller must be allowed to pull, checked before the
+    # handler runs; a caller who may not is answered 404 NAME_UNKNOWN, whether it exists or not.
+    pull: str | None = None
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -137,6 +140,8 @@ class ManagementApi:
                     raise Unauthorized(f"this token is for the registry, not the management API: ask /token for "
                                        f"scope {MANAGEMENT} with your password, or send Basic credentials",
                                        headers=self._challenge("insufficient_scope"))
+                if op.pull is not None:
+                    await self._check_pull(caller.principal, request.path_params[op.pull])
                 body = await _json_body(request, op) if op.body else {}
                 actor = events.CURRENT_ACTOR.set(self.guard.actor(request, caller))
                 try:
@@ -149,6 +154,10 @@ class ManagementApi:
                 return Response(status_code=204)
             return JSONResponse(result, status_code=op.status)
         return endpoint
+
+    async def _check_pull(self, principal: Principal, repository: str) -> None:
+        if "pull" not in await self.guard.access.actions_on(principal, repository):
+            raise NameUnknown(detail={"name": repository[:300]})
 
     def _challenge(self, error: str | None = None) -> dict[str, str]:
         return {"WWW-Authenticate": self.guard.challenge_header([MANAGEMENT], error)}

@@ -7,7 +7,7 @@ modules add (each a tuple of ``Operation`` and a handler object with a ``_<name>
 
 from __future__ import annotations
 
-from dockyard.http import api_policies, api_signatures, jobs, repositories, usage
+from dockyard.http import api_policies, api_scan, api_signatures, jobs, repositories, usage
 from dockyard.http.api import OPERATIONS, ApiGroup, ManagementApi, Operation
 from dockyard.http.api_retention import OPERATIONS as RETENTION_OPERATIONS
 from dockyard.http.auth import Guard
@@ -21,6 +21,7 @@ GROUP_OPERATIONS: tuple[tuple[Operation, ...], ...] = (
     repositories.OPERATIONS,
     usage.OPERATIONS,
     api_signatures.OPERATIONS,
+    api_scan.OPERATIONS,
 )
 
 ALL_OPERATIONS: tuple[Operation, ...] = OPERATIONS + tuple(op for ops in GROUP_OPERATIONS for op in ops)

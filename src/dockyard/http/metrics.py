@@ -43,6 +43,8 @@ LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5
 _BOUNDS = (*LATENCY_BUCKETS, float("inf"))
 JOB_BUCKETS = (1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600)  # job runs: a second to a day
 JOB_OUTCOMES = ("ok", "failed")  # prometheus_client's buckets: the given ones, then +Inf
+SCAN_BUCKETS = (.1, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)  # an image scan: a tenth of a second to an hour
+SCAN_OUTCOMES = ("done", "failed", "rematched")
 # prometheus_client's files, by the prefix it names them with (then _<pid>.db), and its first size.
 _FILES = ("counter", "histogram", "gauge_livesum", "gauge_max")
 _FIRST_SIZE = 1 << 16
@@ -201,6 +203,13 @@ class Metrics:
         self.job_last_success = Gauge("dockyard_job_last_success_timestamp_seconds", "When a scheduled run of the "
                                       "job last ended well (Unix time; 0: not since start)", ["job"],
                                       registry=target, multiprocess_mode="max")
+        # Image scans (services/scanning.py), each series made by ``declare_scans`` at start.
+        self.scans = Counter("dockyard_scans_total", "Image scans by outcome: done, failed, or rematched (a "
+                             "stored inventory matched again after a vulnerability database change)",
+                             ["outcome"], registry=target)
+        self.scan_duration = Histogram("dockyard_scan_duration_seconds", "How long image scans (and re-matches) "
+                                       "took, by outcome", ["outcome"], registry=target, buckets=SCAN_BUCKETS)
+        self._scans_declared = False
         self._jobs: set[str] = set()
         self._pending: dict[tuple[str, str, int], _Tally] = {}
         self._later = FlushLater(self.flush, FLUSH_SECONDS)
@@ -238,6 +247,30 @@ class Metrics:
         self.job_bytes_freed.labels(job).inc(bytes_freed)
         if outcome == "ok":
             self.job_last_success.labels(job).set(ended_at)
+
+    def declare_scans(self) -> None:
+        """Make every scan series now (at 0), in room the files have: ``record_scan`` never adds one."""
+        if self._scans_declared:
+            return
+        if self.files is not None:
+            self.files.reserve()
+            cost = {"counter": sum(_entry_bytes(o) for o in SCAN_OUTCOMES),
+                    "histogram": (len(SCAN_BUCKETS) + 2) * sum(_entry_bytes(o) for o in SCAN_OUTCOMES)}
+            if not self.files.admit(cost):
+                raise RuntimeError(f"the metrics directory {self.files.directory} is full: this worker cannot "
+                                   "start; free space there (server.metrics_dir)")
+        for outcome in SCAN_OUTCOMES:
+            self.scans.labels(outcome)
+            self.scan_duration.labels(outcome)
+        self._scans_declared = True
+
+    def record_scan(self, outcome: str, seconds: float) -> None:
+        """Count one scan ("done", "failed") or re-match ("rematched")."""
+        if not self._scans_declared or outcome not in SCAN_OUTCOMES:
+            log.warning("scan outcome %s has no metric series: it is not counted", outcome)
+            return
+        self.scans.labels(outcome).inc()
+        self.scan_duration.labels(outcome).observe(seconds)
 
     def record(self, method: str, route: str, status: int, elapsed: float, bytes_in: int, bytes_out: int) -> None:
         """Count one request (in this worker's tallies; see the module docstring)."""
