@@ -24,6 +24,7 @@ from dockyard import events
 from dockyard.auth.passwords import Passwords
 from dockyard.config import Config
 from dockyard.errors import DatabaseUnavailable, RegistryError, Unavailable
+from dockyard.http.api_admission import AdmissionApi
 from dockyard.http.api_policies import PoliciesApi
 from dockyard.http.api_retention import RetentionApi
 from dockyard.http.api_scan import ScanApi
@@ -47,6 +48,7 @@ from dockyard.jobs.scrub import scrub_job
 from dockyard.jobs.uploads_purge import purge_uploads
 from dockyard.services.access import AccessService, KeyRing
 from dockyard.services.accounts import AccountsService
+from dockyard.services.admission import AdmissionService
 from dockyard.services.blobs import BlobService
 from dockyard.services.gc import Collector
 from dockyard.services.listing import ListingService
@@ -112,15 +114,18 @@ def build_components(config: Config) -> Components:
     access = AccessService(db, config.auth, passwords, KeyRing(db, config.auth))
     metrics = Metrics()
     grace = config.gc.grace_period
+    pulls = events.PullLog()
+    admission = AdmissionService(db, store, access, push_timeout=config.scan.push_timeout, pulls=pulls)
+    manifests = ManifestService(db, max_bytes=config.registry.manifest_max_bytes,
+                                cache_bytes=config.registry.manifest_cache_bytes,
+                                cache_entries=config.registry.manifest_cache_entries, grace_period=grace)
+    manifests.admission = admission
     services = RegistryServices(
         uploads=UploadService(db, store, grace_period=grace),
         blobs=BlobService(db, store, count_missing=metrics.blobs_missing.inc,
                           count_read_error=metrics.blob_read_errors.inc, grace_period=grace),
-        manifests=ManifestService(db, max_bytes=config.registry.manifest_max_bytes,
-                                  cache_bytes=config.registry.manifest_cache_bytes,
-                                  cache_entries=config.registry.manifest_cache_entries, grace_period=grace),
-        listing=ListingService(db, page_max=config.registry.list_page_max),
-        pulls=events.PullLog(),
+        manifests=manifests, listing=ListingService(db, page_max=config.registry.list_page_max),
+        pulls=pulls, admission=admission,
     )
     expiry = timedelta(seconds=config.registry.upload_expiry_seconds)
     retention = RetentionService(db, config.retention, access,
@@ -145,6 +150,8 @@ def build_components(config: Config) -> Components:
     accounts = AccountsService(db, passwords, access)
     signatures = SignatureService(db, store, services.manifests, blobs=services.blobs, uploads=services.uploads,
                                   access=access, registry_host=urllib.parse.urlsplit(config.token_realm).netloc)
+    admission.signatures = signatures
+    admission.scans = scanning  # the push rules wait for the scan of the pushed image; pull rules read it
     return Components(config, db, store, services, metrics, scheduler, AccessLog(), access, accounts, retention,
                       collector, RepositoryService(db, accounts, grace_period=grace), signatures=signatures,
                       scanning=scanning, scan_workers=scan_workers)
@@ -342,6 +349,7 @@ def create_app(config: Config, components: Components | None = None) -> ObserveM
         JobsApi(parts.db),
         RepositoryApi(parts.repositories),
         UsageApi(UsageService(parts.db, parts.accounts)),
+        AdmissionApi(parts.services.admission),
         SignaturesApi(parts.signatures),
         ScanApi(parts.scanning),
     ])

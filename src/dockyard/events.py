@@ -140,6 +140,18 @@ class ManifestPulled(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyWarned(Event):
+    """A push or pull went through although a ``warn`` admission rule failed (the message says why)."""
+
+    name = "policy.warned"
+    digest: str
+    stage: str  # "push" or "pull"
+    rules: tuple[str, ...]  # "push.secrets", "pull.signed", ...
+    message: str
+    reference: str  # the tag or digest pushed or pulled
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """Anything about accounts and access: logins, tokens, users, projects, teams, members, robots,
     keys. ``action`` is the event name (``login.failed``, ``member.set``, ``robot.created``, ...)."""
@@ -173,18 +185,18 @@ class PullLog:
     transaction of its own, and one write per manifest GET would cap reads at the write rate.
 
     Pulls of the same manifest by the same actor from the same address within one batch become
-    one row whose detail counts them (``"count": n``), so a fleet pulling one image thousands of
-    times a second writes a row a second. A process killed hard loses at most the last batch
-    (docs/access.md says so).
+    one row whose detail counts them (``"count": n``; ``policy.warned`` events of pulls alike), so a
+    fleet pulling one image thousands of times a second writes a row a second. A process killed
+    hard loses at most the last batch (docs/access.md says so).
     """
 
     def __init__(self, limit: int = 10_000) -> None:
-        self.pending: dict[tuple[str | None, str | None, str, str, str], dict[str, Any]] = {}
+        self.pending: dict[tuple[str | None, str | None, str, str, str, str], dict[str, Any]] = {}
         self.limit = limit
 
-    def add(self, event: ManifestPulled) -> None:
+    def add(self, event: ManifestPulled | PolicyWarned) -> None:
         actor = CURRENT_ACTOR.get()
-        key = (actor.name, actor.address, event.repository, event.digest, event.reference)
+        key = (actor.name, actor.address, event.name, event.repository, event.digest, event.reference)
         row = self.pending.get(key)
         if row is not None:
             row["detail"]["count"] += 1

@@ -19,6 +19,7 @@ from dockyard.cli.retention import retention
 if TYPE_CHECKING:  # the services load only when a command runs, not for --help
     from dockyard.auth.principals import Principal
     from dockyard.policy.document import ProjectPolicy
+    from dockyard.services.admission import AdmissionService
     from dockyard.services.policies import PolicyService
 
 T = TypeVar("T")
@@ -329,3 +330,119 @@ def policy_apply(config_file: Path | None, data_dir: Path | None, file: Path, as
 
 
 COMMANDS = [immutable, naming, quota, policy]
+
+
+# -- admission: the allow-list and explain -----------------------------------------------------
+
+
+def _with_admission(config_file: Path | None, data_dir: Path | None,
+                    action: Callable[[AdmissionService, Principal], Awaitable[T]]) -> T:
+    return as_admin(config_file, data_dir, lambda parts, me: action(parts.services.admission, me))
+
+
+@click.group()
+def allowlist() -> None:
+    """The vulnerability allow-list: vulnerabilities a project's push and pull rules do not count."""
+
+
+@allowlist.command("add")
+@config_options
+@click.argument("project")
+@click.argument("vulnerability", metavar="ID")
+@click.option("--reason", required=True, help="why the vulnerability is accepted (kept with the entry)")
+@click.option("--expires", metavar="DATE", help="the entry stops counting at the start of DATE (UTC), e.g. 2027-01-31")
+def allowlist_add(config_file: Path | None, data_dir: Path | None, project: str, vulnerability: str, reason: str,
+                  expires: str | None) -> None:
+    """Accept vulnerability ID (an id or alias: CVE-…, GHSA-…, DSA-…) in PROJECT.
+
+    An entry with the same ID is replaced. The push and pull vulnerability rules then skip every
+    vulnerability whose id or alias is ID, until the entry expires.
+
+    \b
+    Example:
+      dockyard allowlist add team-a CVE-2023-4863 --reason 'no image decoding' --expires 2027-01-31
+    """
+    fields = {"id": vulnerability, "reason": reason, "expires": expires}
+    saved = _with_admission(config_file, data_dir, lambda admission, me: admission.allow(me, project, fields))
+    until = f" until {saved['expires']}" if saved["expires"] else ""
+    click.echo(f"allowed {saved['id']} in {project}{until}: {saved['reason']}")
+
+
+@allowlist.command("list")
+@config_options
+@click.argument("project")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def allowlist_list(config_file: Path | None, data_dir: Path | None, project: str, as_json: bool) -> None:
+    """List PROJECT's allow-list (expired entries stay listed, marked, and no longer count).
+
+    \b
+    Example:
+      dockyard allowlist list team-a
+    """
+    entries = _with_admission(config_file, data_dir, lambda admission, me: admission.allowlist(me, project))
+    _show(entries, ["id", "reason", "expires", "expired", "created_by"], as_json,
+          f"project {project} has no allow-list entry")
+
+
+@allowlist.command("remove")
+@config_options
+@click.argument("project")
+@click.argument("vulnerability", metavar="ID")
+def allowlist_remove(config_file: Path | None, data_dir: Path | None, project: str, vulnerability: str) -> None:
+    """Remove ID from PROJECT's allow-list.
+
+    \b
+    Example:
+      dockyard allowlist remove team-a CVE-2023-4863
+    """
+    _with_admission(config_file, data_dir, lambda admission, me: admission.disallow(me, project, vulnerability))
+    click.echo(f"removed {vulnerability} from the allow-list of {project}")
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """(repository, tag or digest) of ``[HOST:PORT/]REPOSITORY[:TAG|@DIGEST]`` (tag default ``latest``)."""
+    first, _, rest = image.partition("/")
+    if rest and (":" in first or first == "localhost"):
+        image = rest
+    if "@" in image:
+        repository, _, digest = image.partition("@")
+        return repository, digest
+    repository, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:
+        return image, "latest"
+    return repository, tag
+
+
+@policy.command("explain")
+@config_options
+@click.argument("image")
+@click.option("--json", "as_json", is_flag=True, help="print the verdicts as JSON")
+def policy_explain(config_file: Path | None, data_dir: Path | None, image: str, as_json: bool) -> None:
+    """Print every push and pull rule's verdict on IMAGE, and why.
+
+    IMAGE is REPOSITORY:TAG or REPOSITORY@DIGEST (a leading HOST:PORT/ is ignored). Push rules are
+    evaluated against the stored scan result (a push would wait for one); nothing is refused or
+    recorded. Exit status 0 whatever the verdicts.
+
+    \b
+    Examples:
+      dockyard policy explain team-a/api:v1.2.3
+      dockyard policy explain team-a/api@sha256:… --json
+    """
+    repository, reference = split_image(image)
+    found = _with_admission(config_file, data_dir, lambda admission, me: admission.explain(repository, reference))
+    if as_json:
+        click.echo(json.dumps(found.to_json(), indent=2))
+        return
+    click.echo(f"{repository}:{reference} ({found.digest})" if "@" not in image else f"{repository}@{found.digest}")
+    if not found.gated:
+        click.echo("  an artifact (signature, SBOM or other non-image manifest): no rule applies")
+    elif not found.verdicts:
+        click.echo(f"  project {repository.split('/', 1)[0]} has no push or pull rules")
+    width = max((len(v.rule) for v in found.verdicts), default=0)
+    for verdict in found.verdicts:
+        outcome = verdict.to_json()["outcome"]
+        click.echo(f"  {verdict.rule.ljust(width)}  {verdict.mode.ljust(7)}  {outcome.ljust(6)}  {verdict.message}")
+
+
+COMMANDS.append(allowlist)

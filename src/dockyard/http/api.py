@@ -301,9 +301,9 @@ async def _json_body(request: Request, op: Operation) -> dict[str, Any]:
 
 
 _WORDS = {"string": "a string", "boolean": "a boolean", "integer": "an integer", "array": "an array of strings",
-          "null": "null"}
+          "object": "an object", "null": "null"}
 _PYTHON: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "array": (list, str),
-                                               "null": type(None)}
+                                               "object": dict, "null": type(None)}
 
 
 def _is_kind(value: object, kind: str) -> bool:

@@ -7,7 +7,7 @@ modules add (each a tuple of ``Operation`` and a handler object with a ``_<name>
 
 from __future__ import annotations
 
-from dockyard.http import api_policies, api_scan, api_signatures, jobs, repositories, usage
+from dockyard.http import api_admission, api_policies, api_scan, api_signatures, jobs, repositories, usage
 from dockyard.http.api import OPERATIONS, ApiGroup, ManagementApi, Operation
 from dockyard.http.api_retention import OPERATIONS as RETENTION_OPERATIONS
 from dockyard.http.auth import Guard
@@ -20,6 +20,7 @@ GROUP_OPERATIONS: tuple[tuple[Operation, ...], ...] = (
     jobs.OPERATIONS,
     repositories.OPERATIONS,
     usage.OPERATIONS,
+    api_admission.OPERATIONS,
     api_signatures.OPERATIONS,
     api_scan.OPERATIONS,
 )

@@ -27,12 +27,15 @@ from dockyard.http.errors import render_error
 from dockyard.http.files import BlobResponse, redirect_keeps_credentials
 from dockyard.http.routes import Match, MethodNotAllowed, bad_name_in, match
 from dockyard.oci.ranges import ByteRange, parse_content_range, parse_range
+from dockyard.policy.admission import header_value, warning
+from dockyard.services.admission import AdmissionService
 from dockyard.services.blobs import BlobService
 from dockyard.services.listing import ListingService, Page
 from dockyard.services.manifests import ManifestService
 from dockyard.services.uploads import UploadService, UploadStatus
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+POLICY_WARNING = "Dockyard-Policy-Warning"
 _API_VERSION_RAW = (b"docker-distribution-api-version", b"registry/2.0")
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -44,6 +47,7 @@ class RegistryServices:
     manifests: ManifestService
     listing: ListingService
     pulls: events.PullLog
+    admission: AdmissionService  # the pull rules
 
 
 def _upload_headers(name: str, status: UploadStatus) -> dict[str, str]:
@@ -129,9 +133,12 @@ class RegistryHandlers:
     async def get_manifest(self, request: Request, name: str, reference: str) -> ManifestResponse:
         found = await self.s.manifests.get(name, reference)
         head = request.method == "HEAD"
-        if not head:
+        warned = None
+        if not head:  # HEAD tells a digest, not the content: clients and cosign resolve tags with it
+            warned = warning(await self.s.admission.check_pull(name, found.digest, found.media_type, found.content,
+                                                               reference))
             self.s.pulls.add(events.ManifestPulled(name, found.digest, reference))
-        return ManifestResponse(found.content, found.media_type, found.digest, head=head)
+        return ManifestResponse(found.content, found.media_type, found.digest, head=head, warning=warned)
 
     async def put_manifest(self, request: Request, name: str, reference: str) -> Response:
         body = await self._manifest_body(request)
@@ -143,6 +150,8 @@ class RegistryHandlers:
             **API_VERSION})
         if pushed.subject:
             response.headers["OCI-Subject"] = pushed.subject
+        if pushed.warning:
+            response.headers[POLICY_WARNING] = header_value(pushed.warning)
         for tag in pushed.tags:
             response.headers.append("OCI-Tag", tag)
         return response
@@ -240,7 +249,8 @@ class ManifestResponse:
 
     __slots__ = ("body", "head", "headers")
 
-    def __init__(self, content: bytes, media_type: str, digest: str, *, head: bool) -> None:
+    def __init__(self, content: bytes, media_type: str, digest: str, *, head: bool,
+                 warning: str | None = None) -> None:
         self.body = b"" if head else content
         self.head = head
         digest_bytes = digest.encode("ascii")
@@ -248,6 +258,8 @@ class ManifestResponse:
             (b"content-type", media_type.encode("latin-1")), (b"content-length", b"%d" % len(content)),
             (b"docker-content-digest", digest_bytes), (b"etag", b'"%s"' % digest_bytes), _API_VERSION_RAW,
         ]
+        if warning:
+            self.headers.append((b"dockyard-policy-warning", header_value(warning).encode("ascii")))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.headers})

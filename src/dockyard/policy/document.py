@@ -16,14 +16,31 @@ The file is TOML; each ``[projects.NAME]`` table is the whole policy of that pro
     repository = "*"
     tag = "v*"
 
+    [projects.team-a.push]                 # admission rules (policy/admission.py), each enforce or warn
+    secrets = "enforce"
+    vulnerabilities = { severity = "critical", mode = "enforce" }
+    malware = "warn"
+    labels = { required = ["org.opencontainers.image.source"], mode = "enforce" }
+
+    [projects.team-a.pull]
+    signed = "enforce"
+    scanned = "warn"
+
+    [[projects.team-a.allow]]              # the vulnerability allow-list: an id or alias each
+    id = "CVE-2023-4863"
+    reason = "not reachable: no image decoding"
+    expires = 2027-01-31                   # a date (a string works too); the entry stops counting then
+
 A project in the file is made to match it exactly (a key left out means "none": no quota, no
-naming rule, no retention policy, no immutable rule); projects not in the file are left alone.
+naming rule, no retention policy, no immutable rule, no push or pull rule, an empty allow-list);
+projects not in the file are left alone.
 Parsing checks every value as the API does (``policy/values.py``); an unknown key is an error that
 names it and its line. ``diff`` is pure: the changes that turn one ``ProjectPolicy`` into another.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
@@ -31,11 +48,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dockyard.errors import RequestInvalid
-from dockyard.policy import values
+from dockyard.policy import admission, values
 from dockyard.policy.checks import format_size
+from dockyard.store.admission import AdmissionRule, AllowEntry
 from dockyard.store.policies import RetentionRules
 
-PROJECT_KEYS = ("quota", "naming", "retention", "immutable")
+PROJECT_KEYS = ("quota", "naming", "retention", "immutable", "push", "pull", "allow")
+ALLOW_KEYS = ("id", "reason", "expires")
 NAMING_KEYS = ("repository", "tag")
 IMMUTABLE_KEYS = ("repository", "tag")
 MAX_FILE_BYTES = 256 * 1024
@@ -51,6 +70,8 @@ class ProjectPolicy:
     tag_pattern: str | None = None
     retention: tuple[RetentionRules, ...] = ()
     immutable: tuple[tuple[str, str], ...] = ()  # (repository glob, tag glob)
+    admission: tuple[AdmissionRule, ...] = ()  # push and pull rules, by stage then check
+    allow: tuple[AllowEntry, ...] = ()  # the vulnerability allow-list, by id
 
 
 Sign = Literal["+", "-", "~"]
@@ -62,12 +83,15 @@ class PolicyChange:
 
     project: str
     sign: Sign
-    kind: Literal["quota", "naming.repository", "naming.tag", "retention", "immutable"]
-    key: str | None  # the retention policy's repository glob; the immutable rule as "REPO:TAG"
+    kind: Literal["quota", "naming.repository", "naming.tag", "retention", "immutable", "admission", "allow"]
+    key: str | None  # the retention policy's repository glob; the immutable rule as "REPO:TAG"; the
+    # admission rule as "STAGE.CHECK"; the allow-list entry's vulnerability id
     old: Any
     new: Any
 
     def line(self) -> str:
+        if self.kind in ("admission", "allow"):
+            return self._entry_line()
         where = f"{self.project} {self.kind}" + (f" {_quote(self.key)}" if self.key is not None else "")
         if self.kind == "quota":
             return f"{self.sign} {where}: {_size(self.old)} -> {_size(self.new)}"
@@ -86,6 +110,13 @@ class PolicyChange:
             return f"- {where}" + ("" if self.kind == "immutable" else f": {_text(self.old)}") + " (not in the file)"
         return f"~ {where}: {_text(self.old)} -> {_text(self.new)}"
 
+    def _entry_line(self) -> str:
+        where = f"{self.project} {self.key}" if self.kind == "admission" else f"{self.project} allow {self.key}"
+        if self.sign == "~":
+            return f"~ {where}: {_entry_text(self.old)} -> {_entry_text(self.new)}"
+        shown = self.new if self.sign == "+" else self.old
+        return f"{self.sign} {where}: {_entry_text(shown)}" + (" (not in the file)" if self.sign == "-" else "")
+
     def as_dict(self) -> dict[str, Any]:
         return {"project": self.project, "change": {"+": "add", "-": "remove", "~": "change"}[self.sign],
                 "kind": self.kind, "key": self.key, "old": self.old, "new": self.new}
@@ -97,6 +128,19 @@ def _size(size: int | None) -> str:
 
 def _text(value: object) -> str:
     return "none" if value is None else _quote(value) if isinstance(value, str) else str(value).lower()
+
+
+def _entry_text(view: object) -> str:
+    """An admission rule or allow-list entry as one line: ``enforce``, ``severity='high' mode='warn'``."""
+    if not isinstance(view, dict):
+        return str(view)
+    parts = []
+    for key, value in view.items():
+        if key == "id" or value is None:
+            continue
+        shown = "[" + ", ".join(_quote(v) for v in value) + "]" if isinstance(value, list) else _text(value)
+        parts.append(f"{key}={shown}")
+    return " ".join(parts)
 
 
 def _quote(text: str) -> str:
@@ -128,6 +172,21 @@ def diff(project: str, current: ProjectPolicy, desired: ProjectPolicy) -> list[P
         added = (repository, tag) in new_immutable
         changes.append(PolicyChange(project, "+" if added else "-", "immutable", f"{repository}:{tag}",
                                     None if added else pair, pair if added else None))
+    changes += _keyed_changes(project, "admission", {r.name: admission.rule_view(r) for r in current.admission},
+                              {r.name: admission.rule_view(r) for r in desired.admission})
+    changes += _keyed_changes(project, "allow", {e.vulnerability: admission.allow_view(e) for e in current.allow},
+                              {e.vulnerability: admission.allow_view(e) for e in desired.allow})
+    return changes
+
+
+def _keyed_changes(project: str, kind: Literal["admission", "allow"], old: dict[str, Any], new: dict[str, Any]
+                   ) -> list[PolicyChange]:
+    changes = []
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key), new.get(key)
+        if before != after:
+            sign: Sign = "+" if before is None else "-" if after is None else "~"
+            changes.append(PolicyChange(project, sign, kind, key, before, after))
     return changes
 
 
@@ -176,6 +235,11 @@ def _project(name: str, table: object, lines: list[str]) -> ProjectPolicy:
                                tuple(sorted(immutable)))
         _unique([r.repository_glob for r in retention], "retention policies for repository")
         _unique([f"{r}:{t}" for r, t in immutable], "immutable rules")
+        rules = _admission(table, name, lines)
+        allow = [_allow(entry, i, name, lines) for i, entry in enumerate(_tables(table, "allow"))]
+        _unique([e.vulnerability for e in allow], "allow-list entries for")
+        policy = dataclasses.replace(policy, admission=rules,
+                                     allow=tuple(sorted(allow, key=lambda e: e.vulnerability)))
     except RequestInvalid as exc:
         raise RequestInvalid(f"{where}: {exc.message}", detail=exc.detail) from None
     return policy
@@ -199,6 +263,34 @@ def _immutable(entry: dict[str, Any], index: int, project: str, lines: list[str]
     if "tag" not in entry:
         raise RequestInvalid(f"immutable #{index + 1} needs tag, a glob such as 'v*'", detail={"field": "tag"})
     return values.glob("repository", entry.get("repository", "*")), values.glob("tag", entry["tag"])
+
+
+def _admission(table: dict[str, Any], project: str, lines: list[str]) -> tuple[AdmissionRule, ...]:
+    rules: list[AdmissionRule] = []
+    for stage in admission.STAGES:
+        header = f"projects.{_quoted(project)}.{stage}"
+        stage_table = table.get(stage)
+        if isinstance(stage_table, dict):
+            _only(stage_table, admission.CHECKS[stage], stage, lines, header)
+        try:
+            rules += admission.parse_rules(stage, stage_table)
+        except RequestInvalid as exc:
+            field = str((exc.detail or {}).get("field", stage))
+            line = _line_of(field.split(".")[1] if "." in field else stage, lines, header, 0)
+            raise RequestInvalid(exc.message + (f" (line {line})" if line else ""), detail=exc.detail) from None
+    return tuple(rules)
+
+
+def _allow(entry: dict[str, Any], index: int, project: str, lines: list[str]) -> AllowEntry:
+    header = f"projects.{_quoted(project)}.allow"
+    _only(entry, ALLOW_KEYS, f"allow #{index + 1}", lines, header, index)
+    try:
+        return admission.allow_entry(entry)
+    except RequestInvalid as exc:
+        field = str((exc.detail or {}).get("field", "id"))
+        line = _line_of(field, lines, header, index) if field in entry else None
+        raise RequestInvalid(f"allow #{index + 1}: {exc.message}" + (f" (line {line})" if line else ""),
+                             detail=exc.detail) from None
 
 
 def _unique(keys: list[str], what: str) -> None:

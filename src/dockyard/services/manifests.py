@@ -12,7 +12,9 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digests import algorithm_of, digest_of, looks_like_digest, parse_digest
 from dockyard.oci.manifests import Manifest, parse_manifest
 from dockyard.oci.names import is_valid_tag, validate_name, validate_tag
+from dockyard.policy.admission import warning
 from dockyard.services import enforcement
+from dockyard.services.admission import AdmissionService
 from dockyard.services.lru import LRU
 from dockyard.store import blobs as blob_rows
 from dockyard.store import gc as gc_rows
@@ -31,6 +33,7 @@ class PushedManifest:
     digest: str
     subject: str | None
     tags: tuple[str, ...]
+    warning: str | None = None  # what the project's warn rules found (the Dockyard-Policy-Warning header)
 
 
 class ManifestService:
@@ -41,6 +44,8 @@ class ManifestService:
         self.grace_period = grace_period  # how long what a change left unreferenced stays (gc.grace_period)
         # Bytes under a digest never change; at most ``cache_bytes`` of them per worker.
         self.cache: LRU[str, bytes] = LRU(cache_bytes, max_entries=cache_entries)
+        # The push rules; set by the composition root (the admission service reads manifests too).
+        self.admission: AdmissionService | None = None
 
     async def get(self, repository: str, reference: str) -> StoredManifest:
         """One indexed lookup says whether (and which) manifest the reference names right now;
@@ -62,7 +67,8 @@ class ManifestService:
     async def put(self, repository: str, reference: str, body: bytes, content_type: str,
                   extra_tags: list[str]) -> PushedManifest:
         """Validate and store a manifest, then point the tags at it, in one transaction: refused
-        (403 DENIED) when the project's naming rules, immutable tags or quota say so."""
+        (403 DENIED) when the project's naming rules, immutable tags, quota or push rules say so.
+        The push rules run first, outside the transaction, as they may wait for a scan."""
         validate_name(repository)
         if len(body) > self.max_bytes:
             raise ManifestTooLarge(f"manifest is {len(body)} bytes; the limit is {self.max_bytes}")
@@ -71,6 +77,8 @@ class ManifestService:
         manifest = parse_manifest(body, content_type)
         digest = self._digest_for(reference, body)
         new = _new_manifest(digest, manifest, body)
+        warned = ([] if self.admission is None
+                  else await self.admission.check_push(None, repository, tags, digest, manifest, body))
         async with self.db.write() as conn:
             rules = await enforcement.rules_for(conn, repository)
             enforcement.check_name(rules, repository, tags)
@@ -99,8 +107,11 @@ class ManifestService:
                     moved.append(gc_rows.Candidate(gc_rows.MANIFEST, repo_id, before[1]))
             await self._candidates(conn, moved, "tag moved")
             await events.record(conn, events.ManifestPushed(repository, digest, new.media_type, tuple(tags)))
+            if warned:
+                await events.record(conn, events.PolicyWarned(repository, digest, "push", tuple(v.rule for v in warned),
+                                                              warning(warned) or "", tags[0] if tags else digest))
         subject = manifest.subject.digest if manifest.subject else None
-        return PushedManifest(digest=digest, subject=subject, tags=tuple(tags))
+        return PushedManifest(digest=digest, subject=subject, tags=tuple(tags), warning=warning(warned))
 
     async def delete(self, repository: str, reference: str) -> None:
         """By tag: remove the tag only. By digest: remove the manifest and its tags. An immutable

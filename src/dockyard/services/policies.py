@@ -23,12 +23,13 @@ from typing import Any
 from dockyard import events
 from dockyard.auth.principals import Principal
 from dockyard.errors import Denied, RequestInvalid, ResourceExists, ResourceUnknown
-from dockyard.policy import values
+from dockyard.policy import admission, values
 from dockyard.policy.checks import format_size
 from dockyard.policy.document import PolicyChange, ProjectPolicy, diff
 from dockyard.services.access import AccessService
 from dockyard.services.projects import visible_project
 from dockyard.store import accounts
+from dockyard.store import admission as admission_rows
 from dockyard.store import policies as rows
 from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.db import Database
@@ -230,9 +231,13 @@ async def _current(conn: AsyncConnection, project_id: int) -> ProjectPolicy:
         raise ResourceUnknown("the project was deleted meanwhile")
     retention = await rows.retention_policies_of(conn, project_id)
     immutable = await rows.immutable_rules_of(conn, project_id)
+    rules = await admission_rows.rules_of(conn, project_id)
+    allow = await admission_rows.allowlist_of(conn, project_id)
     return ProjectPolicy(found.quota_bytes, found.repository_pattern, found.tag_pattern,
                          tuple(sorted((p.rules for p in retention), key=lambda r: r.repository_glob)),
-                         tuple(sorted((r.repository_glob, r.tag_glob) for r in immutable)))
+                         tuple(sorted((r.repository_glob, r.tag_glob) for r in immutable)),
+                         tuple(sorted(rules, key=lambda r: (r.stage, r.check))),
+                         tuple(sorted(allow, key=lambda e: e.vulnerability)))
 
 
 async def _apply(conn: AsyncConnection, project_id: int, change: PolicyChange, actor: Principal) -> None:
@@ -248,6 +253,10 @@ async def _apply(conn: AsyncConnection, project_id: int, change: PolicyChange, a
         new = {**old, change.kind.removeprefix("naming."): change.new}
         await rows.set_naming(conn, project_id, repository_pattern=new["repository"], tag_pattern=new["tag"])
         event = events.Change("policy.naming.set", project=project, details={"old": old, "new": new})
+    elif change.kind == "admission":
+        event = await _apply_admission(conn, project_id, change)
+    elif change.kind == "allow":
+        event = await _apply_allow(conn, project_id, change, actor)
     elif change.kind == "retention" and change.new is None:
         await rows.delete_retention_policy(conn, project_id, change.key or "")
         event = events.Change("policy.retention.deleted", project=project, target=change.key,
@@ -267,3 +276,27 @@ async def _apply(conn: AsyncConnection, project_id: int, change: PolicyChange, a
         event = events.Change(f"policy.immutable.{'added' if change.new else 'deleted'}", project=project,
                               target=change.key, details={"id": rule.id, "old": change.old, "new": change.new})
     await events.record(conn, event)
+
+
+async def _apply_admission(conn: AsyncConnection, project_id: int, change: PolicyChange) -> events.Change:
+    """Replace one push or pull rule (``change.key`` is "STAGE.CHECK") and keep the others."""
+    stage, check = (change.key or ".").split(".", 1)
+    kept = [r for r in await admission_rows.rules_of(conn, project_id) if r.name != change.key]
+    if change.new is not None:
+        kept += admission.parse_rules(stage, {check: change.new})
+    await admission_rows.replace_rules(conn, project_id, kept)
+    return events.Change("policy.admission.set" if change.new is not None else "policy.admission.deleted",
+                         project=change.project, target=change.key, details={"old": change.old, "new": change.new})
+
+
+async def _apply_allow(conn: AsyncConnection, project_id: int, change: PolicyChange,
+                       actor: Principal) -> events.Change:
+    if change.new is None:
+        await admission_rows.delete_allowed(conn, project_id, change.key or "")
+        return events.Change("policy.allowlist.deleted", project=change.project, target=change.key,
+                             details={"old": change.old})
+    entry = admission.allow_entry(change.new)
+    await admission_rows.put_allowed(conn, project_id, admission_rows.AllowEntry(
+        entry.vulnerability, entry.reason, entry.expires_at, created_by=actor.name or None))
+    return events.Change("policy.allowlist.added", project=change.project, target=change.key,
+                         details={"old": change.old, "new": change.new})

@@ -18,7 +18,15 @@ import sqlalchemy as sa
 
 from dockyard.store.asyncsql import AsyncConnection
 from dockyard.store.clock import aware, utcnow
-from dockyard.store.schema import admission_rules, manifest_references, manifests, trusted_keys, vuln_allowlist
+from dockyard.store.schema import (
+    admission_rules,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    trusted_keys,
+    vuln_allowlist,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +109,33 @@ async def trusted_key_names(conn: AsyncConnection, project_id: int) -> list[tupl
     return [(r.name, r.fingerprint) for r in rows]
 
 
-async def parent_digests(conn: AsyncConnection, repository_id: int, digest: str) -> list[str]:
+async def parent_digests(conn: AsyncConnection, repository: str, digest: str) -> list[str]:
     """The indexes of the repository that list ``digest`` as a child."""
     rows = await conn.execute(
         sa.select(manifests.c.digest).join(manifest_references, manifest_references.c.manifest_id == manifests.c.id)
-        .where(manifests.c.repository_id == repository_id, manifest_references.c.kind == "manifest",
+        .join(repositories, repositories.c.id == manifests.c.repository_id)
+        .where(repositories.c.name == repository, manifest_references.c.kind == "manifest",
                manifest_references.c.digest == digest).order_by(manifests.c.id).limit(20))
     return [r.digest for r in rows]
+
+
+async def missing_references(conn: AsyncConnection, repository: str, blobs: list[str], children: list[str]
+                             ) -> list[str]:
+    """Which blobs and child manifests the repository lacks (unlocked: the push checks again, locked,
+    in its own transaction)."""
+    repository_id = await conn.scalar(sa.select(repositories.c.id).where(repositories.c.name == repository))
+    if repository_id is None:
+        return blobs + children
+    have = set((await conn.scalars(sa.select(repository_blobs.c.digest).where(
+        repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(blobs or [""])))).all())
+    have |= set((await conn.scalars(sa.select(manifests.c.digest).where(
+        manifests.c.repository_id == repository_id, manifests.c.digest.in_(children or [""])))).all())
+    return [d for d in blobs + children if d not in have]
+
+
+async def manifest_content(conn: AsyncConnection, repository: str, digest: str) -> tuple[str, bytes] | None:
+    """(media type, bytes) of a manifest of the repository, by digest."""
+    row = (await conn.execute(sa.select(manifests.c.media_type, manifests.c.content)
+                              .join(repositories, repositories.c.id == manifests.c.repository_id)
+                              .where(repositories.c.name == repository, manifests.c.digest == digest))).first()
+    return None if row is None else (row.media_type, bytes(row.content))
