@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from debian.deb822 import Deb822
@@ -43,6 +43,7 @@ SCAN_DATA = REPO_ROOT / "tests" / "data" / "scan"
 OSV_DATA = REPO_ROOT / "tests" / "data" / "osv"
 MINBASE = Path("/work/cache/bookworm-minbase")
 SCAN_DEADLINE = 60.0
+T = TypeVar("T")
 
 # Realistic, invalid credentials: right shapes, no account behind them.
 AWS_KEY_ID = "AKIAZ3MJQ7WVX5RGKT4N"
@@ -207,6 +208,17 @@ def dockyard_cli(data_dir: Path, *args: str, env: Mapping[str, str] | None = Non
     return subprocess.run([sys.executable, "-m", "dockyard", *args, "--data-dir", str(data_dir)],
                           capture_output=True, text=True, env={**os.environ, **AUTH_ENV, **(env or {})},
                           timeout=timeout, check=False)
+
+
+def eventually(check: Callable[[], T | None], what: str, deadline: float = SCAN_DEADLINE) -> T:
+    """Call ``check`` until it returns something other than None, at most ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        found = check()
+        if found is not None:
+            return found
+        time.sleep(0.2)  # polling another process's background job: there is nothing to await
+    raise AssertionError(f"{what}: not within {deadline:.0f}s")
 
 
 def wait_for_scan(base_url: str, repository: str, reference: str, *,
