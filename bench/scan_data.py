@@ -108,6 +108,7 @@ def minbase_layer(root: Path, path: Path) -> LayerFile:
             return None
         info.uid = info.gid = 0
         info.uname = info.gname = "root"
+        info.mtime = int(info.mtime)  # a float makes tarfile write a PAX header per member; image tools do not
         return info
 
     def fill(tar: tarfile.TarFile) -> None:
