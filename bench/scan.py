@@ -290,9 +290,13 @@ def _pushes(root: Path, workdir: Path, layer: LayerFile, count: int, rep: int, l
 
 # -- the whole table ----------------------------------------------------------------------------------
 
+def _prefixed(log: Log, prefix: str) -> Log:
+    return lambda line: log(prefix + line)
+
+
 def run_scan(settings: Settings, log: Log) -> ScanResults:
     results = ScanResults()
-    scan_log: Log = lambda line: log(f"[scan] {line}")  # noqa: E731
+    scan_log = _prefixed(log, "[scan] ")
     root = minbase_root()
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-scan-") as tmp:
         workdir = Path(tmp)
@@ -306,9 +310,8 @@ def run_scan(settings: Settings, log: Log) -> ScanResults:
         results.record(match)
         results.record(_memory(root, workdir, settings.scan_big_layer_mib, scan_log))
         for rep in range(1, settings.reps + 1):
-            prefix = f"[push {rep}/{settings.reps}] "
             results.record(_pushes(root, workdir, layer, settings.scan_pushes, rep,
-                                   lambda line, prefix=prefix: scan_log(prefix + line)))
+                                   _prefixed(scan_log, f"[push {rep}/{settings.reps}] ")))
     return results
 
 
