@@ -161,6 +161,16 @@ def test_a_truncated_layer_is_refused() -> None:
         walk([cut], [Recorder()])
 
 
+class Failing(Recorder):
+    def visit(self, entry: LayerFile, data: bytes) -> None:
+        raise ConnectionRefusedError("the visitor's own error")
+
+
+def test_a_visitors_own_error_is_not_taken_for_an_unreadable_layer() -> None:
+    with pytest.raises(ConnectionRefusedError, match="own error"):
+        walk([layer({"a.txt": b"abc"})], [Failing()])
+
+
 # A child process walks a gzip layer of DOCKYARD_TEST_BIG_LAYER_MB MiB generated as it is read (never
 # whole on disk or in memory) and prints its peak RSS: the walk keeps memory flat whatever the size.
 BIG_LAYER = """

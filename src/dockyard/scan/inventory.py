@@ -39,6 +39,19 @@ def _status_d(data: bytes) -> list[Installed]:
 
 
 @dataclass(frozen=True, slots=True)
+class _Kind:
+    read: Reader
+    limit: int | None = None  # bytes; None: the visitor's max_database_bytes
+    head: bool = False  # the first ``limit`` bytes say all that is read (metadata headers)
+
+
+DPKG, STATUS_D, APK, RPM = _Kind(dpkg.packages), _Kind(_status_d, MIB), _Kind(apk.packages), _Kind(rpm.packages)
+PYTHON = _Kind(pydists.distribution, 256 * 1024, head=True)
+NPM = _Kind(npm.package, npm.MAX_BYTES)
+GO = _Kind(golang.modules)
+
+
+@dataclass(frozen=True, slots=True)
 class _Version:
     """One layer's version of a database file, as read."""
 
@@ -71,10 +84,13 @@ class PackageVisitor:
         if entry.path in rpm.NOT_READ:
             self._unread_rpmdb.append((entry.index, entry.path))
             return 0
-        reader = _reader(entry.path)
-        if reader is not None:
-            if entry.size > self.max_database_bytes:
-                problem = f"larger than {self.max_database_bytes // MIB} MiB, not read"
+        kind = _kind(entry.path)
+        if kind is not None:
+            limit = kind.limit or self.max_database_bytes
+            if kind.head:
+                return max(min(entry.size, limit), 1)
+            if entry.size > limit:
+                problem = f"larger than {limit // 1024} KiB, not read"
                 self._add(entry.path, _Version(entry.index, entry.layer, problem=problem))
                 return 0
             return max(entry.size, 1)
@@ -88,17 +104,17 @@ class PackageVisitor:
         if entry.path in osrelease.PATHS:
             self._releases.setdefault(entry.path, []).append((entry.index, osrelease.distro(data)))
             return
-        reader = _reader(entry.path)
-        if reader is None:  # an executable: a version only when it is a Go binary
+        kind = _kind(entry.path)
+        if kind is None:  # an executable: a version only when it is a Go binary
             if not golang.has_build_info(data):
                 return
-            reader = golang.modules
+            kind = GO
         try:
-            found = tuple(reader(data))
+            found = tuple(kind.read(data))
         except Unreadable as exc:
             self._add(entry.path, _Version(entry.index, entry.layer, problem=str(exc)))
             return
-        if found or reader is not golang.modules:
+        if found or kind is not GO:
             self._add(entry.path, _Version.read(entry, found))
 
     def inventory(self, history: History) -> Inventory:
@@ -146,21 +162,20 @@ class PackageVisitor:
         return notes
 
 
-def _reader(path: str) -> Reader | None:
-    """The reader for the package database at ``path``; None: not a database."""
+def _kind(path: str) -> _Kind | None:
+    """How to read the package database at ``path``; None: not a database."""
     if path == dpkg.STATUS:
-        return dpkg.packages
+        return DPKG
     if path in apk.PATHS:
-        return apk.packages
+        return APK
     if path in rpm.PATHS:
-        return rpm.packages
-    name = posixpath.basename(path)
-    if name == "package.json":
-        return npm.package if npm.is_manifest(path) else None
+        return RPM
+    if posixpath.basename(path) == "package.json":
+        return NPM if npm.is_manifest(path) else None
     if pydists.is_metadata(path):
-        return pydists.distribution
+        return PYTHON
     if dpkg.is_database(path):
-        return _status_d
+        return STATUS_D
     return None
 
 

@@ -22,6 +22,7 @@ import posixpath
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, cast
 
@@ -140,12 +141,21 @@ def walk(layers: Sequence[Layer], visitors: Sequence[Visitor]) -> History:
     history = History()
     for index, layer in enumerate(layers):
         history._start_layer()
-        try:
-            with layer.open() as raw:
-                _walk_layer(layer, index, decompressed(raw), visitors, history)
-        except READ_ERRORS as exc:
-            raise LayerUnreadable(f"layer {layer.digest} is not a readable tar archive ({exc})") from exc
+        with layer.open() as raw:
+            with _unreadable(layer):
+                stream = decompressed(raw)
+            _walk_layer(layer, index, stream, visitors, history)
     return history
+
+
+@contextmanager
+def _unreadable(layer: Layer) -> Iterator[None]:
+    """Reading the layer's bytes: what a corrupt or truncated one raises becomes ``LayerUnreadable``
+    (and only that: a visitor's own errors pass through as they are)."""
+    try:
+        yield
+    except READ_ERRORS as exc:
+        raise LayerUnreadable(f"layer {layer.digest} is not a readable tar archive ({exc})") from exc
 
 
 def _walk_layer(layer: Layer, index: int, stream: BinaryIO, visitors: Sequence[Visitor], history: History) -> None:
@@ -153,7 +163,7 @@ def _walk_layer(layer: Layer, index: int, stream: BinaryIO, visitors: Sequence[V
     # same layer (tar stores a hard link's bytes once, under the first name); bounded in bytes.
     linked: dict[str, bytes] = {}
     budget = LINK_CACHE_BYTES
-    for member, path, tar in _members(stream):
+    for member, path, tar in _members(layer, stream):
         name = posixpath.basename(path)
         if name == OPAQUE:
             history._opaque[index].add(posixpath.dirname(path))
@@ -173,9 +183,10 @@ def _walk_layer(layer: Layer, index: int, stream: BinaryIO, visitors: Sequence[V
         if target is not None:
             data = linked[target]
         else:
-            content = tar.extractfile(member)
-            assert content is not None  # a regular file always has content
-            data = content.read(min(member.size, max(n for _, n in wanted)))
+            with _unreadable(layer):
+                content = tar.extractfile(member)
+                assert content is not None  # a regular file always has content
+                data = content.read(min(member.size, max(n for _, n in wanted)))
             if len(data) == member.size and 0 < len(data) <= budget:
                 linked[path] = data
                 budget -= len(data)
@@ -183,8 +194,10 @@ def _walk_layer(layer: Layer, index: int, stream: BinaryIO, visitors: Sequence[V
             visitor.visit(entry, data[:n])
 
 
-def _members(stream: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, str, tarfile.TarFile]]:
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFFER) as tar:
+def _members(layer: Layer, stream: BinaryIO) -> Iterator[tuple[tarfile.TarInfo, str, tarfile.TarFile]]:
+    # Errors raised while the caller handles a member are not raised here (a generator does not see
+    # them), so only reading the archive is translated.
+    with _unreadable(layer), tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFFER) as tar:
         for member in tar:
             path = normalise(member.name)
             if path is not None:
