@@ -16,6 +16,7 @@ revision. An ecosystem that fails to download is reported; the others are still 
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -104,12 +105,22 @@ def to_row(advisory: osv.Advisory) -> rows.AdvisoryRow:
                             advisory.severity, advisory.score, advisory.vector, tuple(affected))
 
 
-def to_candidate(row: rows.CandidateRow) -> matching.Candidate:
-    entry = row.affected
-    ranges = tuple(osv.Range(r["type"], tuple((k, v) for event in r["events"] for k, v in event.items()))
-                   for r in entry.ranges)
-    advisory = osv.Advisory(row.advisory_id, None, False, row.aliases, row.summary, row.severity, row.score)
-    return advisory, osv.Affected(entry.ecosystem, entry.package, ranges, entry.versions, entry.severity)
+def to_entries(found: dict[rows.Key, list[rows.EntryRow]]) -> dict[rows.Key, list[tuple[str, osv.Affected]]]:
+    """Stored entries for matching; their JSON decoded in bulk, each distinct ranges text once."""
+    unique = list({row.ranges_json: None for group in found.values() for row in group})
+    ranges = {text: tuple(osv.Range(r["type"], tuple((k, v) for event in r["events"] for k, v in event.items()))
+                          for r in decoded)
+              for text, decoded in zip(unique, json.loads("[" + ",".join(unique) + "]"), strict=True)}
+    return {key: [(row.advisory_id, osv.Affected(
+        row.ecosystem, row.package, ranges[row.ranges_json],
+        () if row.versions_json == "[]" else tuple(json.loads(row.versions_json)), row.severity)) for row in group]
+        for key, group in found.items()}
+
+
+def to_advisories(found: dict[str, rows.HeaderRow]) -> dict[str, osv.Advisory]:
+    aliases = json.loads("[" + ",".join(row.aliases_json for row in found.values()) + "]")
+    return {row.id: osv.Advisory(row.id, None, False, tuple(names), row.summary, row.severity, row.score)
+            for row, names in zip(found.values(), aliases, strict=True)}
 
 
 class VulnDbService:
@@ -188,6 +199,9 @@ class VulnDbService:
                 progress(len(chunk))
 
     async def _record(self, report: ImportReport) -> None:
+        if report.added or report.updated:
+            async with self.db.write() as conn:
+                await rows.analyze(conn)
         async with self.db.write() as conn:
             report.revision = await rows.add_revision(conn, report.source, rows.UpsertCounts(
                 report.added, report.updated, report.unchanged))
@@ -209,15 +223,26 @@ class VulnDbService:
 
     async def match(self, inventory: Inventory,
                     stats: matching.MatchStats | None = None) -> tuple[int | None, list[Vulnerability]]:
-        """The revision used and the inventory's vulnerabilities, most severe first, then by id."""
+        """The revision used and the inventory's vulnerabilities, most severe first, then by id.
+
+        Two reads in one transaction: the entries stored under the packages' keys, then (after the
+        versions are compared, in a worker thread) the advisories of those that match.
+        """
         lookups = matching.lookups(inventory.packages, inventory.distro)
         keys = {key for item in lookups for key in item.keys}
         async with self.db.read() as conn:
             revision = await rows.current_revision(conn)
-            found = await rows.candidates(conn, keys) if keys else {}
-        by_key = {key: [to_candidate(c) for c in cands] for key, cands in found.items()}
-        vulnerabilities = await anyio.to_thread.run_sync(matching.match, lookups, by_key, stats)
-        return revision, vulnerabilities
+            if not keys:
+                return revision, []
+            found = await rows.entries(conn, keys)
+            hits = await anyio.to_thread.run_sync(_hits, lookups, found, stats)
+            advisories = to_advisories(await rows.headers(conn, {hit.advisory_id for hit in hits}))
+        return revision, matching.vulnerabilities(hits, advisories)
+
+
+def _hits(lookups: list[matching.Lookup], found: dict[rows.Key, list[rows.EntryRow]],
+          stats: matching.MatchStats | None) -> list[matching.Hit]:
+    return matching.find_hits(lookups, to_entries(found), stats)
 
 
 def _take(items: Iterator[osv.Item], count: int) -> list[osv.Item]:
