@@ -148,3 +148,16 @@ def test_an_outage_mid_walk_stops_only_the_malware_scan(tmp_path: Path) -> None:
     assert secrets.files_scanned == 3  # the other visitors saw every file
     with pytest.raises(ClamdUnavailable, match=r"scan\.clamd\.socket"):
         malware.findings(history)
+
+
+def test_a_layer_over_its_time_budget_stops_the_malware_scan(clamd: ClamdServer) -> None:
+    ticks = iter(range(0, 1000, 10))  # each file seems to take ten seconds
+    visitor = ClamdVisitor(Clamd(clamd.unix_socket, 25), clock=lambda: float(next(ticks)))
+    first = layer("sha256:a", {"one": b"1", "two": b"2"})  # 0 s, 10 s: within 25 s
+    second = layer("sha256:b", {"x": b"x", "y": b"y", "z": EICAR, "w": b"w"})  # 20, 30, 40 s; 50 s: over
+
+    history = walk([first, second], [visitor])
+
+    assert visitor.files_scanned == 5
+    with pytest.raises(ClamdUnavailable, match=r"over 25s on the files of layer sha256:b; raise scan\.clamd\.timeout"):
+        visitor.findings(history)

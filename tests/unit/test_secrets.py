@@ -309,7 +309,8 @@ def test_secret_names(name: str, expected: bool) -> None:
 @pytest.mark.parametrize(("value", "expected"), [
     ("changeme", True), ("${TOKEN}", True), ("$TOKEN", True), ("{{ vault_token }}", True), ("<password>", True),
     ("xxxxxxxx", True), ("AKIAIOSFODNN7EXAMPLE", True), ("", True), ("password", True),
-    (PASSWORD, False), (GITHUB_TOKENS[0], False), (AWS_SECRET, False),
+    ("{password}", True), ("[TOKEN]", True),
+    (PASSWORD, False), (GITHUB_TOKENS[0], False), (AWS_SECRET, False), ("pa<ss>word-9f2k", False),
 ])
 def test_placeholders(value: str, expected: bool) -> None:
     assert is_placeholder(value) is expected
@@ -461,3 +462,30 @@ def test_config_env_labels_commands_and_history() -> None:
 ])
 def test_odd_configs_give_nothing_and_no_error(config: dict[str, object]) -> None:
     assert config_secrets(config, "sha256:cfg") == []
+
+
+# ---- hostile layers ----------------------------------------------------------------------------
+
+N = 100_000
+
+
+@pytest.mark.parametrize("content", [
+    "-----BEGIN PRIVATE KEY-----" + " " * N + "!",
+    '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----' + "\\n" * N,
+    "-----BEGIN PRIVATE KEY-----\n" + "a:b\n" * (N // 4) + "!",
+    "xoxb-" + "1" * N + "_",
+    "glpat-" + "a." * N + "_",
+    "https://hooks.slack.com/services/T" + "A" * N,
+    "//r/:_authToken=" + "a" * N + "(",
+    "DB_PASSWORD=\"" + "a" * N,
+])
+def test_crafted_files_are_searched_in_linear_time(content: str) -> None:
+    # A pattern that backtracks would take hours on these (the test would hang, not fail slowly).
+    assert scan({"srv/.env": content}) == []
+
+
+def test_findings_per_file_are_capped() -> None:
+    keys = "\n".join("AKIA" + rand(16, string.ascii_uppercase + "234567") for _ in range(5000))
+    findings = scan({"data/keys.txt": keys})
+    assert len(findings) == 100
+    assert findings[-1].line == 100

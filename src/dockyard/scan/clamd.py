@@ -10,8 +10,9 @@ do their answers):
                    | … ERROR\\0
 
 The address is ``scan.clamd.socket``: a Unix socket path, or ``tcp://HOST:PORT``. Every connect,
-send and receive is bounded by ``timeout`` seconds, so a dead or wedged daemon gives
-``ClamdUnavailable`` (503 when it reaches a client) instead of a hang. A file larger than clamd's
+send and receive is bounded by ``timeout`` seconds (``scan.clamd.timeout``), and so is each layer's
+whole share of the malware scan, so a dead, wedged or overwhelmed daemon gives ``ClamdUnavailable``
+(503 when it reaches a client) instead of a hang. A file larger than clamd's
 own ``StreamMaxLength`` is refused by clamd: that is ``ClamdLimitExceeded``, which the visitor
 counts as skipped rather than as an outage.
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 import logging
 import socket as sockets
 import struct
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -31,6 +34,7 @@ from dockyard.scan.report import MalwareFinding
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+DEFAULT_MAX_FILE_BYTES = 25 * 1024 * 1024  # clamd's own default StreamMaxLength
 MAX_ANSWER_BYTES = 4096
 
 
@@ -152,13 +156,17 @@ class _Detection:
 class ClamdVisitor:
     """A ``layers.Visitor`` that streams every file up to ``max_file_bytes`` to clamd.
 
-    When clamd fails mid-walk the visitor stops sending (the walk and the other visitors go on)
-    and ``findings`` raises the ``ClamdUnavailable``: a malware scan is all or nothing.
+    When clamd fails mid-walk, or one layer's files take longer than ``clamd.timeout`` in all, the
+    visitor stops sending (the walk and the other visitors go on) and ``findings`` raises the
+    ``ClamdUnavailable``: a malware scan is all or nothing.
     """
 
-    def __init__(self, clamd: Clamd, max_file_bytes: int) -> None:
+    def __init__(self, clamd: Clamd, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.clamd = clamd
         self.max_file_bytes = max_file_bytes
+        self._clock = clock
+        self._layer: tuple[int, float] | None = None  # the layer being scanned, and when it started
         self.files_scanned = 0
         self.skipped_large = 0
         self.error: ClamdUnavailable | None = None
@@ -174,6 +182,7 @@ class ClamdVisitor:
 
     def visit(self, entry: LayerFile, data: bytes) -> None:
         try:
+            self._check_layer_time(entry)
             signature = self.clamd.scan_bytes(data)
         except ClamdLimitExceeded:
             self.skipped_large += 1
@@ -185,6 +194,14 @@ class ClamdVisitor:
         self.files_scanned += 1
         if signature is not None:
             self._detections.append(_Detection(entry.index, entry.layer, entry.path, signature))
+
+    def _check_layer_time(self, entry: LayerFile) -> None:
+        now = self._clock()
+        if self._layer is None or self._layer[0] != entry.index:
+            self._layer = (entry.index, now)
+        elif now - self._layer[1] > self.clamd.timeout:
+            raise ClamdUnavailable(f"clamd at {self.clamd.socket} took over {self.clamd.timeout:g}s on the files of "
+                                   f"layer {entry.layer}; raise scan.clamd.timeout or give clamd more threads")
 
     def findings(self, history: History) -> list[MalwareFinding]:
         """What clamd detected, each marked ``removed`` when the final image no longer has that file;

@@ -34,7 +34,8 @@ shipped in the awscli/botocore documentation and tests of many images, and grant
 Speed: a rule's regular expression runs only on a file that contains one of its literal needles
 (``in`` on the decoded text, or on its lower-cased copy for the case-insensitive rules), so most
 files cost a few substring searches. Binaries (a NUL byte in the first 8 KiB, or not UTF-8) and
-files over the size limit are counted and skipped.
+files over the size limit are counted and skipped. Every pattern is linear in the text (possessive
+quantifiers where a pattern could otherwise backtrack), since the layers come from whoever pushes.
 
 The secret itself never leaves this module: a finding keeps ``report.mask`` of it (at most its
 first four characters), and nothing here logs or raises with file contents.
@@ -59,6 +60,9 @@ from dockyard.scan.report import SecretFinding, mask
 log = logging.getLogger(__name__)
 
 BINARY_SNIFF_BYTES = 8192
+# A file full of keys (a test vector, a crafted layer) reports this many: enough to act on, and
+# the search of one file stays linear in its size.
+MAX_FINDINGS_PER_TEXT = 100
 
 # (where the finding starts: its line is reported, secret start, secret end, secret)
 Match = tuple[int, int, int, str]
@@ -91,7 +95,7 @@ _PLACEHOLDER_WORDS = frozenset({
 })
 _PLACEHOLDER_PARTS = (
     "changeme", "change_me", "change-me", "changethis", "example", "placeholder", "xxxx", "****", "....",
-    "<", ">", "${", "{{", "$(", "%(", "your_", "your-", "yourpass", "yoursecret", "replace_me", "replaceme",
+    "${", "{{", "$(", "%(", "your_", "your-", "yourpass", "yoursecret", "replace_me", "replaceme",
     "insert_", "dummy", "redacted", "mytoken", "mysecret", "mypassword", "%s",
 )
 # Published keys that open nothing: the Azure storage emulator's (Azurite's) account key.
@@ -105,7 +109,7 @@ def is_placeholder(value: str) -> bool:
     v = value.strip().strip("\"'").lower()
     if not v or v in _PLACEHOLDER_WORDS or v.startswith("$") or value.strip() in _PUBLIC_KEYS:
         return True
-    if v[0] + v[-1] in ("{}", "[]", "()"):  # a template's slot: "{password}", "[TOKEN]"
+    if v[0] + v[-1] in ("<>", "{}", "[]", "()"):  # a template's slot: "<password>", "{password}", "[TOKEN]"
         return True
     if len(set(v.replace("-", "").replace("_", ""))) <= 2:  # "xxxxxxxx", "00000000", "abababab"
         return True
@@ -127,13 +131,13 @@ def _regex(pattern: str, flags: int = 0, *, group: int = 1) -> Finder:
 _B64 = "A-Za-z0-9+/"
 _PEM = re.compile(
     r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"
-    r"(?:[ \t\r\n]|\\[rn])+"
-    r"(?:[A-Za-z][A-Za-z0-9-]*:[^\r\n\\]*(?:\r?\n|\\r?\\n))*"  # PEM/PGP headers: Proc-Type, DEK-Info, Version
-    r"(?:[ \t\r\n]|\\[rn])*"
-    rf"([{_B64}=]{{16}}(?:[{_B64}=]|[ \t\r\n]|\\[rn]){{48,}})")
+    r"(?:[ \t\r\n]|\\[rn])++"
+    # PEM/PGP headers (Proc-Type, DEK-Info, Version), each with the blank space after it
+    r"(?:[A-Za-z][A-Za-z0-9-]*+:[^\r\n\\]*+(?:\r?\n|\\r?\\n)(?:[ \t\r\n]|\\[rn])*+)*+"
+    rf"([{_B64}=]{{16}}(?:[{_B64}=]|[ \t\r\n]|\\[rn]){{48,}}+)")
 _GCP_TYPE = re.compile(r'"type"\s*:\s*"service_account"')
-_GCP_KEY = re.compile(r'"private_key"\s*:\s*"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:\\n|\s)*'
-                      rf'([{_B64}=][^"]{{63,}})"')
+_GCP_KEY = re.compile(r'"private_key"\s*+:\s*+"-----BEGIN (?:[A-Z]{1,16} )?PRIVATE KEY-----(?:\\n|\s)*+'
+                      rf'([{_B64}=][^"]{{63,}}+)"')
 
 
 def _private_keys(text: str) -> Iterator[Match]:
@@ -160,32 +164,32 @@ TEXT_RULES: tuple[Rule, ...] = (
     Rule("aws-access-key-id", ("AKIA", "ASIA"),
          _regex(r"(?<![A-Za-z0-9])((?:AKIA|ASIA)[A-Z2-7]{16})(?![A-Za-z0-9])")),
     Rule("aws-secret-access-key", ("secret_access_key", "secretaccesskey"),
-         _regex(rf"secret_?access_?key[\"']?\s*[:=]\s*[\"']?([{_B64}]{{40}})(?![{_B64}=])", re.I), folded=True),
+         _regex(rf"secret_?access_?key[\"']?\s*+[:=]\s*+[\"']?([{_B64}]{{40}})(?![{_B64}=])", re.I), folded=True),
     Rule("azure-connection-string", ("AccountKey", "SharedAccessKey"),
-         _regex(rf"(?:AccountKey|SharedAccessKey)\s*=\s*([{_B64}]{{86}}==|[{_B64}]{{43}}=)(?![{_B64}=])")),
+         _regex(rf"(?:AccountKey|SharedAccessKey)\s*+=\s*+([{_B64}]{{86}}==|[{_B64}]{{43}}=)(?![{_B64}=])")),
     Rule("azure-client-secret", ("_client_secret",),
-         _regex(r"(?:AZURE|ARM)_CLIENT_SECRET[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_~.+/=-]{24,})", re.I), folded=True),
+         _regex(r"(?:AZURE|ARM)_CLIENT_SECRET[\"']?\s*+[:=]\s*+[\"']?([A-Za-z0-9_~.+/=-]{24,}+)", re.I), folded=True),
     Rule("github-token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
          _regex(_boundary(r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}"))),
     Rule("gitlab-token", ("glpat-", "gldt-", "glrt-"),
-         _regex(_boundary(r"(?:glpat|gldt|glrt)-[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9_-]+)*"))),
+         _regex(_boundary(r"(?:glpat|gldt|glrt)-[A-Za-z0-9_-]{20,}+(?:\.[A-Za-z0-9_-]++)*+"))),
     Rule("slack-token", ("xox",),
-         _regex(_boundary(r"xox[bpars]-[0-9]+-[0-9A-Za-z-]{20,}"))),
+         _regex(_boundary(r"xox[bpars]-[0-9]++-[0-9A-Za-z-]{20,}+"))),
     Rule("slack-webhook", ("hooks.slack.com",),
-         _regex(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/(T[A-Z0-9]{6,}/[A-Za-z0-9/]{20,})")),
+         _regex(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/(T[A-Z0-9]{6,}+/[A-Za-z0-9/]{20,}+)")),
     Rule("npm-token", ("npm_",), _regex(_boundary(r"npm_[A-Za-z0-9]{36}"))),
     Rule("npmrc-auth", ("_auth", "_password"),
-         _regex(r"(?:^|:)(?:_authToken|_auth|_password)[ \t]*=[ \t]*[\"']?([A-Za-z0-9+/=._~-]{16,})(?![^\s\"'])",
+         _regex(r"(?:^|:)(?:_authToken|_auth|_password)[ \t]*+=[ \t]*+[\"']?([A-Za-z0-9+/=._~-]{16,}+)(?![^\s\"'])",
                 re.M)),
     Rule("pypi-token", ("pypi-AgE",),
-         _regex(_boundary(r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}"))),
+         _regex(_boundary(r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}+"))),
 )
 
 
 # ---- well-known credential files -------------------------------------------------------------
 
-_NETRC = _regex(r"(?:^|\s)password[ \t\r\n]+(\S+)")
-_GIT_CREDENTIALS = _regex(r"^[ \t]*[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:([^@\s]+)@\S", re.M)
+_NETRC = _regex(r"(?:^|\s)password[ \t\r\n]++(\S++)")
+_GIT_CREDENTIALS = _regex(r"^[ \t]*+[A-Za-z][A-Za-z0-9+.-]*+://[^:/@\s]*+:([^@\s]++)@\S", re.M)
 _DOCKER_FIELDS = ("auth", "identitytoken", "registrytoken", "password")
 
 
@@ -239,7 +243,7 @@ def _escaped(text: str, i: int) -> bool:
     return backslashes % 2 == 1
 
 
-_ENV_LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=[ \t]*([^\r\n]*)", re.M)
+_ENV_LINE = re.compile(r"^[ \t]*+(?:export[ \t]++)?([A-Za-z_][A-Za-z0-9_.-]*+)[ \t]*+=[ \t]*+([^\r\n]*+)", re.M)
 
 
 def _env_file(text: str) -> Iterator[Match]:
@@ -338,6 +342,8 @@ def _search(text: str, rules: Sequence[Rule]) -> list[_Hit]:
             if is_placeholder(secret) or any(h.start < end and start < h.end for h in hits):
                 continue
             hits.append(_Hit(rule.id, at, start, end, secret))
+            if len(hits) >= MAX_FINDINGS_PER_TEXT:
+                return hits
     return hits
 
 
@@ -401,7 +407,8 @@ class SecretVisitor:
 
 # ---- the image config --------------------------------------------------------------------------
 
-_ASSIGNMENT = re.compile(r"(?<![\w.])(?:--?)?([A-Za-z_][A-Za-z0-9_.-]*)=(\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s\"';&|)]+)")
+_ASSIGNMENT = re.compile(r"(?<![\w.])(?:--?)?([A-Za-z_][A-Za-z0-9_.-]*+)="
+                         r"(\"(?:[^\"\\]|\\.)*+\"|'[^']*+'|[^\s\"';&|)]++)")
 
 
 def _assignments(text: str) -> Iterator[Match]:
