@@ -267,3 +267,20 @@ async def test_signatures_of_an_unknown_tag_is_404_and_of_an_unsigned_digest_emp
         "repository": "team/app", "digest": image.digest, "signed": False, "signatures": []}
     refused(await api.get("/api/v1/repositories/team/app/manifests/sha256:abc/signatures"), 400,
             "DIGEST_INVALID", "")
+
+
+async def test_a_signature_whose_payload_blob_is_gone_does_not_verify(registry: Registry) -> None:
+    api, repository = registry.client, "tobby/fixture"
+    await add_project(api, "tobby")
+    data = (SIG5 / "payload.json").read_bytes()
+    for blob in ((SIG5 / "config.json").read_bytes(), data):
+        await push_blob(api, repository, blob)
+    digest = cosign.parse_payload(data).digest
+    ok(await push_manifest(api, repository, cosign.signature_tag(digest), (SIG5 / "sig-manifest.json").read_bytes()),
+       201)
+    await trust(api, "tobby", "tobby-ci", SIG5 / "cosign.pub")
+    payload_digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    assert (await api.delete(f"/v2/{repository}/blobs/{payload_digest}")).status_code == 202
+    [view] = (await signatures_of(api, repository, digest))["signatures"]
+    assert view["verified"] is False
+    assert view["reason"].startswith(f"the payload blob {payload_digest} cannot be read")

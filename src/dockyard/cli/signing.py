@@ -73,8 +73,17 @@ def _public_key(path: Path) -> Any:
               help="PKCS#8 PEM private key, or cosign's encrypted .key (password in COSIGN_PASSWORD)")
 @click.option("--referrer", is_flag=True,
               help="store the signature as an OCI 1.1 referrer of the image instead of under the .sig tag")
-def sign(config_file: Path | None, data_dir: Path | None, image: str, key_file: Path, referrer: bool) -> None:
-    """Sign IMAGE with a cosign key pair, stored as cosign stores it; prints the signature's tag and digest."""
+@click.option("--registry", "registry_host", metavar="HOST[:PORT]",
+              help="the registry name clients pull by, for the payload's docker-reference (default: auth.realm's "
+                   "host, else server.host:server.port)")
+def sign(config_file: Path | None, data_dir: Path | None, image: str, key_file: Path, referrer: bool,
+         registry_host: str | None) -> None:
+    """Sign IMAGE with a cosign key pair, stored as cosign stores it; prints the signature's tag and digest.
+
+    Clients that check the signed identity (containers/image's sigstoreSigned policy) compare the
+    docker-reference with the name they pull by: give --registry when that is not this server's
+    configured address.
+    """
     from dockyard.scan import cosign
 
     repository, reference = split_image(image)
@@ -82,7 +91,8 @@ def sign(config_file: Path | None, data_dir: Path | None, image: str, key_file: 
 
     async def action(parts: Any, me: Any) -> tuple[str, str]:
         digest = await parts.signatures.resolve(repository, reference)
-        return digest, await parts.signatures.sign(repository, digest, key, referrer=referrer)
+        return digest, await parts.signatures.sign(repository, digest, key, referrer=referrer,
+                                                   registry_host=registry_host)
 
     digest, signature = as_admin(config_file, data_dir, action)
     where = f"referrer of {digest}" if referrer else f"{repository}:{cosign.signature_tag(digest)}"

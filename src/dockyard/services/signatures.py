@@ -27,8 +27,8 @@ from dockyard.auth.principals import Principal, project_of
 from dockyard.errors import (
     BlobUnknown,
     Denied,
+    DigestInvalid,
     ManifestUnknown,
-    RegistryError,
     RequestInvalid,
     ResourceExists,
     ResourceUnknown,
@@ -175,8 +175,9 @@ class SignatureService:
             if claim.digest != digest:
                 raise _Unverified(f"the payload signs {claim.digest[:80]}, not this image")
             if not keys:
-                raise _Unverified(f"project {project_of(repository)!r} trusts no key: add one with "
-                                  "`dockyard key add` or POST /api/v1/projects/{project}/keys")
+                project = project_of(repository)
+                raise _Unverified(f"project {project!r} trusts no key: add one with `dockyard key add` "
+                                  f"or POST /api/v1/projects/{project}/keys")
             key = next((k for k in keys if cosign.verify(k.key, data, layer.signature)), None)
             if key is None:
                 raise _Unverified(f"no trusted key verifies it (tried {', '.join(k.name for k in keys)})")
@@ -193,7 +194,8 @@ class SignatureService:
         try:
             parse_digest(layer.digest)
             location = await self.blobs.locate(repository, layer.digest)
-        except (BlobUnknown, RegistryError) as exc:
+        except (BlobUnknown, DigestInvalid) as exc:
+            # Storage that does not answer is raised (503): "unsigned" would be a wrong answer.
             raise _Unverified(f"the payload blob {layer.digest[:80]} cannot be read: {exc.message}") from None
         if location.size > cosign.MAX_PAYLOAD_BYTES:
             raise _Unverified(f"the payload is {location.size} bytes, more than {cosign.MAX_PAYLOAD_BYTES}")
@@ -209,17 +211,18 @@ class SignatureService:
         return (await self.manifests.get(repository, reference)).digest
 
     async def sign(self, repository: str, reference: str, private_key: cosign.PrivateKey, *,
-                   referrer: bool = False) -> str:
+                   referrer: bool = False, registry_host: str | None = None) -> str:
         """Sign the image as cosign does; the signature manifest's digest.
 
         By default the signature is a new layer of the ``sha256-<hex>.sig`` manifest (created if
         missing); a signature by the same key of the same payload already there is kept instead
         (cosign's duplicate rule). With ``referrer``, a manifest of its own whose subject is the
         image (cosign's OCI 1.1 form). Two signers adding layers at the same moment may lose one
-        of the two layers, as with cosign: sign again.
+        of the two layers, as with cosign: sign again. ``registry_host`` is the registry name the
+        payload's docker-reference gives (default: this registry's, from the configuration).
         """
         image = await self.manifests.get(repository, reference)
-        data = cosign.payload(image.digest, f"{self.registry_host}/{repository}")
+        data = cosign.payload(image.digest, f"{registry_host or self.registry_host}/{repository}")
         layer = cosign.new_layer(data, cosign.sign(private_key, data))
         public = private_key.public_key()
         layers: list[cosign.SignatureLayer] = []
@@ -295,6 +298,8 @@ class SignatureService:
 
     async def remove_key(self, actor: Principal, project: str, name: str) -> None:
         found = await self._project(actor, project, change=True)
+        if not KEY_NAME.fullmatch(name):  # no such key can exist: no query with a name no column holds
+            raise ResourceUnknown(f"project {found.name!r} has no trusted key named {name[:100]!r}")
         async with self.db.write() as conn:
             old = next((k for k in await key_rows.keys_of(conn, found.id) if k.name == name), None)
             if old is None or not await key_rows.remove(conn, found.id, name):
