@@ -42,7 +42,7 @@ from dockyard.http.token import TokenEndpoint
 from dockyard.http.usage import UsageApi
 from dockyard.jobs.gc import run_gc
 from dockyard.jobs.runs import node_name, recorded_run
-from dockyard.jobs.scan import ScanWorkers, scan_jobs
+from dockyard.jobs.scan import NodeSlots, ScanWorkers, scan_jobs
 from dockyard.jobs.scheduler import Job, Scheduler
 from dockyard.jobs.scrub import scrub_job
 from dockyard.jobs.uploads_purge import purge_uploads
@@ -134,7 +134,7 @@ def build_components(config: Config) -> Components:
     collector = Collector(db, store, grace_period=grace)
     scanning = ScanService(db, store, services.manifests, services.uploads, VulnDbService(db, config.scan.vulndb),
                            config.scan, holder=node_name(), observe=metrics.record_scan)
-    scan_workers = ScanWorkers(scanning, config.scan)
+    scan_workers = ScanWorkers(scanning, config.scan, NodeSlots(config.data_dir / "scan-slots", config.scan.workers))
     jobs = [
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),

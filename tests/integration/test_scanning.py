@@ -4,13 +4,16 @@ referrer follow; on SQLite, PostgreSQL and PostgreSQL + S3."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from dockyard.scan.sbom import SBOM_ARTIFACT_TYPE
+from dockyard.services.blob_streams import Stopped, blob_opener
 from tests.integration.backends import every_backend  # noqa: F401 - the fixture this module runs on
 from tests.integration.conftest import Registry
 from tests.integration.scanning_support import (
@@ -25,8 +28,9 @@ from tests.integration.scanning_support import (
     queue_pushed,
     scan_config,
     scan_row,
+    tar_layer,
 )
-from tests.support.content import OCI_INDEX, make_artifact, make_index, push_image, push_manifest
+from tests.support.content import OCI_INDEX, make_artifact, make_index, push_blob, push_image, push_manifest, sha256
 
 
 @pytest.fixture
@@ -59,14 +63,17 @@ async def test_a_pushed_image_is_queued_scanned_and_gets_its_sbom(registry: Regi
     assert await drain(parts.scanning) == 1
 
     row = await scan_row(parts, image.digest)
-    assert row is not None and row.status == "done" and row.attempts == 1
+    assert row is not None
+    assert row.status == "done"
+    assert row.attempts == 1
     assert_no_secret(json.dumps([row.inventory, row.findings, row.vulnerabilities]))
 
     answer = await registry.client.get(f"/api/v1/repositories/{NAME}/manifests/v1/scan")
     assert answer.status_code == 200, answer.text
     assert_no_secret(answer.text)
     report = answer.json()
-    assert report["digest"] == image.digest and report["status"] == "done"
+    assert report["digest"] == image.digest
+    assert report["status"] == "done"
     assert {p["name"] for p in report["packages"]} == PACKAGES
     layers = json.loads(image.manifest)["layers"]
     by_name = {p["name"]: p for p in report["packages"]}
@@ -79,13 +86,16 @@ async def test_a_pushed_image_is_queued_scanned_and_gets_its_sbom(registry: Regi
     assert secrets, report["secrets"]
     assert all(s["removed"] and s["layer"] == layers[1]["digest"] for s in secrets)
     assert all(s["masked"].endswith("****") and len(s["masked"].rstrip("*")) <= 4 for s in secrets)
-    assert report["scanner_version"] and report["scanned_at"]
+    assert report["scanner_version"]
+    assert report["scanned_at"]
     assert set(report["summary"]) == {"critical", "high", "medium", "low", "unknown"}
-    assert report["vulnerabilities"] == [] and report["malware"] == []
+    assert report["vulnerabilities"] == []
+    assert report["malware"] == []
 
     # The SBOM referrer: listed (with and without the filter), a CycloneDX layer, the empty config.
     sboms = await sboms_of(registry, image.digest)
-    assert len(sboms) == 1 and sboms[0]["artifactType"] == SBOM_ARTIFACT_TYPE
+    assert len(sboms) == 1
+    assert sboms[0]["artifactType"] == SBOM_ARTIFACT_TYPE
     everything = await registry.client.get(f"/v2/{NAME}/referrers/{image.digest}")
     assert [d["digest"] for d in everything.json()["manifests"]] == [sboms[0]["digest"]]
     manifest = (await registry.client.get(f"/v2/{NAME}/manifests/{sboms[0]['digest']}")).json()
@@ -154,3 +164,26 @@ async def test_an_image_pushed_into_another_repository_gets_its_sbom_there(regis
     assert len(await sboms_of(registry, image.digest, name="team/copy")) == 1
     assert len(await sboms_of(registry, image.digest)) == 1
     assert DIST_INFO in {p.path for p in (await parts.scanning.report("team/copy", "v1")).packages}
+
+
+async def test_a_layer_stream_reads_in_a_thread_and_stops_when_told(registry: Registry) -> None:
+    """The walker's blob reader on this backend: the bytes as stored, read in a worker thread
+    (over the event loop on an object store), and a read after ``stop`` raises."""
+    layer = tar_layer({f"file-{i}": bytes([i]) * 300_000 for i in range(8)}, compress=False)
+    await push_blob(registry.client, NAME, layer)
+    stop = threading.Event()
+    opener = blob_opener(registry.parts.store, sha256(layer), asyncio.get_running_loop(), stop)
+
+    def read_all() -> bytes:
+        with opener() as stream:
+            return stream.read()
+
+    def read_then_stop() -> None:
+        with opener() as stream:
+            assert stream.read(1000) == layer[:1000]
+            stop.set()
+            stream.read()
+
+    assert await asyncio.to_thread(read_all) == layer
+    with pytest.raises(Stopped):
+        await asyncio.to_thread(read_then_stop)

@@ -145,6 +145,12 @@ MADE_BY_THE_REGISTRY: dict[str, str] = {
     "vuln_affected.package": "an OSV package name, the entry skipped by store/vulndb.fit when over the column",
     "vuln_affected.severity": "one of report.SEVERITIES (scan/severity.py)",
     "vulndb_revisions.source": "the path or URL an import read, cut to the column by store/vulndb.add_revision",
+    # Scans (store/scans.py): one row per stored manifest's digest, written by the scanner only.
+    "scans.digest": "the digest of a stored (or verified, being pushed) manifest",
+    "scans.status": "'queued', 'running', 'done' or 'failed'",
+    "scans.claimed_by": "<hostname>:<pid> of the node",
+    "scans.scanner_version": "report.SCANNER_VERSION",
+    "scans.error": "a failure's message, cut to the column by store/scans.fail",
 }
 
 

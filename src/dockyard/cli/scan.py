@@ -4,6 +4,7 @@ there is no current result (the same JSON as the API with ``--json``)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from dockyard.app import Components
     from dockyard.auth.principals import Principal
 
+WIDE = 200
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "unknown": "dim"}
 
 
@@ -53,7 +55,8 @@ def scan(config_file: Path | None, data_dir: Path | None, image: str, as_json: b
 def print_report(title: str, report: dict[str, Any]) -> None:
     from rich.console import Console
 
-    console = Console(highlight=False)
+    # Piped or captured: wide enough that no path or id in a table is cut.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else WIDE)
     console.print(f"[bold]{title}[/bold]  {report['digest']}")
     for child in report.get("children", ()):
         console.print()

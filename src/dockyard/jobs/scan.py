@@ -5,9 +5,11 @@
   (``store/scans.queue``); artifacts (signatures, SBOMs, anything with a subject, manifests
   without tar layers) and indexes (their children were pushed, and queued, on their own) are
   skipped. An image already scanned, pushed into another repository, gets its SBOM there.
-- ``ScanWorkers``: on every node, ``scan.workers`` tasks claim queued scans and run them
-  (``ScanService.run_next``), each image once across nodes. They look every ``scan.interval``,
-  and at once when this node queued something.
+- ``ScanWorkers``: on every node, at most ``scan.workers`` scans at a time claim queued scans and
+  run them (``ScanService.run_next``), each image once across nodes. Every worker process of the
+  node runs the tasks, and a task runs a scan only while it holds one of the node's
+  ``scan.workers`` slot files (``flock`` in ``<data_dir>/scan-slots``), so the bound is per node,
+  not per process. They look every ``scan.interval``, and at once when this process queued something.
 - ``scan-rematch`` (scheduled, one node): when the vulnerability database's revision moved, every
   done scan is matched again from its stored inventory, no layer read; and once an hour the rows
   of images no repository holds any more are forgotten.
@@ -19,9 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dockyard.config import ScanConfig
@@ -108,7 +113,7 @@ class ScanQueue:
         if recheck is not None and datetime.fromisoformat(recheck) <= utcnow():
             return True
         async with self.db.read() as conn:
-            return await scans.last_event_id(conn) > int(state["after"])
+            return await scans.pushed_after(conn, int(state["after"]))
 
     async def run(self) -> QueueReport:
         """Queue the images pushed since the cursor; nothing at all with scan.enabled = false."""
@@ -181,12 +186,40 @@ class Rematch:
         return report
 
 
-class ScanWorkers:
-    """``scan.workers`` tasks on this node, each claiming and running one scan at a time."""
+class NodeSlots:
+    """``count`` slot files in ``directory``; a scan runs while its task holds one (an exclusive
+    ``flock``, which the kernel drops with the process), whichever worker process it is in."""
 
-    def __init__(self, service: ScanService, config: ScanConfig) -> None:
+    def __init__(self, directory: Path, count: int) -> None:
+        self.directory = directory
+        self.count = count
+
+    def take(self) -> int | None:
+        """An open descriptor holding a free slot, or None when all are taken."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for slot in range(self.count):
+            fd = os.open(self.directory / f"slot-{slot}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return fd
+        return None
+
+    @staticmethod
+    def give(fd: int) -> None:
+        os.close(fd)  # closing the descriptor releases its lock
+
+
+class ScanWorkers:
+    """``scan.workers`` tasks in this process, each claiming and running one scan at a time while
+    it holds one of the node's slots."""
+
+    def __init__(self, service: ScanService, config: ScanConfig, slots: NodeSlots) -> None:
         self.service = service
         self.config = config
+        self.slots = slots
         self.wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -202,10 +235,19 @@ class ScanWorkers:
         self._tasks = []
         await self.service.close()
 
+    async def _next(self) -> bool:
+        slot = self.slots.take()
+        if slot is None:  # the node runs scan.workers scans already (in this or another process)
+            return False
+        try:
+            return await self.service.run_next()
+        finally:
+            self.slots.give(slot)
+
     async def _loop(self) -> None:
         while True:
             try:
-                ran = await self.service.run_next()
+                ran = await self._next()
             except asyncio.CancelledError:
                 raise
             except Unavailable as exc:

@@ -22,8 +22,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +36,7 @@ from dockyard.oci.manifests import Descriptor, Manifest, parse_manifest
 from dockyard.scan import layers
 from dockyard.scan.clamd import Clamd, ClamdVisitor
 from dockyard.scan.inventory import PackageVisitor
-from dockyard.scan.report import SCANNER_VERSION, Analysis, Findings, Inventory, Vulnerability
+from dockyard.scan.report import SCANNER_VERSION, Analysis, Findings, Inventory
 from dockyard.scan.secrets import SecretVisitor, config_secrets
 from dockyard.services.blob_streams import blob_opener
 from dockyard.services.manifests import ManifestService
@@ -50,7 +52,6 @@ __all__ = ["ScanReport", "ScanService", "ScanTimeout", "is_image"]
 
 log = logging.getLogger("dockyard.scan")
 CONFIG_MAX_BYTES = 8 * 1024 * 1024  # an image config larger than this is refused (they are a few KiB)
-CLAMD_MAX_FILE_BYTES = 25 * 1024 * 1024  # clamd's own default StreamMaxLength
 CLAIM_TTL = timedelta(minutes=5)  # renewed every third of it while the scan runs
 RETRY = scans.Retry(after=timedelta(minutes=5), max_attempts=3)
 UNSCANNED = "unscanned"
@@ -177,7 +178,7 @@ class ScanService:
             await self._scan_once(digest, manifest)
             current = await self.current(digest)
         if current is not None:
-            return current if platform is None else _with_platform(current, platform)
+            return current if platform is None else replace(current, platform=platform)
         async with self.db.read() as conn:
             row = await scans.read(conn, digest)
         return ScanReport(digest, UNSCANNED, platform=platform) if row is None else ScanReport.from_row(
@@ -285,11 +286,16 @@ class ScanService:
         config = await self._config(manifest.config)
         config_findings = config_secrets(config, manifest.config.digest)
         loop = asyncio.get_running_loop()
-        tar_layers = [layers.Layer(d.digest, d.media_type, blob_opener(self.store, d.digest, loop))
+        stop = threading.Event()
+        tar_layers = [layers.Layer(d.digest, d.media_type, blob_opener(self.store, d.digest, loop, stop))
                       for d in manifest.layers if _is_tar_layer(d)]
         clamd = Clamd(self.config.clamd.socket, self.config.clamd.timeout.total_seconds()) \
             if self.config.clamd.socket else None
-        analysis = await asyncio.to_thread(_walk, tar_layers, self.config.secret_max_file_bytes, clamd)
+        try:
+            analysis = await asyncio.to_thread(_walk, tar_layers, self.config.secret_max_file_bytes, clamd)
+        except asyncio.CancelledError:
+            stop.set()  # the thread's next read ends its walk
+            raise
         findings = analysis.findings
         secrets = (*config_findings, *findings.secrets)
         return Analysis(analysis.inventory, Findings(secrets, findings.malware, findings.files_scanned,
@@ -381,7 +387,7 @@ def _walk(tar_layers: list[layers.Layer], max_file_bytes: int, clamd: Clamd | No
     engine = None
     if clamd is not None:
         engine = clamd.version()
-        malware = ClamdVisitor(clamd, CLAMD_MAX_FILE_BYTES)
+        malware = ClamdVisitor(clamd)  # files up to clamd's own default StreamMaxLength
         visitors.append(malware)
     history = layers.walk(tar_layers, visitors)
     found_malware = tuple(malware.findings(history)) if malware is not None else ()
@@ -389,14 +395,3 @@ def _walk(tar_layers: list[layers.Layer], max_file_bytes: int, clamd: Clamd | No
                     Findings(tuple(secrets.findings(history)), found_malware, secrets.files_scanned,
                              secrets.skipped_large, secrets.skipped_binary, engine))
 
-
-def _with_platform(report: ScanReport, platform: str) -> ScanReport:
-    from dataclasses import replace
-    return replace(report, platform=platform)
-
-
-def vulnerabilities_of(report: ScanReport) -> tuple[Vulnerability, ...]:
-    """Every vulnerability of an image or of an index's children."""
-    if report.children:
-        return tuple(v for child in report.children for v in vulnerabilities_of(child))
-    return report.vulnerabilities

@@ -220,5 +220,7 @@ async def pushed_since(conn: AsyncConnection, after: int, *, limit: int = 500,
     return [Pushed(r.id, r.repository, r.digest) for r in (await conn.execute(query)).all() if r.digest]
 
 
-async def last_event_id(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))) or 0)
+async def pushed_after(conn: AsyncConnection, after: int) -> bool:
+    """Whether a ``manifest.pushed`` event has an id above ``after``."""
+    query = sa.select(events.c.id).where(events.c.id > after, events.c.name == "manifest.pushed").limit(1)
+    return await conn.scalar(query) is not None
