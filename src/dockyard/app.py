@@ -91,9 +91,9 @@ class Components:
     retention: RetentionService
     collector: Collector
     repositories: RepositoryService
-    signatures: SignatureService
     scanning: ScanService
     scan_workers: ScanWorkers
+    signatures: SignatureService
 
 
 def build_driver(config: Config) -> StorageDriver:
@@ -135,6 +135,7 @@ def build_components(config: Config) -> Components:
     scanning = ScanService(db, store, services.manifests, services.uploads, VulnDbService(db, config.scan.vulndb),
                            config.scan, holder=node_name(), observe=metrics.record_scan)
     scan_workers = ScanWorkers(scanning, config.scan, NodeSlots(config.data_dir / "scan-slots", config.scan.workers))
+    admission.scans = scanning
     jobs = [
         Job("uploads-purge", config.registry.upload_purge_interval_seconds,
             lambda: purge_uploads(db, store, expiry=expiry)),
@@ -151,10 +152,9 @@ def build_components(config: Config) -> Components:
     signatures = SignatureService(db, store, services.manifests, blobs=services.blobs, uploads=services.uploads,
                                   access=access, registry_host=urllib.parse.urlsplit(config.token_realm).netloc)
     admission.signatures = signatures
-    admission.scans = scanning  # the push rules wait for the scan of the pushed image; pull rules read it
     return Components(config, db, store, services, metrics, scheduler, AccessLog(), access, accounts, retention,
-                      collector, RepositoryService(db, accounts, grace_period=grace), signatures=signatures,
-                      scanning=scanning, scan_workers=scan_workers)
+                      collector, RepositoryService(db, accounts, grace_period=grace), scanning, scan_workers,
+                      signatures=signatures)
 
 
 async def flush_pulls(parts: Components, unwritten: list[dict[str, Any]] | None = None) -> None:

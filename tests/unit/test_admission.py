@@ -1,4 +1,4 @@
-"""The push and pull rules as tables: every rule × enforce/warn × pass/fail, the allow-list (ids,
+"""The push and pull rules as tables: every rule, enforce and warn, pass and fail, the allow-list (ids,
 aliases, expiry), the exact messages, which manifests are gated, and the value checks."""
 
 from __future__ import annotations
@@ -115,6 +115,12 @@ CASES: list[tuple[str, AdmissionRule, Facts, bool, str]] = [
     ("push scan timed out", AdmissionRule("push", "secrets", "enforce"),
      facts(scan=None, scan_pending=f"scan of {DIGEST} still running after 60s"), False,
      f"scan of {DIGEST} still running after 60s; push again shortly — the result is kept"),
+    ("push scan failed", AdmissionRule("push", "vulnerabilities", "enforce", severity="high"),
+     facts(scan=None, scan_failed=f"scan of {DIGEST} failed (layer 2 is not a readable tar archive)"), False,
+     f"scan of {DIGEST} failed (layer 2 is not a readable tar archive): the image cannot be checked; fix it and "
+     "push again"),
+    ("push rule explained unscanned", AdmissionRule("push", "malware", "warn"), facts(scan=None), False,
+     "not scanned yet (a push waits for its scan, up to scan.push_timeout)"),
 ]
 
 
@@ -132,6 +138,7 @@ def test_only_a_missing_push_scan_asks_for_a_retry() -> None:
     assert one(AdmissionRule("push", "vulnerabilities", "enforce", severity="high"), waiting).retry
     assert not one(AdmissionRule("pull", "vulnerabilities", "enforce", severity="high"), waiting).retry
     assert not one(AdmissionRule("push", "labels", "enforce", labels=("a",)), waiting).retry
+    assert not one(AdmissionRule("push", "secrets", "enforce"), facts(scan=None, scan_failed="scan of x failed")).retry
 
 
 ALLOWED = (vuln("DSA-5500-1", "critical", aliases=("CVE-2023-1234",)), vuln("CVE-2023-9999", "critical"))
@@ -270,4 +277,5 @@ def test_allow_entries_check_their_values() -> None:
             ({"id": "CVE-1", "reason": "r", "until": "2027-01-01"}, "until", "unknown key 'until'")]:
         with pytest.raises(RequestInvalid) as caught:
             allow_entry(fields)
-        assert caught.value.detail == {"field": field} and says in caught.value.message
+        assert caught.value.detail == {"field": field}
+        assert says in caught.value.message

@@ -19,7 +19,9 @@ from dockyard.oci import mediatypes as mt
 from dockyard.oci.digests import MAX_DIGEST_LENGTH, parse_digest
 from dockyard.oci.manifests import parse_manifest
 from dockyard.oci.names import validate_name, validate_tag
+from dockyard.policy.admission import CHECKS, MODES, STAGES, allow_entry, vulnerability_id
 from dockyard.policy.checks import check_cron, check_glob, check_pattern
+from dockyard.scan.report import SEVERITIES
 from dockyard.services.access import ROBOT_PREFIX
 from dockyard.services.accounts import check_account_name, check_project_name, robot_login
 from dockyard.storage import layout
@@ -104,6 +106,10 @@ EDGE_CHECKS: dict[str, EdgeCheck] = {
     "projects.tag_pattern": PATTERN,
     "retention_policies.schedule": EdgeCheck(check_cron, "0 3 * * *" + " " * (limits.CRON - 9),
                                              "0 3 * * *" + " " * (limits.CRON - 8)),
+    "vuln_allowlist.vulnerability": EdgeCheck(vulnerability_id, "C" * limits.VULN_ID, "C" * (limits.VULN_ID + 1)),
+    "vuln_allowlist.reason": EdgeCheck(lambda v: allow_entry({"id": "CVE-1", "reason": v}),
+                                       "r" * limits.ALLOW_REASON, "r" * (limits.ALLOW_REASON + 1)),
+    "vuln_allowlist.created_by": PRINCIPAL,
 }
 
 # Columns whose values the registry makes itself, and why each fits (checked below where it can be).
@@ -145,6 +151,11 @@ MADE_BY_THE_REGISTRY: dict[str, str] = {
     "vuln_affected.package": "an OSV package name, the entry skipped by store/vulndb.fit when over the column",
     "vuln_affected.severity": "one of report.SEVERITIES (scan/severity.py)",
     "vulndb_revisions.source": "the path or URL an import read, cut to the column by store/vulndb.add_revision",
+    # Admission rules: policy/admission.parse_rules accepts only its own words for these.
+    "admission_rules.stage": "'push' or 'pull' (policy/admission.STAGES)",
+    "admission_rules.check": "a check name from policy/admission.CHECKS",
+    "admission_rules.mode": "'enforce' or 'warn' (policy/admission.MODES)",
+    "admission_rules.severity": "one of report.SEVERITIES",
     # Scans (store/scans.py): one row per stored manifest's digest, written by the scanner only.
     "scans.digest": "the digest of a stored (or verified, being pushed) manifest",
     "scans.status": "'queued', 'running', 'done' or 'failed'",
@@ -209,6 +220,10 @@ def test_values_the_registry_makes_fit_their_columns() -> None:
     assert limits.ROBOT_NAME <= limits.PRINCIPAL_NAME
     assert MAX_DIGEST_LENGTH <= limits.DIGEST
     assert len("manifest") <= size("manifest_references.kind")
+    assert max(len(stage) for stage in STAGES) <= size("admission_rules.stage")
+    assert max(len(check) for checks in CHECKS.values() for check in checks) <= size("admission_rules.check")
+    assert max(len(mode) for mode in MODES) <= size("admission_rules.mode")
+    assert max(len(severity) for severity in SEVERITIES) <= size("admission_rules.severity")
 
 
 def test_can_hold_refuses_what_postgresql_cannot_store() -> None:

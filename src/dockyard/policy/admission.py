@@ -89,6 +89,7 @@ class Facts:
     digest: str
     scan: ScanFacts | None = None  # None: no current scan result
     scan_pending: str | None = None  # at push, why there is none: "scan of sha256:… still running after 60s"
+    scan_failed: str | None = None  # at push, the scan ended without a result: "scan of sha256:… failed (…)"
     labels: frozenset[str] = frozenset()  # label keys of the config, and annotation keys
     signed: bool = False
     trusted_keys: tuple[tuple[str, str], ...] = ()  # (name, hex fingerprint) the project trusts
@@ -133,9 +134,12 @@ def evaluate(rules: Sequence[AdmissionRule], facts: Facts) -> list[Verdict]:
 def _verdict(rule: AdmissionRule, facts: Facts) -> Verdict:
     passed, message, retry = True, "", False
     if rule.check in SCAN_CHECKS and rule.check != "scanned" and facts.scan is None:
-        if rule.stage == "push":
-            pending = facts.scan_pending or f"scan of {facts.digest} has no result yet"
-            passed, message, retry = False, f"{pending}; push again shortly — the result is kept", True
+        if rule.stage == "push" and facts.scan_failed is not None:
+            passed, message = False, f"{facts.scan_failed}: the image cannot be checked; fix it and push again"
+        elif rule.stage == "push" and facts.scan_pending is not None:
+            passed, message, retry = False, f"{facts.scan_pending}; push again shortly — the result is kept", True
+        elif rule.stage == "push":  # explain: no push waits here
+            passed, message = False, "not scanned yet (a push waits for its scan, up to scan.push_timeout)"
         else:
             passed, message = False, "not scanned yet, so its vulnerabilities are unknown; retry shortly"
     elif rule.check == "scanned":
@@ -188,6 +192,7 @@ def _secret(found: SecretFinding) -> str:
 def _secrets(secrets: Sequence[SecretFinding]) -> tuple[bool, str]:
     if not secrets:
         return True, "no secrets found"
+    secrets = list({(s.layer, s.path, s.rule, s.line): s for s in secrets}.values())  # children share layers
     ordered = sorted(secrets, key=lambda s: (s.removed, s.layer, s.path, s.line))
     listed = [_secret(s) for s in ordered[:SHOWN]]
     more = f" and {len(secrets) - SHOWN} more" if len(secrets) > SHOWN else ""
@@ -205,7 +210,8 @@ def _malware(scan: ScanFacts) -> tuple[bool, str]:
                        "or remove the malware rule")
     if not scan.malware:
         return True, "no malware found"
-    found = sorted(scan.malware, key=lambda m: (m.removed, m.layer, m.path))
+    unique = {(m.layer, m.path, m.signature): m for m in scan.malware}
+    found = sorted(unique.values(), key=lambda m: (m.removed, m.layer, m.path))
     listed = [f"{m.signature} in /{m.path.lstrip('/')} ({_where(m.layer, m.path, m.removed)})" for m in found]
     noun = "malware detection" if len(found) == 1 else "malware detections"
     return False, f"{len(found)} {noun}: {'; '.join(listed[:SHOWN])}" + (

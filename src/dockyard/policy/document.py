@@ -182,7 +182,7 @@ def diff(project: str, current: ProjectPolicy, desired: ProjectPolicy) -> list[P
 def _keyed_changes(project: str, kind: Literal["admission", "allow"], old: dict[str, Any], new: dict[str, Any]
                    ) -> list[PolicyChange]:
     changes = []
-    for key in sorted(old.keys() | new.keys()):
+    for key in sorted(old.keys() | new.keys(), key=lambda k: (kind == "admission" and k.startswith("pull."), k)):
         before, after = old.get(key), new.get(key)
         if before != after:
             sign: Sign = "+" if before is None else "-" if after is None else "~"

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from dockyard import events
 from dockyard.auth.principals import Principal
@@ -40,7 +40,6 @@ from dockyard.oci.digests import looks_like_digest
 from dockyard.oci.manifests import Manifest, parse_manifest
 from dockyard.policy import admission as policy
 from dockyard.policy.admission import Facts, ScanFacts, Verdict
-from dockyard.scan.report import MalwareFinding, SecretFinding, Vulnerability
 from dockyard.services.access import AccessService
 from dockyard.services.projects import visible_project
 from dockyard.storage.blobstore import BlobStore
@@ -50,19 +49,13 @@ from dockyard.store import manifests as manifest_rows
 from dockyard.store.clock import utcnow
 from dockyard.store.db import Database
 
-if TYPE_CHECKING:  # signatures reads manifests, whose push check is this module: a cycle at import
+if TYPE_CHECKING:  # both read manifests, whose push check is this module: a cycle at import
+    from dockyard.services.scan_report import ScanReport
+    from dockyard.services.scanning import ScanService
     from dockyard.services.signatures import SignatureService
 
 CONFIG_MAX_BYTES = 4 * 1024 * 1024  # an image config larger than this is not read for labels
 CACHE_ENTRIES = 10_000
-
-
-class Scans(Protocol):
-    """What the rules need of the scanning pipeline (``services/scanning.py`` ScanService)."""
-
-    async def scan_for_push(self, repository: str, digest: str, manifest_body: bytes, media_type: str) -> Any: ...
-
-    async def current(self, digest: str) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,28 +84,26 @@ def project_of(repository: str) -> str:
     return repository.split("/", 1)[0]
 
 
-def _records(items: Any, kind: Any) -> tuple[Any, ...]:
-    return tuple(item if isinstance(item, kind) else kind.from_json(item) for item in items or ())
+def scan_facts(report: ScanReport) -> ScanFacts | None:
+    """What a done scan found (an index: all its image children); None while any is not done."""
+    parts = [part for part in (report.children or (report,)) if part.status != "not-an-image"]
+    if any(not part.is_done for part in parts):
+        return None
+    return ScanFacts(tuple(v for part in parts for v in part.vulnerabilities),
+                     tuple(s for part in parts for s in part.secrets),
+                     tuple(m for part in parts for m in part.malware),
+                     all(part.malware_engine is not None for part in parts))
 
 
-def scan_facts(report: Any) -> ScanFacts:
-    """What a scan report (and, for an index, its children's) found."""
-    parts = [report, *(getattr(report, "children", None) or ())]
-    vulnerabilities: tuple[Vulnerability, ...] = ()
-    secrets: tuple[SecretFinding, ...] = ()
-    malware: tuple[MalwareFinding, ...] = ()
-    checked = True
-    for part in parts:
-        vulnerabilities += _records(getattr(part, "vulnerabilities", ()), Vulnerability)
-        secrets += _records(getattr(part, "secrets", ()), SecretFinding)
-        malware += _records(getattr(part, "malware", ()), MalwareFinding)
-        checked = checked and getattr(part, "malware_engine", "") is not None
-    return ScanFacts(vulnerabilities, secrets, malware, checked)
+def _failed(report: ScanReport) -> str | None:
+    """Why the scan of an image (or of a child of an index) ended without a result, if it did."""
+    failed = next((part for part in (report.children or (report,)) if part.status == "failed"), None)
+    return None if failed is None else f"scan of {failed.digest} failed ({failed.error or 'no reason given'})"
 
 
 class AdmissionService:
     def __init__(self, db: Database, store: BlobStore, access: AccessService, *, push_timeout: timedelta,
-                 pulls: events.PullLog, scans: Scans | None = None, signatures: SignatureService | None = None,
+                 pulls: events.PullLog, scans: ScanService | None = None, signatures: SignatureService | None = None,
                  ttl: float = 10.0) -> None:
         self.db = db
         self.store = store
@@ -182,14 +173,21 @@ class AdmissionService:
         if policy.needs_scan(rules.push):
             if self.scans is None:
                 return replace(facts, scan_pending="scanning is not available on this registry")
+            from dockyard.services.scanning import ScanTimeout
+
             try:
                 report = await self.scans.scan_for_push(repository, digest, body, manifest.media_type)
-            except Unavailable as exc:
+            except ScanTimeout:
                 seconds = f"{self.push_timeout.total_seconds():g}s"
-                pending = (f"scan of {digest} still running after {seconds}" if type(exc).__name__ == "ScanTimeout"
-                           else f"scan of {digest} could not finish ({exc.message})")
-                return replace(facts, scan_pending=pending)
-            facts = replace(facts, scan=scan_facts(report))
+                return replace(facts, scan_pending=f"scan of {digest} still running after {seconds}")
+            except Unavailable as exc:  # clamd or the store failed: the registry's trouble, not the image's
+                return replace(facts, scan_pending=f"scan of {digest} could not finish ({exc.message})")
+            found = scan_facts(report)
+            if found is None:
+                failed = _failed(report)
+                return replace(facts, scan_failed=failed) if failed else replace(
+                    facts, scan_pending=f"scan of {digest} is still queued or running")
+            facts = replace(facts, scan=found)
         return facts
 
     # -- pull ----------------------------------------------------------------------------------
@@ -261,8 +259,6 @@ class AdmissionService:
                                        replace(rules, pull=rules.pull + rules.push))
         if any(r.check == "labels" for r in rules.push):
             facts = replace(facts, labels=await self._labels(repository, manifest))
-        if facts.scan is None:
-            facts = replace(facts, scan_pending=f"scan of {found.digest} has no result yet")
         return Explanation(repository, found.digest, True, tuple(policy.evaluate(rules.push + rules.pull, facts)))
 
     # -- labels --------------------------------------------------------------------------------
