@@ -97,7 +97,7 @@ def test_the_debian_image_reports_exactly_its_packages_vulnerabilities_secrets_a
         ("aws-access-key-id", "root/.aws/credentials", 2, False, base),
         ("aws-secret-access-key", "root/.aws/credentials", 3, False, base),
         ("private-key", "root/.ssh/id_ecdsa", 1, True, base),  # deleted by layer 1's whiteout
-        ("netrc-password", "opt/legacy/.netrc", 3, True, base),  # hidden by layer 1's opaque directory; the password is on line 3
+        ("netrc-password", "opt/legacy/.netrc", 3, True, base),  # hidden by an opaque dir; password on line 3
         ("github-token", "config:Env", 2, False, image.config.digest),
     ])
     text = json.dumps(report)
