@@ -96,7 +96,10 @@ SCAN_METRICS = (
     Metric("push_on_off", "ratio on (busy)/off (issue: ~1.0)", 2, True),
     Metric("push_idle_off", "ratio on (idle at start)/off", 2, True),
     Metric("push_on_dist", "ratio dockyard on/distribution", 2, True),
-    Metric("scans_during", "scans finished while the timed pushes ran (scan on)", 0),
+    Metric("push_on1_s", "the same pushes, scan.workers=1, workers busy (s)", 2, True),
+    Metric("push_on1_off", "ratio on (busy, scan.workers=1)/off", 2, True),
+    Metric("scans_during", "scans finished while the timed pushes ran (busy, default workers)", 0),
+    Metric("scans_during_on1", "scans finished while the timed pushes ran (busy, scan.workers=1)", 0),
 )
 
 
@@ -222,14 +225,20 @@ def _memory(root: Path, workdir: Path, big_mib: int, log: Log) -> dict[str, floa
 # -- pushes with and without scanning ----------------------------------------------------------------
 
 class ScanningDockyard(Dockyard):
-    def __init__(self, workdir: Path, enabled: bool) -> None:
+    """dockyard with scanning on or off; ``workers`` sets scan.workers (None: its default, 2)."""
+
+    def __init__(self, workdir: Path, enabled: bool, workers: int | None = None) -> None:
         super().__init__(workdir)
         self.name = f"dockyard-scan-{'on' if enabled else 'off'}"
         self.enabled = enabled
+        self.workers = workers
 
     def environment(self) -> dict[str, str]:
-        return {**super().environment(), "DOCKYARD_SCAN__ENABLED": "true" if self.enabled else "false",
-                "DOCKYARD_SCAN__INTERVAL": "1s"}
+        env = {**super().environment(), "DOCKYARD_SCAN__ENABLED": "true" if self.enabled else "false",
+               "DOCKYARD_SCAN__INTERVAL": "1s"}
+        if self.workers is not None:
+            env["DOCKYARD_SCAN__WORKERS"] = str(self.workers)
+        return env
 
 
 def _client(registry: Registry) -> RegistryClient:
@@ -268,23 +277,24 @@ def _push_pass(registry: Registry, layer: LayerFile, images: Sequence[SmallImage
 def _pushes(root: Path, workdir: Path, layer: LayerFile, count: int, rep: int, log: Log) -> dict[str, float]:
     status = (root / "var/lib/dpkg/status").read_bytes()
     builds: list[tuple[str, Callable[[Path], Registry]]] = [
-        ("on", lambda w: ScanningDockyard(w, True)), ("idle", lambda w: ScanningDockyard(w, True)),
+        ("on", lambda w: ScanningDockyard(w, True)), ("on1", lambda w: ScanningDockyard(w, True, workers=1)),
+        ("idle", lambda w: ScanningDockyard(w, True)),
         ("off", lambda w: ScanningDockyard(w, False)), ("dist", Distribution)]
     order = builds if rep % 2 else list(reversed(builds))
     times: dict[str, float] = {}
-    scans = 0
+    scans: dict[str, int] = {}
     for kind, build in order:
         images = push_images(count, status, f"rep{rep}-{kind}")
         with build(workdir / f"push-{rep}-{kind}") as registry:
             times[kind], finished = _push_pass(registry, layer, images, f"rep{rep}-{kind}", busy=kind != "idle")
-        if kind == "on":
-            scans = finished
+            scans[kind] = finished
         log(f"{kind}: {count} pushes in {times[kind]:.2f} s" + (f", {finished} scans finished meanwhile"
-                                                                   if kind in ("on", "idle") else ""))
+                                                                   if kind not in ("dist", "off") else ""))
     return {"push_on_s": times["on"], "push_idle_s": times["idle"], "push_off_s": times["off"],
             "push_dist_s": times["dist"], "push_on_off": times["on"] / times["off"],
             "push_idle_off": times["idle"] / times["off"], "push_on_dist": times["on"] / times["dist"],
-            "scans_during": float(scans)}
+            "push_on1_s": times["on1"], "push_on1_off": times["on1"] / times["off"],
+            "scans_during": float(scans["on"]), "scans_during_on1": float(scans["on1"])}
 
 
 # -- the whole table ----------------------------------------------------------------------------------
