@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 # Signatures and keys made by the real cosign (their README says where each comes from): the copy in
 # tests/data/cosign, else the shared fixtures it was copied from.
 COSIGN_FIXTURES = next((p for p in (Path(__file__).resolve().parents[1] / "data" / "cosign",
-                                    Path("/work/shared/fixtures/cosign")) if p.is_dir()),
+                                    Path("/work/shared/fixtures/cosign")) if (p / "README.md").is_file()),
                        Path(__file__).resolve().parents[1] / "data" / "cosign")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 WARNING_HEADER = "Dockyard-Policy-Warning"
