@@ -16,6 +16,8 @@ revision. An ecosystem that fails to download is reported; the others are still 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import tempfile
@@ -170,33 +172,32 @@ class VulnDbService:
 
     async def _import_items(self, items: Iterator[osv.Item], report: ImportReport, progress: Progress | None,
                             source: str | None = None) -> None:
-        while True:
-            chunk = await anyio.to_thread.run_sync(_take, items, BATCH)
-            if not chunk:
-                return
-            batch = []
-            for item in chunk:
-                if item.advisory is None:
-                    report.bad += 1
-                    report.note(item.error or f"{item.source}: not an advisory")
-                    continue
-                report.read += 1
-                row, problems = rows.fit(to_row(item.advisory))
-                if row is None:
-                    report.bad += 1
-                elif problems:
-                    report.clipped += 1
-                for problem in problems:
-                    report.note(f"{source or item.source}: {problem}")
-                if row is not None:
-                    batch.append(row)
-            async with self.db.write() as conn:
-                counts = await rows.upsert(conn, batch)
-            report.added += counts.added
-            report.updated += counts.updated
-            report.unchanged += counts.unchanged
-            if progress is not None:
-                progress(len(chunk))
+        """Upsert the items batch by batch; the next batch is read and parsed (in a thread) while
+        the current one is written."""
+        following = asyncio.ensure_future(anyio.to_thread.run_sync(_prepare, items, source))
+        try:
+            while True:
+                batch = await following
+                if not batch.items:
+                    return
+                following = asyncio.ensure_future(anyio.to_thread.run_sync(_prepare, items, source))
+                report.read += batch.read
+                report.bad += batch.bad
+                report.clipped += batch.clipped
+                for message in batch.messages:
+                    report.note(message)
+                async with self.db.write() as conn:
+                    counts = await rows.upsert(conn, batch.rows)
+                report.added += counts.added
+                report.updated += counts.updated
+                report.unchanged += counts.unchanged
+                if progress is not None:
+                    progress(batch.items)
+        finally:
+            if not following.done():
+                following.cancel()
+                with contextlib.suppress(BaseException):
+                    await following  # the thread finishes its batch; nothing else reads the iterator
 
     async def _record(self, report: ImportReport) -> None:
         if report.added or report.updated:
@@ -245,13 +246,37 @@ def _hits(lookups: list[matching.Lookup], found: dict[rows.Key, list[rows.EntryR
     return matching.find_hits(lookups, to_entries(found), stats)
 
 
-def _take(items: Iterator[osv.Item], count: int) -> list[osv.Item]:
-    chunk = []
+@dataclass(slots=True)
+class _Batch:
+    items: int = 0  # files or members taken from the reader
+    read: int = 0
+    bad: int = 0
+    clipped: int = 0
+    rows: list[rows.AdvisoryRow] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+def _prepare(items: Iterator[osv.Item], source: str | None) -> _Batch:
+    """The next ``BATCH`` items as rows the columns can hold, and what was wrong with the others."""
+    batch = _Batch()
     for item in items:
-        chunk.append(item)
-        if len(chunk) >= count:
+        batch.items += 1
+        if item.advisory is None:
+            batch.bad += 1
+            batch.messages.append(item.error or f"{item.source}: not an advisory")
+        else:
+            batch.read += 1
+            row, problems = rows.fit(to_row(item.advisory))
+            if row is None:
+                batch.bad += 1
+            elif problems:
+                batch.clipped += 1
+            batch.messages.extend(f"{source or item.source}: {problem}" for problem in problems)
+            if row is not None:
+                batch.rows.append(row)
+        if batch.items >= BATCH:
             break
-    return chunk
+    return batch
 
 
 async def _download(client: Any, url: str, target: Path) -> None:

@@ -145,6 +145,11 @@ async def upsert(conn: AsyncConnection, batch: Sequence[AdvisoryRow]) -> UpsertC
     ``batch`` holds each id once (the last of a duplicate wins) and has gone through ``fit``.
     """
     unique = {a.id: a for a in batch}
+    if conn.dialect.name == "postgresql":
+        # asyncpg prepares each statement; after a few runs PostgreSQL may keep a generic plan made
+        # while the tables were nearly empty (a sequential scan), which then scans every advisory
+        # for each batch of a large import: an import went from 40 s to 12 min.
+        await conn.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
     existing: dict[str, datetime | None] = {}
     ids = list(unique)
     for start in range(0, len(ids), 1000):
