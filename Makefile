@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # Debian packages the test suite drives (real clients, the reference registry).
-TEST_DEBS := skopeo podman docker-registry nginx e2fsprogs clamav-daemon
-BENCH_DEBS := docker-registry wrk apache2-utils curl
+TEST_DEBS := skopeo podman docker-registry nginx e2fsprogs clamav-daemon rpm
+BENCH_DEBS := docker-registry wrk apache2-utils curl debootstrap
 # Single-node Ceph + radosgw (ci/s3/start.sh): the S3 driver's tests start it themselves, once per run.
 S3_DEBS := radosgw ceph-mon ceph-osd ceph-common curl uuid-runtime
 

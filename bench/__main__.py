@@ -36,6 +36,14 @@ Environment (defaults in brackets; a quick run: BENCH_BLOB_MB=64 BENCH_REPS=1 BE
                      issue 12 (BENCH_BASELINE_COMMIT); 0 leaves it out, only runs it alone [1]
   BENCH_GC_CANDIDATES  GC candidates seeded for the lifecycle table [10000]
   BENCH_BASELINE_COMMIT  the code before issue 12, exported with git archive [0e4cfe7]
+  BENCH_SCAN         1 adds the "supply chain" table (bench/scan.py): inventory of a Debian minbase
+                     layer, matching 500 packages against BENCH_ADVISORIES advisories, peak RSS
+                     walking a BENCH_BIG_LAYER_MB layer against a 100 MiB one, and BENCH_SCAN_PUSHES
+                     pushes with scanning on, off, and to distribution; 0 leaves it out, only runs
+                     it alone [1]
+  BENCH_ADVISORIES   OSV advisories the matching benchmark imports [200000]
+  BENCH_BIG_LAYER_MB size of the memory benchmark's big layer in MiB [2048]
+  BENCH_SCAN_PUSHES  images pushed per registry in the push-with-scanning test [12]
   TMPDIR             where the test blob and both registries' data live [/tmp]
 
 Exit status: 0 done, 1 a registry or tool failed, 2 bad settings or missing tools, 130 interrupted.
@@ -60,10 +68,12 @@ from bench.report import Results, median_table, samples_table, settings_line, wr
 from bench.runner import missing_packages, run_benchmark
 from bench.scaleout import ScaleoutResults, scaleout_metrics, scaleout_samples_table, scaleout_table
 from bench.scaleout import missing_packages as scaleout_missing_packages
+from bench.scan import SCAN_NOTE, ScanResults, run_scan, scan_table
+from bench.scan_data import DataError
 from bench.settings import Settings, SettingsError, load_settings
 from bench.suite import Log, metrics_for
 
-FAILURES = (RegistryError, ProtocolError, CurlError, LoadError, OSError)
+FAILURES = (RegistryError, ProtocolError, CurlError, LoadError, DataError, OSError)
 
 
 def stderr_log() -> Log:
@@ -91,11 +101,11 @@ LIFECYCLE_NOTE = ("Lifecycle: dockyard alone (SQLite + filesystem, a worker per 
                   "(BENCH_BASELINE_COMMIT), fresh servers, alternating.")
 
 
-def render(results: Results, settings: Settings, header: str, scaleout: ScaleoutResults | None = None,
-           lifecycle: LifecycleResults | None = None) -> tuple[str, str]:
+def render(results: Results | None, settings: Settings, header: str, scaleout: ScaleoutResults | None = None,
+           lifecycle: LifecycleResults | None = None, scan: ScanResults | None = None) -> tuple[str, str]:
     """(what stdout shows, what latest.md holds): both carry the machine and the median table(s)."""
     shown, saved = f"{header}\n", f"# dockyard benchmark\n\n{header}\n"
-    if settings.lifecycle != "only":
+    if results is not None and settings.lifecycle != "only":
         metrics = metrics_for(settings)
         table = median_table(results, metrics)
         shown += f"\n{table}\n"
@@ -110,6 +120,10 @@ def render(results: Results, settings: Settings, header: str, scaleout: Scaleout
         table = lifecycle_table(lifecycle)
         shown += f"\ndockyard lifecycle\n\n{table}\n\n{LIFECYCLE_NOTE}\n"
         saved += f"\n## dockyard lifecycle\n\n{table}\n\n{LIFECYCLE_NOTE}\n"
+    if scan is not None:
+        table, facts = scan_table(scan), "\n".join(f"- {fact}" for fact in scan.facts)
+        shown += f"\nsupply chain\n\n{table}\n\n{facts}\n{SCAN_NOTE}\n"
+        saved += f"\n## supply chain\n\n{table}\n\n{facts}\n{SCAN_NOTE}\n"
     return shown, saved
 
 
@@ -134,15 +148,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ])
     log = stderr_log()
     log(f"settings: {settings_line(settings)}")
+    results: Results | None = None
+    scaleout, lifecycle, scan = None, None, None
     try:
-        results, scaleout, lifecycle = run_benchmark(settings, log)
+        if settings.scan != "only":
+            results, scaleout, lifecycle = run_benchmark(settings, log)
+        if settings.scan != "0":
+            scan = run_scan(settings, log)
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
         return 130
     except FAILURES as exc:
         print(f"bench: failed: {exc}", file=sys.stderr)
         return 1
-    shown, saved = render(results, settings, header, scaleout, lifecycle)
+    shown, saved = render(results, settings, header, scaleout, lifecycle, scan)
     print(shown, end="")
     print(f"written to {write_latest(saved)}", file=sys.stderr)
     return 0

@@ -87,7 +87,8 @@ def settings_line(settings: Settings) -> str:
             f"{settings.streams} pull streams, {settings.connections} connections for {settings.seconds} s, "
             f"{settings.reps} repetitions" + (", scale-out table on" if settings.scaleout else "")
             + {"0": "", "1": f", lifecycle table on ({settings.gc_candidates} GC candidates)",
-               "only": f", the lifecycle table alone ({settings.gc_candidates} GC candidates)"}[settings.lifecycle])
+               "only": f", the lifecycle table alone ({settings.gc_candidates} GC candidates)"}[settings.lifecycle]
+            + {"0": "", "1": ", supply-chain table on", "only": ", the supply-chain table alone"}[settings.scan])
 
 
 def write_latest(text: str, directory: Path = RESULTS_DIR) -> Path:

@@ -15,6 +15,11 @@
 |                   |            | 0: not; only: that table alone                                  |
 | BENCH_GC_CANDIDATES | 10000    | GC candidates (unreferenced blobs) the lifecycle table collects |
 | BENCH_BASELINE_COMMIT | 0e4cfe7 | the code before issue 12, for the pull-recording comparison   |
+| BENCH_SCAN        | 1          | 1: also run the "supply chain" table (bench/scan.py); 0: not;   |
+|                   |            | only: that table alone                                          |
+| BENCH_ADVISORIES  | 200000     | OSV advisories the matching benchmark imports                   |
+| BENCH_BIG_LAYER_MB | 2048      | size of the big layer of the memory benchmark, in MiB           |
+| BENCH_SCAN_PUSHES | 12         | images pushed (timed) per registry in the push-with-scan test   |
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class Settings:
     lifecycle: str = "1"  # "1", "0" or "only"
     gc_candidates: int = 10_000
     baseline_commit: str = "0e4cfe7"
+    scan: str = "1"  # "1", "0" or "only"
+    scan_advisories: int = 200_000
+    scan_big_layer_mib: int = 2048
+    scan_pushes: int = 12
 
     @property
     def blob_bytes(self) -> int:
@@ -86,6 +95,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     commit = env.get("BENCH_BASELINE_COMMIT", "").strip() or defaults.baseline_commit
     if not commit.replace("-", "").replace("_", "").replace(".", "").replace("/", "").isalnum():
         raise SettingsError(f"BENCH_BASELINE_COMMIT={commit!r}: expected a commit or a branch name")
+    scan = env.get("BENCH_SCAN", "").strip() or defaults.scan
+    if scan not in ("0", "1", "only"):
+        raise SettingsError(f"BENCH_SCAN={scan!r}: expected 0, 1 or only")
     return Settings(
         blob_mib=blob_mib,
         chunk_mib=min(blob_mib, _positive_int(env, "BENCH_CHUNK_MB", defaults.chunk_mib)),
@@ -98,4 +110,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         lifecycle=lifecycle,
         gc_candidates=_positive_int(env, "BENCH_GC_CANDIDATES", defaults.gc_candidates),
         baseline_commit=commit,
+        scan=scan,
+        scan_advisories=_positive_int(env, "BENCH_ADVISORIES", defaults.scan_advisories),
+        scan_big_layer_mib=_positive_int(env, "BENCH_BIG_LAYER_MB", defaults.scan_big_layer_mib),
+        scan_pushes=_positive_int(env, "BENCH_SCAN_PUSHES", defaults.scan_pushes),
     )

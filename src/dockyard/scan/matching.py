@@ -136,46 +136,69 @@ def lookups(packages: Iterable[Package], distro: Distro | None) -> list[Lookup]:
     return [found for package in packages for found in lookup(package, distro)]
 
 
-def match(packages: Sequence[Lookup], advisories_by_key: Mapping[Key, Sequence[Candidate]],
-          stats: MatchStats | None = None) -> list[Vulnerability]:
-    """The vulnerabilities of ``packages`` (from ``lookups``), sorted most severe first, then by id."""
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """An affected entry that affects an installed package (its advisory not yet looked at)."""
+
+    lookup: Lookup
+    advisory_id: str
+    affected: Affected
+    fixed: str | None
+
+
+def find_hits(packages: Sequence[Lookup], entries_by_key: Mapping[Key, Sequence[tuple[str, Affected]]],
+              stats: MatchStats | None = None) -> list[Hit]:
+    """Which (advisory id, entry) pairs stored under each package's keys affect its version."""
     stats = stats if stats is not None else MatchStats()
-    found: dict[tuple[str, str, str, str], Vulnerability] = {}
+    hits = []
     for item in packages:
         kind = versions.kind_of(item.ecosystem)
         if kind is None or versions.parse(kind, item.version) is None:
-            if any(advisories_by_key.get(key) for key in item.keys):
+            if any(entries_by_key.get(key) for key in item.keys):
                 stats.unreadable_installed += 1
                 stats.note(f"{item.ecosystem} {item.name} {item.version}")
             continue
         order = _order_against(item.version)
         for key in item.keys:
-            for advisory, affected in advisories_by_key.get(key, ()):
-                if advisory.withdrawn:
-                    continue
+            for advisory_id, affected in entries_by_key.get(key, ()):
                 hit, fixed = affects(affected, item.version, order, stats)
-                if not hit:
-                    continue
-                package = item.package
-                severity = advisory.severity if advisory.severity != "unknown" else affected.severity or "unknown"
-                found.setdefault((advisory.id, package.name, package.version, package.purl), Vulnerability(
-                    id=advisory.id, aliases=advisory.aliases, package=package.name, ecosystem=item.ecosystem,
-                    installed=package.version, fixed=fixed, severity=severity, summary=advisory.summary,
-                    score=advisory.score, purl=package.purl, layer=package.layer))
+                if hit:
+                    hits.append(Hit(item, advisory_id, affected, fixed))
+    return hits
+
+
+def vulnerabilities(hits: Iterable[Hit], advisories: Mapping[str, Advisory]) -> list[Vulnerability]:
+    """The hits as vulnerabilities, sorted most severe first, then by id; a hit whose advisory is
+    not in ``advisories`` (withdrawn, or gone) is left out."""
+    found: dict[tuple[str, str, str, str], Vulnerability] = {}
+    for hit in hits:
+        advisory = advisories.get(hit.advisory_id)
+        if advisory is None or advisory.withdrawn:
+            continue
+        package = hit.lookup.package
+        severity = advisory.severity if advisory.severity != "unknown" else hit.affected.severity or "unknown"
+        found.setdefault((advisory.id, package.name, package.version, package.purl), Vulnerability(
+            id=advisory.id, aliases=advisory.aliases, package=package.name, ecosystem=hit.lookup.ecosystem,
+            installed=package.version, fixed=hit.fixed, severity=severity, summary=advisory.summary,
+            score=advisory.score, purl=package.purl, layer=package.layer))
     return sorted(found.values(), key=lambda v: (-SEVERITY_RANK.get(v.severity, 1), v.id, v.package, v.installed))
+
+
+def match(packages: Sequence[Lookup], advisories_by_key: Mapping[Key, Sequence[Candidate]],
+          stats: MatchStats | None = None) -> list[Vulnerability]:
+    """The vulnerabilities of ``packages`` (from ``lookups``), sorted most severe first, then by id."""
+    entries = {key: [(advisory.id, affected) for advisory, affected in found if not advisory.withdrawn]
+               for key, found in advisories_by_key.items()}
+    advisories = {advisory.id: advisory for found in advisories_by_key.values() for advisory, _ in found}
+    return vulnerabilities(find_hits(packages, entries, stats), advisories)
 
 
 Order = Callable[[str, str], int | None]  # (kind, event version) → installed below (-1), equal (0), above (1)
 
 
 def _order_against(installed: str) -> Order:
-    cache: dict[tuple[str, str], int | None] = {}
-
     def order(kind: str, other: str) -> int | None:
-        key = (kind, other)
-        if key not in cache:
-            cache[key] = versions.compare(kind, installed, other)
-        return cache[key]
+        return versions.compare(kind, installed, other)
     return order
 
 
@@ -188,6 +211,18 @@ def affects(affected: Affected, installed: str, order: Order | None = None,
     for entry in affected.ranges:
         kind = versions.kind_of(affected.ecosystem, entry.type)
         if kind is None:
+            continue
+        events = entry.events
+        if len(events) == 2 and events[0] == ("introduced", "0") and events[1][0] == "fixed":
+            # the common shape, "affected from the start until fixed in X", in one comparison
+            below = order(kind, events[1][1])
+            if below is None:
+                if stats is not None:
+                    stats.unreadable_ranges += 1
+                continue
+            if below == -1:
+                hit = True
+                fixes.append((kind, events[1][1]))
             continue
         inside = _in_range(kind, entry, order)
         if inside is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cvss import CVSS2, CVSS3, CVSS4, CVSSError
@@ -53,17 +54,25 @@ def normalise(word: object) -> str | None:
     return _WORDS.get(word.strip().lower())
 
 
+@lru_cache(maxsize=8192)  # advisories share vectors; scoring one takes the library ~100 µs
+def base_score(kind: str, vector: str) -> float | None:
+    """The CVSS base score of ``vector`` (``kind`` "CVSS_V4", "CVSS_V3" or "CVSS_V2"); None if malformed."""
+    try:
+        return float(_SCORERS[kind](vector).base_score)
+    except (CVSSError, ValueError, TypeError, KeyError, IndexError, ArithmeticError):
+        return None
+
+
 def from_vectors(entries: Iterable[Any]) -> Scored | None:
     """The severity of the best-scored CVSS vector in an OSV ``severity`` list (v4, then v3, then
     v2); an entry of another type whose score is a word (Ubuntu's) counts when no vector does."""
     vectors = {e.get("type"): e.get("score") for e in entries if isinstance(e, Mapping)}
-    for kind, scorer in _SCORERS.items():
+    for kind in _SCORERS:
         vector = vectors.get(kind)
         if not isinstance(vector, str):
             continue
-        try:
-            score = float(scorer(vector.strip()).base_score)
-        except (CVSSError, ValueError, TypeError, KeyError, IndexError):
+        score = base_score(kind, vector.strip())
+        if score is None:
             continue  # a malformed vector: try the next kind, then the database's word
         return Scored(band(score), score, vector.strip())
     for value in vectors.values():

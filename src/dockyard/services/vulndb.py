@@ -16,6 +16,9 @@ revision. An ecosystem that fails to download is reported; the others are still 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import tempfile
 import time
@@ -104,12 +107,22 @@ def to_row(advisory: osv.Advisory) -> rows.AdvisoryRow:
                             advisory.severity, advisory.score, advisory.vector, tuple(affected))
 
 
-def to_candidate(row: rows.CandidateRow) -> matching.Candidate:
-    entry = row.affected
-    ranges = tuple(osv.Range(r["type"], tuple((k, v) for event in r["events"] for k, v in event.items()))
-                   for r in entry.ranges)
-    advisory = osv.Advisory(row.advisory_id, None, False, row.aliases, row.summary, row.severity, row.score)
-    return advisory, osv.Affected(entry.ecosystem, entry.package, ranges, entry.versions, entry.severity)
+def to_entries(found: dict[rows.Key, list[rows.EntryRow]]) -> dict[rows.Key, list[tuple[str, osv.Affected]]]:
+    """Stored entries for matching; their JSON decoded in bulk, each distinct ranges text once."""
+    unique = list({row.ranges_json: None for group in found.values() for row in group})
+    ranges = {text: tuple(osv.Range(r["type"], tuple((k, v) for event in r["events"] for k, v in event.items()))
+                          for r in decoded)
+              for text, decoded in zip(unique, json.loads("[" + ",".join(unique) + "]"), strict=True)}
+    return {key: [(row.advisory_id, osv.Affected(
+        row.ecosystem, row.package, ranges[row.ranges_json],
+        () if row.versions_json == "[]" else tuple(json.loads(row.versions_json)), row.severity)) for row in group]
+        for key, group in found.items()}
+
+
+def to_advisories(found: dict[str, rows.HeaderRow]) -> dict[str, osv.Advisory]:
+    aliases = json.loads("[" + ",".join(row.aliases_json for row in found.values()) + "]")
+    return {row.id: osv.Advisory(row.id, None, False, tuple(names), row.summary, row.severity, row.score)
+            for row, names in zip(found.values(), aliases, strict=True)}
 
 
 class VulnDbService:
@@ -159,35 +172,37 @@ class VulnDbService:
 
     async def _import_items(self, items: Iterator[osv.Item], report: ImportReport, progress: Progress | None,
                             source: str | None = None) -> None:
-        while True:
-            chunk = await anyio.to_thread.run_sync(_take, items, BATCH)
-            if not chunk:
-                return
-            batch = []
-            for item in chunk:
-                if item.advisory is None:
-                    report.bad += 1
-                    report.note(item.error or f"{item.source}: not an advisory")
-                    continue
-                report.read += 1
-                row, problems = rows.fit(to_row(item.advisory))
-                if row is None:
-                    report.bad += 1
-                elif problems:
-                    report.clipped += 1
-                for problem in problems:
-                    report.note(f"{source or item.source}: {problem}")
-                if row is not None:
-                    batch.append(row)
-            async with self.db.write() as conn:
-                counts = await rows.upsert(conn, batch)
-            report.added += counts.added
-            report.updated += counts.updated
-            report.unchanged += counts.unchanged
-            if progress is not None:
-                progress(len(chunk))
+        """Upsert the items batch by batch; the next batch is read and parsed (in a thread) while
+        the current one is written."""
+        following = asyncio.ensure_future(anyio.to_thread.run_sync(_prepare, items, source))
+        try:
+            while True:
+                batch = await following
+                if not batch.items:
+                    return
+                following = asyncio.ensure_future(anyio.to_thread.run_sync(_prepare, items, source))
+                report.read += batch.read
+                report.bad += batch.bad
+                report.clipped += batch.clipped
+                for message in batch.messages:
+                    report.note(message)
+                async with self.db.write() as conn:
+                    counts = await rows.upsert(conn, batch.rows)
+                report.added += counts.added
+                report.updated += counts.updated
+                report.unchanged += counts.unchanged
+                if progress is not None:
+                    progress(batch.items)
+        finally:
+            if not following.done():
+                following.cancel()
+                with contextlib.suppress(BaseException):
+                    await following  # the thread finishes its batch; nothing else reads the iterator
 
     async def _record(self, report: ImportReport) -> None:
+        if report.added or report.updated:
+            async with self.db.write() as conn:
+                await rows.analyze(conn)
         async with self.db.write() as conn:
             report.revision = await rows.add_revision(conn, report.source, rows.UpsertCounts(
                 report.added, report.updated, report.unchanged))
@@ -209,24 +224,59 @@ class VulnDbService:
 
     async def match(self, inventory: Inventory,
                     stats: matching.MatchStats | None = None) -> tuple[int | None, list[Vulnerability]]:
-        """The revision used and the inventory's vulnerabilities, most severe first, then by id."""
+        """The revision used and the inventory's vulnerabilities, most severe first, then by id.
+
+        Two reads in one transaction: the entries stored under the packages' keys, then (after the
+        versions are compared, in a worker thread) the advisories of those that match.
+        """
         lookups = matching.lookups(inventory.packages, inventory.distro)
         keys = {key for item in lookups for key in item.keys}
         async with self.db.read() as conn:
             revision = await rows.current_revision(conn)
-            found = await rows.candidates(conn, keys) if keys else {}
-        by_key = {key: [to_candidate(c) for c in cands] for key, cands in found.items()}
-        vulnerabilities = await anyio.to_thread.run_sync(matching.match, lookups, by_key, stats)
-        return revision, vulnerabilities
+            if not keys:
+                return revision, []
+            found = await rows.entries(conn, keys)
+            hits = await anyio.to_thread.run_sync(_hits, lookups, found, stats)
+            advisories = to_advisories(await rows.headers(conn, {hit.advisory_id for hit in hits}))
+        return revision, matching.vulnerabilities(hits, advisories)
 
 
-def _take(items: Iterator[osv.Item], count: int) -> list[osv.Item]:
-    chunk = []
+def _hits(lookups: list[matching.Lookup], found: dict[rows.Key, list[rows.EntryRow]],
+          stats: matching.MatchStats | None) -> list[matching.Hit]:
+    return matching.find_hits(lookups, to_entries(found), stats)
+
+
+@dataclass(slots=True)
+class _Batch:
+    items: int = 0  # files or members taken from the reader
+    read: int = 0
+    bad: int = 0
+    clipped: int = 0
+    rows: list[rows.AdvisoryRow] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+def _prepare(items: Iterator[osv.Item], source: str | None) -> _Batch:
+    """The next ``BATCH`` items as rows the columns can hold, and what was wrong with the others."""
+    batch = _Batch()
     for item in items:
-        chunk.append(item)
-        if len(chunk) >= count:
+        batch.items += 1
+        if item.advisory is None:
+            batch.bad += 1
+            batch.messages.append(item.error or f"{item.source}: not an advisory")
+        else:
+            batch.read += 1
+            row, problems = rows.fit(to_row(item.advisory))
+            if row is None:
+                batch.bad += 1
+            elif problems:
+                batch.clipped += 1
+            batch.messages.extend(f"{source or item.source}: {problem}" for problem in problems)
+            if row is not None:
+                batch.rows.append(row)
+        if batch.items >= BATCH:
             break
-    return chunk
+    return batch
 
 
 async def _download(client: Any, url: str, target: Path) -> None:
