@@ -202,9 +202,8 @@ async def test_sync_downloads_each_ecosystem_and_reports_the_missing(db: Databas
     vulndb = service(db, url=url + "/", ecosystems="Debian, Rocky Linux,Alpine")
     report = await vulndb.sync()
     assert (report.read, report.added, report.bad) == (27, 27, 1)
-    assert report.errors == [f"{url}/Alpine/all.zip: download failed: Client error '404 File not found' "
-                             f"for url '{url}/Alpine/all.zip'\nFor more information check: "
-                             "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/404"]
+    [error] = report.errors
+    assert error.startswith(f"{url}/Alpine/all.zip: download failed: Client error '404")
     assert report.source == url
     _, vulns = await vulndb.match(INVENTORY)
     assert found(vulns) == EXPECTED_ROWS
