@@ -3,6 +3,7 @@ input, re-import, updates), sync from a local HTTP server, status, and matching 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import shutil
@@ -167,20 +168,26 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def osv_mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A local HTTP server serving a directory laid out as osv.dev's bucket ({ecosystem}/all.zip)."""
-    root = tmp_path / "mirror"
-    root.mkdir()
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[str]:
+    """A local HTTP server serving ``root``, laid out as osv.dev's bucket ({ecosystem}/all.zip); its URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def osv_mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "mirror"
+    root.mkdir()
+    with serving(root) as url:
+        yield url, root
 
 
 async def test_sync_downloads_each_ecosystem_and_reports_the_missing(db: Database,
@@ -195,9 +202,8 @@ async def test_sync_downloads_each_ecosystem_and_reports_the_missing(db: Databas
     vulndb = service(db, url=url + "/", ecosystems="Debian, Rocky Linux,Alpine")
     report = await vulndb.sync()
     assert (report.read, report.added, report.bad) == (27, 27, 1)
-    assert report.errors == [f"{url}/Alpine/all.zip: download failed: Client error '404 File not found' "
-                             f"for url '{url}/Alpine/all.zip'\nFor more information check: "
-                             "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/404"]
+    [error] = report.errors
+    assert error.startswith(f"{url}/Alpine/all.zip: download failed: Client error '404")
     assert report.source == url
     _, vulns = await vulndb.match(INVENTORY)
     assert found(vulns) == EXPECTED_ROWS
