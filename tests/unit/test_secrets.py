@@ -231,9 +231,11 @@ def test_near_misses_and_placeholders_are_not_reported(path: str, content: str) 
 
 def test_netrc_password_in_either_layout() -> None:
     content = (f"machine git.internal login ci password {PASSWORD}\n\n"
-               f"machine other\n  login bob\n  password {PASSWORD}x\n")
+               f"machine other\n  login bob\n  password {PASSWORD}x\n"
+               f"machine third\nlogin carol\npassword {PASSWORD}y\n")  # at a line's start: that line
     assert found("root/.netrc", content) == [("netrc-password", 1, mask(PASSWORD)),
-                                             ("netrc-password", 5, mask(PASSWORD + "x"))]
+                                             ("netrc-password", 5, mask(PASSWORD + "x")),
+                                             ("netrc-password", 8, mask(PASSWORD + "y"))]
     assert found("root/_netrc", "machine a login b password changeme\n") == []
     assert found("root/netrc.txt", content) == []  # only the well-known file names
 

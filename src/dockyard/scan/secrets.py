@@ -188,7 +188,7 @@ TEXT_RULES: tuple[Rule, ...] = (
 
 # ---- well-known credential files -------------------------------------------------------------
 
-_NETRC = _regex(r"(?:^|\s)password[ \t\r\n]++(\S++)")
+_NETRC = _regex(r"(?<!\S)password[ \t\r\n]++(\S++)")  # starts at the word: its line is the line reported
 _GIT_CREDENTIALS = _regex(r"^[ \t]*+[A-Za-z][A-Za-z0-9+.-]*+://[^:/@\s]*+:([^@\s]++)@\S", re.M)
 _DOCKER_FIELDS = ("auth", "identitytoken", "registrytoken", "password")
 
