@@ -5,20 +5,24 @@ referrer follow; on SQLite, PostgreSQL and PostgreSQL + S3."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from dockyard.oci.manifests import Descriptor
+from dockyard.scan.analysis import analyse
+from dockyard.scan.layers import Layer
 from dockyard.scan.sbom import SBOM_ARTIFACT_TYPE
-from dockyard.services.blob_streams import Stopped, blob_opener
+from dockyard.services.scan_process import analyse_in_child
 from tests.integration.backends import every_backend  # noqa: F401 - the fixture this module runs on
 from tests.integration.conftest import Registry
 from tests.integration.scanning_support import (
     AWS_KEY_ID,
     AWS_SECRET,
+    CREDENTIALS,
     DIST_INFO,
     NAME,
     PACKAGES,
@@ -30,7 +34,16 @@ from tests.integration.scanning_support import (
     scan_row,
     tar_layer,
 )
-from tests.support.content import OCI_INDEX, make_artifact, make_index, push_blob, push_image, push_manifest, sha256
+from tests.support.content import (
+    OCI_INDEX,
+    OCI_LAYER,
+    make_artifact,
+    make_index,
+    push_blob,
+    push_image,
+    push_manifest,
+    sha256,
+)
 
 
 @pytest.fixture
@@ -166,24 +179,28 @@ async def test_an_image_pushed_into_another_repository_gets_its_sbom_there(regis
     assert DIST_INFO in {p.path for p in (await parts.scanning.report("team/copy", "v1")).packages}
 
 
-async def test_a_layer_stream_reads_in_a_thread_and_stops_when_told(registry: Registry) -> None:
-    """The walker's blob reader on this backend: the bytes as stored, read in a worker thread
-    (over the event loop on an object store), and a read after ``stop`` raises."""
-    layer = tar_layer({f"file-{i}": bytes([i]) * 300_000 for i in range(8)}, compress=False)
-    await push_blob(registry.client, NAME, layer)
-    stop = threading.Event()
-    opener = blob_opener(registry.parts.store, sha256(layer), asyncio.get_running_loop(), stop)
+async def test_layers_are_analysed_by_a_child_process_reading_them_from_this_backend(registry: Registry) -> None:
+    """The child gets the bytes as stored (its own open of a file on the filesystem, frames over
+    its stdin from an object store, a layer it stops reading early skipped to the next) and answers
+    what an analysis in this process answers; a cancelled analysis kills the child."""
+    status = b"Package: tiny\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0-1\n\n"
+    first = tar_layer({f"file-{i}": bytes([i]) * 300_000 for i in range(8)}, compress=False) + b"\0" * 70_000
+    second = tar_layer({"var/lib/dpkg/status": status, "root/.aws/credentials": CREDENTIALS})
+    descriptors = []
+    for layer in (first, second):
+        await push_blob(registry.client, NAME, layer)
+        descriptors.append(Descriptor(media_type=OCI_LAYER, digest=sha256(layer), size=len(layer)))
+    config = registry.parts.config.scan
+    in_child = await analyse_in_child(registry.parts.store, descriptors, config)
+    here = analyse([Layer(d.digest, d.media_type, lambda data=data: io.BytesIO(data))
+                    for d, data in zip(descriptors, (first, second), strict=True)],
+                   max_file_bytes=config.secret_max_file_bytes, clamd=None)
+    assert in_child == here
+    assert [p.name for p in in_child.inventory.packages] == ["tiny"]
+    assert {s.rule for s in in_child.findings.secrets} == {"aws-access-key-id", "aws-secret-access-key"}
 
-    def read_all() -> bytes:
-        with opener() as stream:
-            return stream.read()
-
-    def read_then_stop() -> None:
-        with opener() as stream:
-            assert stream.read(1000) == layer[:1000]
-            stop.set()
-            stream.read()
-
-    assert await asyncio.to_thread(read_all) == layer
-    with pytest.raises(Stopped):
-        await asyncio.to_thread(read_then_stop)
+    scan = asyncio.create_task(analyse_in_child(registry.parts.store, descriptors * 200, config))
+    await asyncio.sleep(0)
+    scan.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await scan

@@ -182,3 +182,10 @@ class Analysis:
 
     inventory: Inventory
     findings: Findings = field(default_factory=Findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"inventory": self.inventory.to_json(), "findings": self.findings.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Analysis:
+        return cls(Inventory.from_json(data["inventory"]), Findings.from_json(data["findings"]))

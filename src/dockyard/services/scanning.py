@@ -6,10 +6,10 @@ process one task per digest runs it, and whoever else wants that result (the wor
 policy, the API) awaits the same task. A scan another node runs is waited for by reading its row.
 
 What a scan costs this process: the config blob is read whole (it is small, capped); the layers
-are walked once, streamed, in one worker thread (``asyncio.to_thread``), by the package, secret
-and (with ``scan.clamd.socket``) malware visitors at once, so at most the largest file a visitor
-asks for is in memory. The walk's Python code (tar headers, the secret rules' regular
-expressions) holds the GIL while it runs; decompression (zlib, zstd) and the reads release it.
+are walked once, streamed, by the package, secret and (with ``scan.clamd.socket``) malware
+visitors at once, in a child process at a lower CPU priority (``services/scan_process.py``,
+``scan/analysis.py``): the walk's Python code (tar headers, the secret rules' regular expressions)
+never holds this process's GIL, and at most the largest file a visitor asks for is in memory.
 
 A result matched against an older vulnerability database revision is re-matched from the stored
 inventory (``rematch``), never by reading the layers again. When a scan is done its inventory is
@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -33,14 +32,11 @@ from dockyard.config import ScanConfig
 from dockyard.errors import BlobUnknown, RegistryError, Unavailable
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.manifests import Descriptor, Manifest, parse_manifest
-from dockyard.scan import layers
-from dockyard.scan.clamd import Clamd, ClamdVisitor
-from dockyard.scan.inventory import PackageVisitor
 from dockyard.scan.report import SCANNER_VERSION, Analysis, Findings, Inventory
-from dockyard.scan.secrets import SecretVisitor, config_secrets
-from dockyard.services.blob_streams import blob_opener
+from dockyard.scan.secrets import config_secrets
 from dockyard.services.manifests import ManifestService
 from dockyard.services.sbom_referrers import SbomReferrers
+from dockyard.services.scan_process import analyse_in_child
 from dockyard.services.scan_report import NOT_AN_IMAGE, ScanReport
 from dockyard.services.uploads import UploadService
 from dockyard.services.vulndb import VulnDbService
@@ -285,17 +281,8 @@ class ScanService:
         assert manifest.config is not None
         config = await self._config(manifest.config)
         config_findings = config_secrets(config, manifest.config.digest)
-        loop = asyncio.get_running_loop()
-        stop = threading.Event()
-        tar_layers = [layers.Layer(d.digest, d.media_type, blob_opener(self.store, d.digest, loop, stop))
-                      for d in manifest.layers if _is_tar_layer(d)]
-        clamd = Clamd(self.config.clamd.socket, self.config.clamd.timeout.total_seconds()) \
-            if self.config.clamd.socket else None
-        try:
-            analysis = await asyncio.to_thread(_walk, tar_layers, self.config.secret_max_file_bytes, clamd)
-        except asyncio.CancelledError:
-            stop.set()  # the thread's next read ends its walk
-            raise
+        tar_layers = [d for d in manifest.layers if _is_tar_layer(d)]
+        analysis = await analyse_in_child(self.store, tar_layers, self.config)
         findings = analysis.findings
         secrets = (*config_findings, *findings.secrets)
         return Analysis(analysis.inventory, Findings(secrets, findings.malware, findings.files_scanned,
@@ -376,22 +363,3 @@ class ScanService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _walk(tar_layers: list[layers.Layer], max_file_bytes: int, clamd: Clamd | None) -> Analysis:
-    """In a worker thread: every layer read once, by every visitor at the same time."""
-    packages = PackageVisitor()
-    secrets = SecretVisitor(max_file_bytes)
-    visitors: list[layers.Visitor] = [packages, secrets]
-    malware = None
-    engine = None
-    if clamd is not None:
-        engine = clamd.version()
-        malware = ClamdVisitor(clamd)  # files up to clamd's own default StreamMaxLength
-        visitors.append(malware)
-    history = layers.walk(tar_layers, visitors)
-    found_malware = tuple(malware.findings(history)) if malware is not None else ()
-    return Analysis(packages.inventory(history),
-                    Findings(tuple(secrets.findings(history)), found_malware, secrets.files_scanned,
-                             secrets.skipped_large, secrets.skipped_binary, engine))
-
