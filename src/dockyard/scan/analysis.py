@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 import sys
 from collections.abc import Callable, Sequence
@@ -125,7 +124,8 @@ def run(request: dict[str, Any], stdin: BinaryIO) -> dict[str, Any]:
 
 
 def main() -> None:
-    os.nice(NICENESS)
+    """The child's entry point: ``services/scan_process.py`` starts it with its priority lowered
+    (``python -m dockyard.scan.analysis`` runs it without)."""
     stdin = sys.stdin.buffer
     request = json.loads(stdin.readline())
     sys.stdout.write(json.dumps(run(request, stdin)))

@@ -19,11 +19,14 @@ from typing import Any
 from dockyard.config import ScanConfig
 from dockyard.errors import BlobUnknown
 from dockyard.oci.manifests import Descriptor
-from dockyard.scan.analysis import END_OF_LAYER, frames
+from dockyard.scan.analysis import END_OF_LAYER, NICENESS, frames
 from dockyard.scan.clamd import ClamdUnavailable
 from dockyard.scan.layers import LayerUnreadable
 from dockyard.scan.report import Analysis
 from dockyard.storage.blobstore import BlobLocation, BlobStore
+
+# Lower its priority before the imports, which cost more CPU than a small image's walk.
+CHILD = f"import os; os.nice({NICENESS}); from dockyard.scan.analysis import main; main()"
 
 
 class ScannerFailed(RuntimeError):
@@ -44,7 +47,7 @@ async def analyse_in_child(store: BlobStore, layers: Sequence[Descriptor], confi
                "layers": [{"digest": d.digest, "media_type": d.media_type, "path": loc.local_path}
                           for d, loc in located]}
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dockyard.scan.analysis", stdin=asyncio.subprocess.PIPE,
+        sys.executable, "-c", CHILD, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert child.stdin is not None
     assert child.stdout is not None
