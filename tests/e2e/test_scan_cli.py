@@ -20,7 +20,7 @@ from tests.support.server import ADMIN_AUTH, AUTH_ENV, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
-SCAN_ENV = {"DOCKYARD_SCAN__INTERVAL": "0.2", "DOCKYARD_SCAN__WORKERS": "1"}
+SCAN_ENV = {"DOCKYARD_SCAN__ENABLED": "true", "DOCKYARD_SCAN__INTERVAL": "0.2", "DOCKYARD_SCAN__WORKERS": "1"}
 SBOM = "application/vnd.cyclonedx+json"
 
 

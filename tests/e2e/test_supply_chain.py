@@ -55,7 +55,8 @@ def clamd() -> Iterator[ClamdServer]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, clamd: ClamdServer) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("supply-chain") / "data"
-    env = {"DOCKYARD_SCAN__CLAMD__SOCKET": clamd.unix_socket, "DOCKYARD_SCAN__INTERVAL": "1s"}
+    env = {"DOCKYARD_SCAN__ENABLED": "true", "DOCKYARD_SCAN__CLAMD__SOCKET": clamd.unix_socket,
+           "DOCKYARD_SCAN__INTERVAL": "1s"}
     advisories = write_advisories(data_dir.parent / "osv")
     imported = dockyard_cli(data_dir, "vulndb", "import", str(advisories))
     assert imported.returncode == 0, imported.stderr

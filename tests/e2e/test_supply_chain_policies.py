@@ -41,7 +41,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     advisories = write_advisories(data_dir.parent / "osv")
     imported = dockyard_cli(data_dir, "vulndb", "import", str(advisories))
     assert imported.returncode == 0, imported.stderr
-    with ServerProcess(data_dir=data_dir, env={"DOCKYARD_SCAN__INTERVAL": "1s"}) as process:
+    scanning = {"DOCKYARD_SCAN__ENABLED": "true", "DOCKYARD_SCAN__INTERVAL": "1s"}
+    with ServerProcess(data_dir=data_dir, env=scanning) as process:
         with httpx.Client(base_url=process.url, auth=ADMIN_AUTH) as http:
             for project in ("gate", "signed"):
                 assert http.post("/api/v1/projects", json={"name": project}).status_code == 201
