@@ -10,7 +10,6 @@ scheduled run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -96,8 +95,9 @@ class Scheduler:
                 await jobs.prune_runs(conn, utcnow() - KEEP_RUNS)
         finally:
             renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            # Not ``suppress(CancelledError)`` around ``await renewing``: a cancel of this task that
+            # lands there would be swallowed, and a stopping worker would wait for it forever.
+            await asyncio.wait([renewing])
             self._observe(FinishedRun(job.name, outcome, time.monotonic() - started, tally.examined,
                                       tally.removed, tally.bytes_freed, time.time()))
         return True

@@ -19,7 +19,6 @@ attached as a CycloneDX referrer in every repository holding the image (``scan.s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -239,8 +238,9 @@ class ScanService:
             return
         finally:
             renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            # Not ``suppress(CancelledError)`` around ``await renewing``: a cancel of this task that
+            # lands there would be swallowed, and a stopping worker would wait for it forever.
+            await asyncio.wait([renewing])
             self._observe(outcome, time.monotonic() - started)
         if stored and self.config.sbom:
             await self.attach_sboms(digest, analysis.inventory)
